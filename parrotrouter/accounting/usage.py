@@ -1,0 +1,105 @@
+"""The per-request usage record, filled as the request walks through and written in `finally`."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from decimal import Decimal
+from typing import Any, Protocol
+
+from ..pricing import ModelPricing, TokenUsage
+
+STATUS_CLIENT_CLOSED = 499
+
+
+@dataclasses.dataclass(slots=True)
+class Attempt:
+    provider: str
+    deployment: str
+    status: int
+    error_code: str | None = None
+    latency_ms: float = 0.0
+
+
+@dataclasses.dataclass(slots=True)
+class UsageRecord:
+    id: str
+    endpoint: str
+    requested_model: str
+    key_id: str | None = None
+    account_id: str | None = None
+    served_model: str | None = None
+    provider: str | None = None
+    deployment: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    usage_reported: bool = False
+    cost: Decimal = Decimal(0)
+    status: int = 200
+    error_code: str | None = None
+    streamed: bool = False
+    finish_reason: str | None = None
+    user: str | None = None
+    created_at: float = dataclasses.field(default_factory=time.time)
+    started: float = dataclasses.field(default_factory=time.perf_counter)
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    attempts: list[Attempt] = dataclasses.field(default_factory=list)
+
+    def observe_usage(self, usage: dict[str, Any] | None) -> None:
+        """Take the usage an upstream reported (OpenAI shape)."""
+        if not usage:
+            return
+        self.usage_reported = True
+        self.prompt_tokens = usage.get("prompt_tokens") or 0
+        self.completion_tokens = usage.get("completion_tokens") or 0
+        details = usage.get("prompt_tokens_details") or {}
+        self.cached_tokens = details.get("cached_tokens") or 0
+        cdetails = usage.get("completion_tokens_details") or {}
+        self.reasoning_tokens = cdetails.get("reasoning_tokens") or 0
+
+    def first_token(self) -> None:
+        if self.ttft_ms is None:
+            self.ttft_ms = (time.perf_counter() - self.started) * 1000
+
+    def token_usage(self) -> TokenUsage:
+        return TokenUsage(prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
+                          cached_tokens=self.cached_tokens, reasoning_tokens=self.reasoning_tokens)
+
+    def settle(self, pricing: ModelPricing | None) -> None:
+        """Close the record: latency and cost."""
+        self.latency_ms = (time.perf_counter() - self.started) * 1000
+        if pricing is not None and (self.prompt_tokens or self.completion_tokens):
+            self.cost = pricing.cost(self.token_usage())
+
+    def usage_payload(self) -> dict[str, Any]:
+        """OpenAI `usage` object for this request."""
+        payload: dict[str, Any] = {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
+        if self.cached_tokens:
+            payload["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        if self.reasoning_tokens:
+            payload["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
+        return payload
+
+
+class UsageSink(Protocol):
+    """Where finished records go. `record` never blocks and never raises into the request."""
+
+    def record(self, record: UsageRecord) -> None: ...
+
+
+class DiscardingSink:
+    """For tools and tests that do not keep a ledger."""
+
+    def __init__(self) -> None:
+        self.records: list[UsageRecord] = []
+
+    def record(self, record: UsageRecord) -> None:
+        self.records.append(record)
+        del self.records[:-1000]

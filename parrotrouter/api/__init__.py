@@ -1,0 +1,1 @@
+"""HTTP in and out: one package per public endpoint, plus the shared error and SSE plumbing."""

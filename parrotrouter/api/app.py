@@ -1,0 +1,44 @@
+"""Build the aiohttp application around one `AppState`."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from ..state import AppState
+from .chat_completions import routes as chat_routes
+from .completions import routes as completion_routes
+from .errors import error_middleware
+from .health import routes as health_routes
+from .models import routes as model_routes
+from .request import STATE_KEY
+
+log = logging.getLogger("parrotrouter")
+
+
+async def _start(app: web.Application) -> None:
+    state = app[STATE_KEY]
+    for provider in state.providers.values():
+        await provider.start()
+    state.started = True
+
+
+async def _stop(app: web.Application) -> None:
+    state = app[STATE_KEY]
+    state.started = False
+    for provider in state.providers.values():
+        try:
+            await provider.aclose()
+        except Exception:
+            log.exception("closing provider %s failed", provider.name)
+
+
+def create_app(state: AppState) -> web.Application:
+    app = web.Application(client_max_size=state.settings.max_body_bytes, middlewares=[error_middleware])
+    app[STATE_KEY] = state
+    for module in (chat_routes, completion_routes, model_routes, health_routes):
+        module.add_routes(app)
+    app.on_startup.append(_start)
+    app.on_cleanup.append(_stop)
+    return app

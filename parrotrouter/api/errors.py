@@ -1,0 +1,66 @@
+"""Our exceptions become the one error envelope here, and only here."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from ..errors import (
+    InternalServerError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    ParrotError,
+    RequestTooLarge,
+    UpstreamFailure,
+)
+
+log = logging.getLogger("parrotrouter.api")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(err: ParrotError, headers: dict[str, str] | None = None) -> web.Response:
+    if isinstance(err, UpstreamFailure):
+        err = err.to_client_error()
+    all_headers = err.response_headers()
+    if headers:
+        all_headers.update(headers)
+    return web.Response(body=orjson.dumps(err.envelope()), status=err.status,
+                        content_type="application/json", headers=all_headers)
+
+
+def _from_http_exception(exc: web.HTTPException) -> ParrotError:
+    if exc.status == 404:
+        return NotFound("Unknown route. See /v1/models, /v1/chat/completions and /v1/completions.")
+    if exc.status == 405:
+        allowed = getattr(exc, "allowed_methods", None) or ()
+        return MethodNotAllowed(
+            "Method not allowed for this route." + (f" Allowed: {', '.join(sorted(allowed))}." if allowed else ""),
+            headers={"Allow": ", ".join(sorted(allowed))} if allowed else None,
+        )
+    if exc.status == 413:
+        return RequestTooLarge("The request body is too large.")
+    if 400 <= exc.status < 500:
+        return InvalidRequest(exc.reason or "Bad request.")
+    return InternalServerError("Internal server error.")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ParrotError as err:
+        return error_response(err, request.get("extra_headers"))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(_from_http_exception(exc), request.get("extra_headers"))
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(InternalServerError("Internal server error."), request.get("extra_headers"))

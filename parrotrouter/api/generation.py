@@ -1,0 +1,165 @@
+"""Run one generation request (chat or text completion) and answer it as JSON or SSE.
+
+Shared by the chat and completions endpoints: route, call the provider, normalise what comes
+back, account for it in `finally` (also when the client goes away or the upstream fails).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ..accounting.usage import STATUS_CLIENT_CLOSED, UsageRecord
+from ..auth.principal import Principal
+from ..errors import ParrotError, UpstreamFailure
+from ..protocol.normalize import normalize_chunk, normalize_completion
+from ..providers.base import ChatCall, CompletionCall, Provider, malformed
+from ..routing.router import Candidate
+from ..state import AppState
+
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+_DONE = b"data: [DONE]\n\n"
+
+Call = ChatCall | CompletionCall
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Endpoint:
+    """What differs between the chat and text completion endpoints."""
+
+    name: str
+    id_prefix: str
+    object_type: str
+    chunk_type: str
+    make_call: Callable[[Any, dict[str, Any], Candidate], Call]
+    run: Callable[[Provider, Any], Any]
+    run_stream: Callable[[Provider, Any], AsyncIterator[dict[str, Any]]]
+
+
+def new_id(prefix: str) -> str:
+    return prefix + os.urandom(15).hex()
+
+
+def _sse(obj: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+async def serve(state: AppState, http: web.Request, endpoint: Endpoint, principal: Principal,
+                request: Any, raw: dict[str, Any]) -> web.StreamResponse:
+    record = UsageRecord(
+        id=new_id(endpoint.id_prefix), endpoint=endpoint.name, requested_model=request.model,
+        key_id=principal.key_id, account_id=principal.account_id, streamed=bool(request.stream),
+        user=getattr(request, "user", None),
+    )
+    pricing = None
+    try:
+        candidate = state.router.candidates(request.model)[0]
+        pricing = candidate.model.pricing
+        record.served_model = candidate.model.id
+        record.provider = candidate.deployment.provider
+        record.deployment = candidate.deployment.id
+        call = endpoint.make_call(request, raw, candidate)
+        if request.stream:
+            return await _stream(http, endpoint, candidate, call, record, request.include_usage)
+        result = await endpoint.run(candidate.provider, call)
+        normalize_completion(result, id=record.id, created=int(record.created_at), model=candidate.model.id,
+                             provider=candidate.deployment.provider, object_type=endpoint.object_type)
+        record.observe_usage(result.get("usage"))
+        choices = result["choices"]
+        record.finish_reason = choices[0]["finish_reason"] if choices else None
+        if "usage" not in result:
+            result["usage"] = record.usage_payload()
+        return web.Response(body=orjson.dumps(result), content_type="application/json")
+    except ParrotError as err:
+        client_err = err.to_client_error() if isinstance(err, UpstreamFailure) else err
+        record.status, record.error_code = client_err.status, client_err.code
+        raise client_err from None
+    except asyncio.CancelledError:
+        record.status, record.error_code = STATUS_CLIENT_CLOSED, "client_closed"
+        raise
+    finally:
+        record.settle(pricing)
+        state.usage.record(record)
+
+
+async def _stream(http: web.Request, endpoint: Endpoint, candidate: Candidate, call: Call,
+                  record: UsageRecord, include_usage: bool) -> web.StreamResponse:
+    """Relay the upstream stream. Nothing is sent until the first chunk arrived, so an upstream
+    that fails before answering gets a plain HTTP error; after that, failures end the stream
+    with an error frame, never with a clean [DONE]."""
+    meta = {"id": record.id, "created": int(record.created_at), "model": candidate.model.id,
+            "provider": candidate.deployment.provider, "object_type": endpoint.chunk_type}
+    chunks = endpoint.run_stream(candidate.provider, call).__aiter__()
+    try:
+        chunk = await chunks.__anext__()
+    except StopAsyncIteration:
+        raise malformed("stream: it ended without any chunk") from None
+    response = web.StreamResponse(status=200, headers=SSE_HEADERS)
+    await response.prepare(http)
+    record.first_token()
+    roles_sent: set[int] = set()
+    is_chat = endpoint.chunk_type == "chat.completion.chunk"
+    try:
+        try:
+            while True:
+                usage = chunk.pop("usage", None)
+                if usage:
+                    record.observe_usage(usage)
+                if chunk.get("choices"):
+                    normalize_chunk(chunk, **meta)
+                    for choice in chunk["choices"]:
+                        if is_chat and choice["index"] not in roles_sent:
+                            roles_sent.add(choice["index"])
+                            choice["delta"].setdefault("role", "assistant")
+                        if choice["finish_reason"] is not None and choice["index"] == 0:
+                            record.finish_reason = choice["finish_reason"]
+                    await response.write(_sse(chunk))
+                try:
+                    chunk = await chunks.__anext__()
+                except StopAsyncIteration:
+                    break
+        except ParrotError as err:
+            await _error_frame(response, err, record, meta, is_chat)
+            return response
+        if include_usage:
+            await response.write(_sse({"id": record.id, "object": endpoint.chunk_type,
+                                       "created": meta["created"], "model": meta["model"],
+                                       "provider": meta["provider"], "choices": [],
+                                       "usage": record.usage_payload()}))
+        await response.write(_DONE)
+    except ConnectionResetError:
+        record.status, record.error_code = STATUS_CLIENT_CLOSED, "client_closed"
+    finally:
+        await _close_quietly(chunks)
+    return response
+
+
+async def _error_frame(response: web.StreamResponse, err: ParrotError, record: UsageRecord,
+                       meta: dict[str, Any], is_chat: bool) -> None:
+    client_err = err.to_client_error() if isinstance(err, UpstreamFailure) else err
+    record.status, record.error_code = client_err.status, client_err.code
+    choice: dict[str, Any] = {"index": 0, "finish_reason": "error"}
+    choice["delta" if is_chat else "text"] = {} if is_chat else ""
+    frame = {"id": meta["id"], "object": meta["object_type"], "created": meta["created"],
+             "model": meta["model"], "provider": meta["provider"], "choices": [choice],
+             **client_err.envelope()}
+    await response.write(_sse(frame))
+
+
+async def _close_quietly(chunks: AsyncIterator[dict[str, Any]]) -> None:
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:  # closing an upstream that already failed must not mask the answer
+            pass

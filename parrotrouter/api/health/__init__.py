@@ -1,0 +1,1 @@
+"""`GET /health` (liveness) and `GET /ready` (state store and providers loaded)."""

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+from ..request import app_state
+
+
+async def health(http: web.Request) -> web.Response:
+    return web.Response(body=b'{"status":"ok"}', content_type="application/json")
+
+
+async def ready(http: web.Request) -> web.Response:
+    state = app_state(http)
+    providers = {name: p.ready() for name, p in state.providers.items()}
+    checks = {"started": state.started, "providers": providers}
+    ok = state.started and (not providers or any(providers.values()))
+    return web.Response(body=orjson.dumps({"status": "ready" if ok else "not_ready", "checks": checks}),
+                        status=200 if ok else 503, content_type="application/json")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)

@@ -1,0 +1,1 @@
+"""`GET /v1/models` and `GET /v1/models/{id}`: what can be used here, with prices."""

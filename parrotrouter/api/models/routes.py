@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ...catalog import ModelSpec
+from ...errors import InvalidRequest, NotFound
+from ...settings import parse_bool
+from ...state import AppState
+from ..request import app_state, authenticate
+
+CAPABILITIES = ("chat", "completion", "function_calling", "vision", "embeddings", "json_mode")
+
+
+def model_object(state: AppState, model: ModelSpec) -> dict[str, Any]:
+    first = model.deployments[0]
+    spec = state.catalog.providers[first.provider]
+    providers = [state.providers.get(d.provider) for d in model.deployments]
+    active = any(p is not None and p.ready() for p in providers)
+    pricing = model.pricing.per_1k() if model.pricing is not None else None
+    return {
+        "id": model.id,
+        "object": "model",
+        "created": model.created,
+        "owned_by": model.owned_by,
+        "provider": {"id": spec.name, "name": spec.display_name},
+        "pricing": {k: float(v) if k != "unit" else v for k, v in pricing.items()} if pricing else None,
+        "context_length": model.context_length,
+        "max_tokens": model.max_output_tokens,
+        "capabilities": model.capabilities.as_dict(),
+        "aliases": list(model.aliases),
+        "deployments": [d.id for d in model.deployments],
+        "status": {"active": active,
+                   "message": "available" if active else "no provider of this model is ready"},
+    }
+
+
+async def list_models(http: web.Request) -> web.Response:
+    authenticate(http)
+    state = app_state(http)
+    query = http.query
+    try:
+        active_only = parse_bool(query.get("active_only", "true"))
+    except ValueError:
+        raise InvalidRequest("'active_only' must be true or false.", param="active_only") from None
+    capability = query.get("capability")
+    if capability is not None and capability not in CAPABILITIES:
+        raise InvalidRequest(f"'capability' must be one of: {', '.join(CAPABILITIES)}.", param="capability")
+    provider = query.get("provider")
+    data = []
+    for model in state.catalog.models.values():
+        if provider is not None and all(d.provider != provider for d in model.deployments):
+            continue
+        if capability is not None and not getattr(model.capabilities, capability):
+            continue
+        obj = model_object(state, model)
+        if active_only and not obj["status"]["active"]:
+            continue
+        data.append(obj)
+    return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type="application/json")
+
+
+async def get_model(http: web.Request) -> web.Response:
+    authenticate(http)
+    state = app_state(http)
+    name = http.match_info["model_id"]
+    model = state.catalog.models.get(name)
+    if model is None:
+        try:
+            model = state.catalog.resolve(name).model
+        except InvalidRequest:
+            raise NotFound(f"The model '{name}' does not exist on this gateway. "
+                           "GET /v1/models lists the models you can use.", param="model") from None
+    return web.Response(body=orjson.dumps(model_object(state, model)), content_type="application/json")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{model_id:.+}", get_model)

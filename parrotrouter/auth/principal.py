@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import dataclasses
+import hmac
+from typing import Protocol
+
+from ..errors import InvalidApiKey, MissingApiKey
+from ..home import KEY_PREFIX, hash_key
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller."""
+
+    key_id: str
+    name: str
+    is_master: bool = False
+    account_id: str | None = None
+
+
+MASTER = Principal(key_id="master", name="master key", is_master=True)
+
+
+class Authenticator(Protocol):
+    def authenticate(self, token: str | None) -> Principal: ...
+
+
+def bearer_token(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+class MasterKeyAuthenticator:
+    """Accepts only the master key (the seam the full key system fills)."""
+
+    def __init__(self, secret: bytes, master_hash: str | None) -> None:
+        self._secret = secret
+        self._master_hash = master_hash
+
+    def authenticate(self, token: str | None) -> Principal:
+        if token is None:
+            raise MissingApiKey(
+                "No API key provided. Send it as 'Authorization: Bearer pr-...'.")
+        if self._master_hash is not None and token.startswith(KEY_PREFIX):
+            if hmac.compare_digest(hash_key(self._secret, token), self._master_hash):
+                return MASTER
+        raise InvalidApiKey("The API key is not valid.")

@@ -1,0 +1,53 @@
+"""Assemble an `AppState` from settings: home directory, config, providers, router, auth."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .accounting.usage import DiscardingSink, UsageSink
+from .auth.principal import MasterKeyAuthenticator
+from .config import ResolvedConfig, load_config
+from .home import Home, hash_key
+from .providers.http import build_provider
+from .routing.router import Router
+from .settings import Settings, load_settings
+from .state import AppState
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    settings: Settings
+    config: ResolvedConfig
+    home: Home
+
+
+def prepare(cli: dict[str, object] | None = None) -> Prepared:
+    """Resolve settings (CLI > env > file) and load the config file; raises ConfigError."""
+    first = load_settings(cli)
+    config = load_config(first.config, local_models=first.local_models)
+    settings = load_settings(cli, file=config.server) if config.server else first
+    if settings.local_models != first.local_models:
+        config = load_config(settings.config, local_models=settings.local_models)
+    home = Home(settings.home)
+    home.ensure()
+    return Prepared(settings, config, home)
+
+
+def build_state(prepared: Prepared, usage: UsageSink | None = None) -> AppState:
+    settings, home = prepared.settings, prepared.home
+    catalog = prepared.config.catalog
+    secret = home.server_secret()
+    if settings.master_key is not None:
+        master_hash: str | None = hash_key(secret, settings.master_key.reveal())
+    else:
+        record = home.master_key()
+        master_hash = record.key_hash if record else None
+    providers = {name: build_provider(spec) for name, spec in catalog.providers.items()}
+    return AppState(
+        settings=settings,
+        catalog=catalog,
+        providers=providers,
+        router=Router(catalog, providers),
+        authenticator=MasterKeyAuthenticator(secret, master_hash),
+        usage=usage or DiscardingSink(),
+    )

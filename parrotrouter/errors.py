@@ -1,0 +1,216 @@
+"""One exception tree for everything a client can be told, and the one envelope it is told in.
+
+Every failure a request can meet is one of these classes. The HTTP layer turns them into
+`{"error": {message, type, code, param, status}}` in one place (`api/errors.py`); upstream
+failures become these classes in one place per boundary (`upstream/client.py` for transport,
+each provider adapter for its own error bodies, by HTTP status and error type, never by text).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, ClassVar
+
+
+class ParrotError(Exception):
+    """Base of every client-visible error."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_server_error"
+    type: ClassVar[str] = "api_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        retry_after: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.retry_after = retry_after
+        self.headers = headers or {}
+
+    def envelope(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "code": self.code,
+                "param": self.param,
+                "status": self.status,
+            }
+        }
+
+    def response_headers(self) -> dict[str, str]:
+        headers = dict(self.headers)
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(max(0, int(-(-self.retry_after // 1))))
+        return headers
+
+
+class InvalidRequest(ParrotError):
+    status = 400
+    code = "invalid_request"
+    type = "invalid_request_error"
+
+
+class UnsupportedModel(InvalidRequest):
+    code = "unsupported_model"
+
+
+class ContextLengthExceeded(InvalidRequest):
+    code = "context_length_exceeded"
+
+
+class UnsupportedMediaType(InvalidRequest):
+    status = 415
+
+
+class RequestTooLarge(ParrotError):
+    status = 413
+    code = "request_too_large"
+    type = "invalid_request_error"
+
+
+class AuthenticationError(ParrotError):
+    status = 401
+    code = "invalid_api_key"
+    type = "authentication_error"
+
+
+class MissingApiKey(AuthenticationError):
+    code = "missing_api_key"
+
+
+class InvalidApiKey(AuthenticationError):
+    code = "invalid_api_key"
+
+
+class ExpiredApiKey(AuthenticationError):
+    code = "expired_api_key"
+
+
+class InsufficientCredits(ParrotError):
+    status = 402
+    code = "insufficient_credits"
+    type = "insufficient_credits_error"
+
+
+class PermissionDenied(ParrotError):
+    status = 403
+    code = "permission_denied"
+    type = "permission_error"
+
+
+class NotFound(ParrotError):
+    status = 404
+    code = "not_found"
+    type = "not_found_error"
+
+
+class MethodNotAllowed(ParrotError):
+    status = 405
+    code = "method_not_allowed"
+    type = "invalid_request_error"
+
+
+class RateLimitExceeded(ParrotError):
+    status = 429
+    code = "rate_limit_exceeded"
+    type = "rate_limit_error"
+
+
+class InternalServerError(ParrotError):
+    pass
+
+
+class ServiceUnavailable(ParrotError):
+    status = 503
+    code = "service_unavailable"
+    type = "service_unavailable_error"
+
+
+class ModelOverloaded(ServiceUnavailable):
+    code = "model_overloaded"
+
+
+class FailureKind(enum.StrEnum):
+    """How an upstream failure is classified, once, where it is met. Routing decides by kind."""
+
+    RATE_LIMIT = "rate_limit"
+    SERVER_ERROR = "server_error"
+    TIMEOUT = "timeout"
+    MODEL_OVERLOADED = "model_overloaded"
+    CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"
+    CONTENT_FILTER = "content_filter"
+    AUTH = "auth"
+    BAD_REQUEST = "bad_request"
+    NOT_FOUND = "not_found"
+    STREAM_PROTOCOL = "stream_protocol"
+    CONNECTION = "connection"
+
+
+class UpstreamFailure(ParrotError):
+    """An upstream (provider) call failed. `kind` drives retries and failover."""
+
+    status = 502
+    code = "upstream_error"
+    type = "upstream_error"
+    kind: FailureKind = FailureKind.SERVER_ERROR
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: FailureKind = FailureKind.SERVER_ERROR,
+        upstream_status: int | None = None,
+        param: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, param=param, retry_after=retry_after)
+        self.kind = kind
+        self.upstream_status = upstream_status
+
+    def to_client_error(self) -> ParrotError:
+        """The error the client sees for this failure once no further attempt is made."""
+        cls = _CLIENT_ERROR_BY_KIND.get(self.kind)
+        if cls is None:
+            return self
+        err = cls(self.message, param=self.param, retry_after=self.retry_after)
+        return err
+
+
+class UpstreamTimeout(ParrotError):
+    status = 504
+    code = "timeout"
+    type = "timeout_error"
+
+
+class UpstreamRateLimited(RateLimitExceeded):
+    pass
+
+
+_CLIENT_ERROR_BY_KIND: dict[FailureKind, type[ParrotError]] = {
+    FailureKind.RATE_LIMIT: UpstreamRateLimited,
+    FailureKind.TIMEOUT: UpstreamTimeout,
+    FailureKind.MODEL_OVERLOADED: ModelOverloaded,
+    FailureKind.CONTEXT_LENGTH_EXCEEDED: ContextLengthExceeded,
+    FailureKind.BAD_REQUEST: InvalidRequest,
+}
+
+
+class ConfigError(Exception):
+    """The configuration file (or environment) is not usable; lists every problem found."""
+
+    def __init__(self, problems: list[str], source: str = "configuration") -> None:
+        self.problems = problems
+        self.source = source
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        lines = [f"{self.source}: {len(self.problems)} problem(s)"]
+        lines += [f"  - {p}" for p in self.problems]
+        return "\n".join(lines)

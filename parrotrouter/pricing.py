@@ -1,0 +1,148 @@
+"""Model prices in USD, from the maintained `genai-prices` table or a config override.
+
+Money is `Decimal`, never float. Prices are per million tokens internally; the API shows them per
+1k tokens (the ParrotRouter `/v1/models` shape).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from genai_prices import Usage
+from genai_prices import types as gp_types
+from genai_prices.data_snapshot import get_snapshot
+
+_MILLION = Decimal(1_000_000)
+_THOUSAND = Decimal(1000)
+ZERO = Decimal(0)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TokenUsage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ModelPricing:
+    """Flat per-million-token prices; `table` keeps genai-prices' full price (tiers, cache)."""
+
+    prompt_mtok: Decimal
+    completion_mtok: Decimal
+    cached_prompt_mtok: Decimal | None = None
+    table: gp_types.ModelPrice | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    def cost(self, usage: TokenUsage) -> Decimal:
+        """USD cost of `usage` (prompt tokens include cached tokens, as in OpenAI's usage)."""
+        if self.table is not None:
+            calc = self.table.calc_price(
+                Usage(
+                    input_tokens=usage.prompt_tokens,
+                    cache_read_tokens=usage.cached_tokens or None,
+                    cache_write_tokens=usage.cache_write_tokens or None,
+                    output_tokens=usage.completion_tokens,
+                )
+            )
+            return Decimal(calc["total_price"])
+        cached = min(usage.cached_tokens, usage.prompt_tokens)
+        cached_price = self.prompt_mtok if self.cached_prompt_mtok is None else self.cached_prompt_mtok
+        total = (
+            (usage.prompt_tokens - cached) * self.prompt_mtok
+            + cached * cached_price
+            + usage.completion_tokens * self.completion_mtok
+        )
+        return total / _MILLION
+
+    def max_cost(self, prompt_tokens: int, max_completion_tokens: int) -> Decimal:
+        """Upper bound of the cost of a request (no cache discount assumed)."""
+        return self.cost(TokenUsage(prompt_tokens=prompt_tokens, completion_tokens=max_completion_tokens))
+
+    def per_1k(self) -> dict[str, str]:
+        return {
+            "prompt": _fmt(self.prompt_mtok / _THOUSAND),
+            "completion": _fmt(self.completion_mtok / _THOUSAND),
+            "unit": "1k_tokens",
+        }
+
+
+FREE = ModelPricing(prompt_mtok=ZERO, completion_mtok=ZERO)
+
+
+def _fmt(value: Decimal) -> str:
+    text = format(value.normalize(), "f")
+    return text
+
+
+def _base(price: Any) -> Decimal | None:
+    if price is None:
+        return None
+    if isinstance(price, Decimal):
+        return price
+    base = getattr(price, "base", None)  # TieredPrices
+    return base if isinstance(base, Decimal) else None
+
+
+def _current_price(info: gp_types.ModelInfo) -> gp_types.ModelPrice:
+    return info.get_prices(datetime.now(tz=UTC))
+
+
+@functools.cache
+def known_models(genai_provider_id: str) -> tuple[tuple[str, int | None, ModelPricing], ...]:
+    """(model id, context window, pricing) for every current model genai-prices lists for a provider."""
+    snapshot = get_snapshot()
+    provider = next((p for p in snapshot.providers if p.id == genai_provider_id), None)
+    if provider is None:
+        return ()
+    out = []
+    for info in provider.models:
+        if info.deprecated:
+            continue
+        pricing = pricing_from_table(info)
+        if pricing is None:
+            continue
+        out.append((info.id, info.context_window, pricing))
+    return tuple(out)
+
+
+def pricing_from_table(info: gp_types.ModelInfo) -> ModelPricing | None:
+    price = _current_price(info)
+    prompt, completion = _base(price.input_mtok), _base(price.output_mtok)
+    if prompt is None or completion is None:
+        return None
+    return ModelPricing(
+        prompt_mtok=prompt,
+        completion_mtok=completion,
+        cached_prompt_mtok=_base(price.cache_read_mtok),
+        table=price,
+    )
+
+
+def lookup_pricing(model: str, genai_provider_id: str | None) -> ModelPricing | None:
+    """Price of `model` at a provider from the table, or None when the table has no price."""
+    if genai_provider_id is None:
+        return None
+    try:
+        _, info = get_snapshot().find_provider_model(model, None, genai_provider_id, None)
+    except LookupError:
+        return None
+    return pricing_from_table(info)
+
+
+def pricing_override(prompt: Decimal, completion: Decimal, cached: Decimal | None, unit: str) -> ModelPricing:
+    scale = Decimal(1000) if unit == "1k_tokens" else Decimal(1)
+    return ModelPricing(
+        prompt_mtok=prompt * scale,
+        completion_mtok=completion * scale,
+        cached_prompt_mtok=None if cached is None else cached * scale,
+    )

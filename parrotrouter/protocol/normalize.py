@@ -1,0 +1,112 @@
+"""Make whatever an upstream sent conform to OpenAI's published response schemas.
+
+Applied to every response and stream chunk, from every provider, in one place: our id, created,
+`model` (the public id that served), `provider`, required fields present, finish reasons in the
+documented set (the provider's own value kept in `native_finish_reason`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
+_FINISH_ALIASES = {
+    "eos": "stop", "end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
+    "tool_use": "tool_calls", "tool_call": "tool_calls", "abort": "stop", "model_length": "length",
+}
+
+
+def finish_reason(value: Any) -> tuple[str | None, Any]:
+    """(OpenAI finish reason, native value when it differed)."""
+    if value is None or value in FINISH_REASONS:
+        return value, None
+    return _FINISH_ALIASES.get(str(value), "stop"), value
+
+
+def usage_dict(usage: Any) -> dict[str, Any] | None:
+    if not isinstance(usage, dict):
+        return None
+    prompt = _int(usage.get("prompt_tokens"))
+    completion = _int(usage.get("completion_tokens"))
+    out = dict(usage)
+    out["prompt_tokens"] = prompt
+    out["completion_tokens"] = completion
+    out["total_tokens"] = _int(usage.get("total_tokens")) or prompt + completion
+    for key in ("prompt_tokens_details", "completion_tokens_details"):
+        if key in out and not isinstance(out[key], dict):
+            del out[key]
+    return out
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _choice_common(choice: dict[str, Any], position: int) -> None:
+    if not isinstance(choice.get("index"), int):
+        choice["index"] = position
+    reason, native = finish_reason(choice.get("finish_reason"))
+    choice["finish_reason"] = reason
+    if native is not None:
+        choice.setdefault("native_finish_reason", native)
+    if "logprobs" not in choice:
+        choice["logprobs"] = None
+
+
+def normalize_completion(obj: dict[str, Any], *, id: str, created: int, model: str, provider: str,
+                         object_type: str = "chat.completion") -> dict[str, Any]:
+    obj["id"] = id
+    obj["object"] = object_type
+    obj["created"] = created
+    obj["model"] = model
+    obj["provider"] = provider
+    choices = obj.get("choices")
+    if not isinstance(choices, list):
+        choices = obj["choices"] = []
+    for i, choice in enumerate(choices):
+        if not isinstance(choice, dict):
+            choices[i] = choice = {}
+        _choice_common(choice, i)
+        if choice["finish_reason"] is None:
+            choice["finish_reason"] = "stop"
+        if object_type == "chat.completion":
+            message = choice.get("message")
+            if not isinstance(message, dict):
+                message = choice["message"] = {}
+            message["role"] = "assistant"
+            message.setdefault("content", None)
+            message.setdefault("refusal", None)
+            if not message.get("tool_calls"):
+                message.pop("tool_calls", None)
+        else:
+            choice.setdefault("text", "")
+    usage = usage_dict(obj.get("usage"))
+    if usage is None:
+        obj.pop("usage", None)
+    else:
+        obj["usage"] = usage
+    return obj
+
+
+def normalize_chunk(chunk: dict[str, Any], *, id: str, created: int, model: str, provider: str,
+                    object_type: str = "chat.completion.chunk") -> dict[str, Any]:
+    chunk["id"] = id
+    chunk["object"] = object_type
+    chunk["created"] = created
+    chunk["model"] = model
+    chunk["provider"] = provider
+    choices = chunk.get("choices")
+    if not isinstance(choices, list):
+        choices = chunk["choices"] = []
+    for i, choice in enumerate(choices):
+        if not isinstance(choice, dict):
+            choices[i] = choice = {}
+        _choice_common(choice, i)
+        if object_type == "chat.completion.chunk":
+            delta = choice.get("delta")
+            if not isinstance(delta, dict):
+                choice["delta"] = {}
+            elif delta.get("tool_calls") is None:
+                delta.pop("tool_calls", None)
+        else:
+            choice.setdefault("text", "")
+    return chunk

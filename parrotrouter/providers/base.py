@@ -1,0 +1,167 @@
+"""The provider interface: what routing calls, whatever the provider speaks underneath.
+
+A provider turns a `ChatCall` into an OpenAI-shaped `chat.completion` dict, or a stream of
+`chat.completion.chunk` dicts. HTTP providers do this with a pure `HttpAdapter` (translate the
+request, the response, one stream event, an error); the local llama.cpp provider runs the model.
+Providers know nothing of keys, limits or HTTP frameworks.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Protocol
+
+from ..catalog import Deployment, ModelSpec, ProviderSpec
+from ..errors import FailureKind, InvalidRequest, UpstreamFailure
+from ..protocol.chat import ChatCompletionRequest
+from ..protocol.completions import CompletionRequest
+from ..upstream.client import ServerSentEvent, UpstreamRequest
+
+# Fields of ours (routing dialects) that are never sent to an upstream.
+GATEWAY_FIELDS = frozenset({"models", "provider", "route", "transforms", "plugins", "usage"})
+
+
+@dataclasses.dataclass(slots=True)
+class ChatCall:
+    request: ChatCompletionRequest
+    raw: dict[str, Any]  # the client's JSON body, unknown fields included
+    model: ModelSpec
+    deployment: Deployment
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.request.stream)
+
+
+@dataclasses.dataclass(slots=True)
+class CompletionCall:
+    request: CompletionRequest
+    raw: dict[str, Any]
+    model: ModelSpec
+    deployment: Deployment
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.request.stream)
+
+
+class StreamTranslator(Protocol):
+    """Turns one upstream stream event into zero or more OpenAI chunks (stateful per stream)."""
+
+    done: bool
+
+    def feed(self, event: ServerSentEvent) -> list[dict[str, Any]]: ...
+
+
+class HttpAdapter(Protocol):
+    """Pure translation between our calls and one provider's HTTP wire format (no I/O)."""
+
+    def chat_request(self, call: ChatCall) -> UpstreamRequest: ...
+
+    def chat_response(self, body: bytes, call: ChatCall) -> dict[str, Any]: ...
+
+    def chat_stream(self, call: ChatCall) -> StreamTranslator: ...
+
+    def completion_request(self, call: CompletionCall) -> UpstreamRequest: ...
+
+    def completion_response(self, body: bytes, call: CompletionCall) -> dict[str, Any]: ...
+
+    def completion_stream(self, call: CompletionCall) -> StreamTranslator: ...
+
+    def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamFailure: ...
+
+
+class Provider(abc.ABC):
+    def __init__(self, spec: ProviderSpec) -> None:
+        self.spec = spec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @abc.abstractmethod
+    async def chat(self, call: ChatCall) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def chat_stream(self, call: ChatCall) -> AsyncIterator[dict[str, Any]]: ...
+
+    async def completion(self, call: CompletionCall) -> dict[str, Any]:
+        raise InvalidRequest(f"Provider '{self.name}' does not offer /v1/completions.", param="model")
+
+    def completion_stream(self, call: CompletionCall) -> AsyncIterator[dict[str, Any]]:
+        raise InvalidRequest(f"Provider '{self.name}' does not offer /v1/completions.", param="model")
+
+    async def start(self) -> None:
+        """Acquire resources (connection pools, model weights). Called once at start-up."""
+
+    async def aclose(self) -> None:
+        """Release resources. Called once at shutdown."""
+
+    def ready(self) -> bool:
+        return True
+
+
+def malformed(what: str) -> UpstreamFailure:
+    return UpstreamFailure(f"The upstream provider sent a malformed {what}.",
+                           kind=FailureKind.STREAM_PROTOCOL)
+
+
+_KIND_BY_STATUS: dict[int, FailureKind] = {
+    400: FailureKind.BAD_REQUEST,
+    401: FailureKind.AUTH,
+    403: FailureKind.AUTH,
+    404: FailureKind.NOT_FOUND,
+    408: FailureKind.TIMEOUT,
+    409: FailureKind.SERVER_ERROR,
+    413: FailureKind.BAD_REQUEST,
+    422: FailureKind.BAD_REQUEST,
+    429: FailureKind.RATE_LIMIT,
+    500: FailureKind.SERVER_ERROR,
+    502: FailureKind.SERVER_ERROR,
+    503: FailureKind.MODEL_OVERLOADED,
+    504: FailureKind.TIMEOUT,
+    529: FailureKind.MODEL_OVERLOADED,
+}
+
+
+def kind_for_status(status: int) -> FailureKind:
+    kind = _KIND_BY_STATUS.get(status)
+    if kind is not None:
+        return kind
+    return FailureKind.BAD_REQUEST if 400 <= status < 500 else FailureKind.SERVER_ERROR
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """`Retry-After` (seconds form) or OpenAI's `retry-after-ms`, when the upstream sent one."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("Retry-After")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            return None  # HTTP-date form: not worth trusting clocks for
+    return None
+
+
+def upstream_failure(
+    status: int, headers: Mapping[str, str], message: str | None, *, kind: FailureKind | None = None,
+    provider: str,
+) -> UpstreamFailure:
+    """Build the failure for an upstream HTTP error. Messages of credential errors are replaced:
+    they may quote the credential."""
+    kind = kind or kind_for_status(status)
+    if kind is FailureKind.AUTH:
+        text = f"The provider '{provider}' rejected the gateway's credentials (HTTP {status})."
+    elif kind is FailureKind.NOT_FOUND:
+        text = f"The provider '{provider}' does not know the requested model or endpoint (HTTP {status})."
+    else:
+        detail = f": {message}" if message else ""
+        text = f"The provider '{provider}' returned HTTP {status}{detail}"
+    return UpstreamFailure(text, kind=kind, upstream_status=status, retry_after=retry_after_seconds(headers))

@@ -1,0 +1,82 @@
+"""A provider reached over HTTP: an `UpstreamClient` (I/O) plus a pure `HttpAdapter` (translation)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from ..catalog import ProviderSpec
+from ..upstream.client import UpstreamClient, UpstreamRequest
+from .base import ChatCall, CompletionCall, HttpAdapter, Provider, StreamTranslator, malformed
+
+
+class HttpProvider(Provider):
+    def __init__(self, spec: ProviderSpec, adapter: HttpAdapter, *, supports_completions: bool) -> None:
+        super().__init__(spec)
+        assert spec.base_url is not None
+        self.adapter = adapter
+        self.supports_completions = supports_completions
+        self.client: UpstreamClient | None = None
+
+    async def start(self) -> None:
+        assert self.spec.base_url is not None
+        self.client = UpstreamClient(self.spec.base_url, self.spec.timeouts, self.spec.max_connections)
+
+    async def aclose(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+
+    async def _call(self, request: UpstreamRequest) -> bytes:
+        client = self.client
+        assert client is not None, "provider not started"
+        async with client.open(request) as response:
+            body = await client.read_body(response)
+            if response.status >= 400:
+                raise self.adapter.error(response.status, response.headers, body)
+            return body
+
+    async def _stream(self, request: UpstreamRequest, translator: StreamTranslator) -> AsyncIterator[dict[str, Any]]:
+        client = self.client
+        assert client is not None, "provider not started"
+        async with client.open(request) as response:
+            if response.status >= 400:
+                raise self.adapter.error(response.status, response.headers, await client.read_body(response))
+            async for event in client.sse_events(response):
+                for chunk in translator.feed(event):
+                    yield chunk
+                if translator.done:
+                    return
+        if not translator.done:
+            raise malformed("stream: it ended before its end marker")
+
+    async def chat(self, call: ChatCall) -> dict[str, Any]:
+        return self.adapter.chat_response(await self._call(self.adapter.chat_request(call)), call)
+
+    def chat_stream(self, call: ChatCall) -> AsyncIterator[dict[str, Any]]:
+        return self._stream(self.adapter.chat_request(call), self.adapter.chat_stream(call))
+
+    async def completion(self, call: CompletionCall) -> dict[str, Any]:
+        if not self.supports_completions:
+            return await super().completion(call)
+        return self.adapter.completion_response(await self._call(self.adapter.completion_request(call)), call)
+
+    def completion_stream(self, call: CompletionCall) -> AsyncIterator[dict[str, Any]]:
+        if not self.supports_completions:
+            return super().completion_stream(call)
+        return self._stream(self.adapter.completion_request(call), self.adapter.completion_stream(call))
+
+
+ProviderFactory = Callable[[ProviderSpec], Provider]
+
+
+def build_provider(spec: ProviderSpec) -> Provider:
+    """The one place that maps a provider `type` to its implementation."""
+    if spec.type == "openai":
+        from .openai_compat import OpenAIAdapter
+
+        return HttpProvider(spec, OpenAIAdapter(spec), supports_completions=True)
+    if spec.type == "llamacpp":
+        from .llamacpp import LlamaCppProvider
+
+        return LlamaCppProvider(spec)
+    raise NotImplementedError(f"provider type '{spec.type}' is not available in this version")

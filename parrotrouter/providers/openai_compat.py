@@ -1,0 +1,133 @@
+"""Adapter for every OpenAI-compatible upstream (OpenAI, Groq, Together, DeepSeek, Mistral, vLLM,
+llama.cpp server, Ollama's /v1, ...). The request is passed through, unknown fields included;
+only the model name, the usage request and fields the upstream rejects are changed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from ..catalog import ProviderSpec
+from ..errors import FailureKind, UpstreamFailure
+from ..upstream.client import ServerSentEvent, UpstreamRequest
+from .base import GATEWAY_FIELDS, ChatCall, CompletionCall, malformed, upstream_failure
+
+
+class OpenAIStream:
+    """OpenAI SSE: `data: <chunk>` events, `data: [DONE]` at the end, `{"error": ...}` on failure."""
+
+    __slots__ = ("done", "provider")
+
+    def __init__(self, provider: str) -> None:
+        self.done = False
+        self.provider = provider
+
+    def feed(self, event: ServerSentEvent) -> list[dict[str, Any]]:
+        data = event.data
+        if data == "[DONE]":
+            self.done = True
+            return []
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise malformed("stream chunk") from None
+        if not isinstance(chunk, dict):
+            raise malformed("stream chunk")
+        if "error" in chunk and chunk["error"]:
+            raise _error_from_body(chunk, 500, {}, self.provider, in_stream=True)
+        return [chunk]
+
+
+def _error_from_body(
+    body: Any, status: int, headers: Mapping[str, str], provider: str, *, in_stream: bool = False
+) -> UpstreamFailure:
+    err = body.get("error") if isinstance(body, dict) else None
+    message = code = etype = None
+    if isinstance(err, dict):
+        message, code, etype = err.get("message"), err.get("code"), err.get("type")
+        status = _int(err.get("status")) or _int(code) or status
+    elif isinstance(err, str):
+        message = err
+    kind = None
+    if code == "context_length_exceeded":
+        kind = FailureKind.CONTEXT_LENGTH_EXCEEDED
+    elif code in ("rate_limit_exceeded",) or etype in ("rate_limit_error", "tokens"):
+        kind = FailureKind.RATE_LIMIT
+    elif etype in ("overloaded_error", "server_overloaded") or code == "model_overloaded":
+        kind = FailureKind.MODEL_OVERLOADED
+    elif in_stream and status < 500 and kind is None and code is None:
+        kind = FailureKind.SERVER_ERROR
+    return upstream_failure(status, headers, message if isinstance(message, str) else None,
+                            kind=kind, provider=provider)
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
+        return value
+    return None
+
+
+class OpenAIAdapter:
+    def __init__(self, spec: ProviderSpec) -> None:
+        assert spec.base_url is not None
+        self.spec = spec
+        self._chat_url = spec.base_url + "/chat/completions"
+        self._completions_url = spec.base_url + "/completions"
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if spec.api_key:
+            headers["Authorization"] = f"Bearer {spec.api_key.reveal()}"
+        headers.update(spec.headers)
+        self._headers = headers
+        self._drop = GATEWAY_FIELDS | spec.drop_params
+
+    def _body(self, raw: dict[str, Any], model: str, stream: bool) -> bytes:
+        body = {k: v for k, v in raw.items() if k not in self._drop}
+        body["model"] = model
+        if stream:
+            # Always ask for usage: accounting must not depend on what the client asked for.
+            options = body.get("stream_options")
+            body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+        return orjson.dumps(body)
+
+    def chat_request(self, call: ChatCall) -> UpstreamRequest:
+        return UpstreamRequest(self._chat_url, self._body(call.raw, call.deployment.upstream_model, call.stream),
+                               self._headers, call.stream)
+
+    def completion_request(self, call: CompletionCall) -> UpstreamRequest:
+        return UpstreamRequest(self._completions_url,
+                               self._body(call.raw, call.deployment.upstream_model, call.stream),
+                               self._headers, call.stream)
+
+    def _json(self, body: bytes, what: str) -> dict[str, Any]:
+        try:
+            obj = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise malformed(what) from None
+        if not isinstance(obj, dict):
+            raise malformed(what)
+        if obj.get("error"):
+            raise _error_from_body(obj, 500, {}, self.spec.name, in_stream=True)
+        if not isinstance(obj.get("choices"), list):
+            raise malformed(what)
+        return obj
+
+    def chat_response(self, body: bytes, call: ChatCall) -> dict[str, Any]:
+        return self._json(body, "chat completion")
+
+    def completion_response(self, body: bytes, call: CompletionCall) -> dict[str, Any]:
+        return self._json(body, "completion")
+
+    def chat_stream(self, call: ChatCall) -> OpenAIStream:
+        return OpenAIStream(self.spec.name)
+
+    def completion_stream(self, call: CompletionCall) -> OpenAIStream:
+        return OpenAIStream(self.spec.name)
+
+    def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamFailure:
+        try:
+            parsed: Any = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            parsed = None
+        return _error_from_body(parsed, status, headers, self.spec.name)

@@ -1,0 +1,1 @@
+"""Which deployment serves a request, in which order, with which fallbacks."""

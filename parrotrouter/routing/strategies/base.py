@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+from ...catalog import Deployment
+
+
+class Strategy(abc.ABC):
+    """Orders a model's healthy deployments: the first is tried first."""
+
+    name: str = ""
+
+    @abc.abstractmethod
+    def order(self, deployments: Sequence[Deployment]) -> list[Deployment]: ...

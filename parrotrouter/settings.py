@@ -1,0 +1,167 @@
+"""One typed registry of server settings.
+
+Each setting is declared once with its type, default, environment variable and help. Values are
+resolved with the precedence CLI > environment (`PARROTROUTER_*`) > config file (`server:`) >
+default. Booleans are parsed explicitly ("false", "0", "no", "off" are false).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"not a boolean: {value!r} (use true/false)")
+
+
+def _parse_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"not an integer: {value!r}")
+    return int(value)
+
+
+def _parse_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"not a number: {value!r}")
+    return float(value)
+
+
+def _parse_path(value: Any) -> Path:
+    return Path(os.path.expanduser(str(value)))
+
+
+def _parse_optional_str(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+class Secret:
+    """A value that must never be printed: masked in repr and str (cf. starlette's Secret)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+def _parse_secret(value: Any) -> Secret | None:
+    return None if value in (None, "") else Secret(str(value))
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    name: str
+    parse: Callable[[Any], Any]
+    default: Any
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "PARROTROUTER_" + self.name.upper()
+
+
+def _default_home() -> Path:
+    return Path(os.path.expanduser("~/.parrotrouter"))
+
+
+REGISTRY: tuple[Setting, ...] = (
+    Setting("home", _parse_path, None, "Data directory for state (default ~/.parrotrouter)."),
+    Setting("config", _parse_optional_str, None, "Path of the YAML configuration file."),
+    Setting("host", str, "127.0.0.1", "Interface to listen on."),
+    Setting("port", _parse_int, 8000, "TCP port to listen on."),
+    Setting("workers", _parse_int, 1, "Number of server worker processes."),
+    Setting("master_key", _parse_secret, None, "Master key (pr-...). Overrides the stored one."),
+    Setting("database_url", _parse_optional_str, None, "SQLAlchemy URL; default SQLite in home."),
+    Setting("redis_url", _parse_optional_str, None, "Redis URL for shared limits and state."),
+    Setting("max_body_bytes", _parse_int, 10 * 2**20, "Largest request body, after decompression."),
+    Setting("log_level", str, "info", "Log level: debug, info, warning, error."),
+    Setting("access_log", parse_bool, False, "Log one line per request."),
+    Setting("local_models", parse_bool, True, "Serve the embedded local model when installed."),
+    Setting("shutdown_timeout", _parse_float, 10.0, "Seconds to drain requests on SIGTERM."),
+)
+_BY_NAME = {s.name: s for s in REGISTRY}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    home: Path
+    config: str | None
+    host: str
+    port: int
+    workers: int
+    master_key: Secret | None
+    database_url: str | None
+    redis_url: str | None
+    max_body_bytes: int
+    log_level: str
+    access_log: bool
+    local_models: bool
+    shutdown_timeout: float
+
+    def with_overrides(self, **values: Any) -> Settings:
+        return dataclasses.replace(self, **values)
+
+
+def load_settings(
+    cli: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    file: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Resolve every setting: CLI > environment > config file (`server:` section) > default."""
+    cli = {k: v for k, v in (cli or {}).items() if v is not None}
+    env = os.environ if env is None else env
+    file = file or {}
+    problems = [f"server.{k}: unknown setting" for k in file if k not in _BY_NAME]
+    values: dict[str, Any] = {}
+    for setting in REGISTRY:
+        if setting.name in cli:
+            raw, where = cli[setting.name], f"--{setting.name.replace('_', '-')}"
+        elif setting.env in env:
+            raw, where = env[setting.env], setting.env
+        elif setting.name in file:
+            raw, where = file[setting.name], f"server.{setting.name}"
+        else:
+            values[setting.name] = setting.default
+            continue
+        try:
+            values[setting.name] = setting.parse(raw)
+        except (TypeError, ValueError) as exc:
+            problems.append(f"{where}: {exc}")
+    if problems:
+        raise ConfigError(problems, "settings")
+    if values["home"] is None:
+        values["home"] = _default_home()
+    if not 1 <= values["workers"] <= 64:
+        raise ConfigError([f"workers: must be between 1 and 64, got {values['workers']}"], "settings")
+    return Settings(**values)
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(name, env var, help) for every setting, for `--help` texts and docs."""
+    return [(s.name, s.env, s.help) for s in REGISTRY]

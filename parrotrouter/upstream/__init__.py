@@ -1,0 +1,1 @@
+"""Pooled HTTP client for upstream providers, SSE reading, and transport error mapping."""

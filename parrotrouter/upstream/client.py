@@ -1,0 +1,213 @@
+"""One pooled keep-alive aiohttp session per upstream, with the gateway's timeouts.
+
+Transport failures (connect, reset, timeouts) become `UpstreamFailure` here and nowhere else
+(cf. httpx's `map_httpcore_exceptions`). HTTP error *bodies* are the provider adapter's business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import socket
+from collections.abc import AsyncIterator, Iterator, Mapping
+
+import aiohttp
+
+from ..catalog import Timeouts
+from ..errors import FailureKind, UpstreamFailure
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    url: str
+    body: bytes
+    headers: Mapping[str, str]
+    stream: bool
+
+
+@dataclasses.dataclass(slots=True)
+class UpstreamResponse:
+    status: int
+    headers: Mapping[str, str]
+    raw: aiohttp.ClientResponse
+
+
+def _timeout_failure(what: str, seconds: float) -> UpstreamFailure:
+    return UpstreamFailure(f"The upstream provider timed out ({what} after {seconds:g} s).",
+                           kind=FailureKind.TIMEOUT)
+
+
+class UpstreamClient:
+    """Pooled client for one provider. `open()` yields a response whose body is not yet read."""
+
+    def __init__(self, base_url: str, timeouts: Timeouts, max_connections: int = 0,
+                 keepalive_timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeouts = timeouts
+        connector: aiohttp.BaseConnector
+        if self.base_url.startswith("unix:"):
+            # unix:/path/to/socket -> requests go to http://localhost over that socket
+            connector = aiohttp.UnixConnector(path=self.base_url[5:], limit=max_connections,
+                                              keepalive_timeout=keepalive_timeout)
+            self.base_url = "http://localhost"
+        else:
+            connector = aiohttp.TCPConnector(
+                limit=max_connections, keepalive_timeout=keepalive_timeout, ttl_dns_cache=300,
+                family=socket.AF_UNSPEC,
+            )
+        self._session = aiohttp.ClientSession(
+            connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",),
+            timeout=aiohttp.ClientTimeout(total=None),
+        )
+        # Streams: per-read idle limit; plain requests: total only (headers come after generation).
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.idle)
+        self._plain_timeout = aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect)
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    @contextlib.asynccontextmanager
+    async def open(self, request: UpstreamRequest) -> AsyncIterator[UpstreamResponse]:
+        """POST the request; yield the response with headers read. Retries once on a stale
+        pooled connection (the server closed it before answering)."""
+        timeout = self._stream_timeout if request.stream else self._plain_timeout
+        for attempt in (1, 2):
+            try:
+                with map_transport_errors(self.timeouts, "first" if request.stream else "open"):
+                    ctx = self._session.post(request.url, data=request.body, headers=request.headers,
+                                             timeout=timeout)
+                    if request.stream:
+                        async with asyncio.timeout(self.timeouts.first_token):
+                            resp = await ctx
+                    else:
+                        resp = await ctx
+                break
+            except _StaleConnection:
+                if attempt == 2:
+                    raise UpstreamFailure(
+                        "The upstream provider closed the connection without answering.",
+                        kind=FailureKind.CONNECTION) from None
+        try:
+            yield UpstreamResponse(resp.status, resp.headers, resp)
+        finally:
+            resp.release()
+
+    async def read_body(self, response: UpstreamResponse, limit: int = 64 * 2**20) -> bytes:
+        with map_transport_errors(self.timeouts, "read"):
+            body = await response.raw.content.read(limit + 1)
+        if len(body) > limit:
+            raise UpstreamFailure("The upstream response is too large.", kind=FailureKind.STREAM_PROTOCOL)
+        return body
+
+    def sse_events(self, response: UpstreamResponse) -> AsyncIterator[ServerSentEvent]:
+        return read_sse(response.raw, self.timeouts)
+
+    async def aclose(self) -> None:
+        await self._session.close()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ServerSentEvent:
+    event: str | None
+    data: str
+
+
+async def read_sse(resp: aiohttp.ClientResponse, timeouts: Timeouts) -> AsyncIterator[ServerSentEvent]:
+    """Parse `text/event-stream` incrementally (WHATWG rules for data/event/comment lines).
+
+    The first event must arrive within `first_token` seconds; later gaps are bounded by the
+    session's per-read `idle` timeout."""
+    buffer = b""
+    stream = resp.content
+    first = True
+    while True:
+        with map_transport_errors(timeouts, "first" if first else "read"):
+            if first:
+                async with asyncio.timeout(timeouts.first_token):
+                    chunk = await stream.readany()
+            else:
+                chunk = await stream.readany()
+        if not chunk:
+            break
+        if b"\r" in chunk:
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        buffer += chunk
+        while (end := buffer.find(b"\n\n")) >= 0:
+            block, buffer = buffer[:end], buffer[end + 2:]
+            event = _parse_block(block)
+            if event is not None:
+                first = False
+                yield event
+    if buffer.strip():
+        event = _parse_block(buffer)
+        if event is not None:
+            yield event
+
+
+def _parse_block(block: bytes) -> ServerSentEvent | None:
+    try:
+        text = block.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UpstreamFailure("The upstream stream is not valid UTF-8.",
+                              kind=FailureKind.STREAM_PROTOCOL) from None
+    if text.startswith("data: ") and "\n" not in text:  # the common case: one data line
+        return ServerSentEvent(None, text[6:])
+    event: str | None = None
+    data: list[str] = []
+    for line in text.split("\n"):
+        if not line or line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        if value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            data.append(value)
+        elif name == "event":
+            event = value
+    if not data and event is None:
+        return None
+    return ServerSentEvent(event, "\n".join(data))
+
+
+class _StaleConnection(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def map_transport_errors(timeouts: Timeouts, phase: str) -> Iterator[None]:
+    """The one translation point from aiohttp/asyncio transport errors to `UpstreamFailure`.
+
+    `phase` is what was under way: "open" (request sent, waiting for the response headers),
+    "first" (a stream waiting for its first event) or "read" (reading a body or stream)."""
+    reading = phase == "read"
+    try:
+        yield
+    except aiohttp.ServerDisconnectedError:
+        if reading:
+            raise UpstreamFailure("The upstream provider closed the connection mid-response.",
+                                  kind=FailureKind.STREAM_PROTOCOL) from None
+        raise _StaleConnection() from None
+    except aiohttp.ConnectionTimeoutError:
+        raise _timeout_failure("connect", timeouts.connect) from None
+    except aiohttp.SocketTimeoutError:
+        raise _timeout_failure("no data", timeouts.idle) from None
+    except TimeoutError:
+        if phase == "first":
+            raise _timeout_failure("first token", timeouts.first_token) from None
+        raise _timeout_failure("total", timeouts.total) from None
+    except aiohttp.ClientPayloadError as exc:
+        raise UpstreamFailure(f"The upstream response was cut off ({type(exc).__name__}).",
+                              kind=FailureKind.STREAM_PROTOCOL) from None
+    except aiohttp.ClientConnectorError as exc:
+        raise UpstreamFailure(f"Cannot connect to the upstream provider ({exc.os_error.strerror or exc}).",
+                              kind=FailureKind.CONNECTION) from None
+    except aiohttp.ClientResponseError as exc:
+        raise UpstreamFailure(f"The upstream provider sent an invalid HTTP response ({exc.status}).",
+                              kind=FailureKind.STREAM_PROTOCOL) from None
+    except (aiohttp.ClientError, OSError) as exc:
+        kind = FailureKind.STREAM_PROTOCOL if reading else FailureKind.CONNECTION
+        raise UpstreamFailure(f"Upstream connection error ({type(exc).__name__}).", kind=kind) from None
+
+

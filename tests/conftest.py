@@ -1,0 +1,159 @@
+"""Shared fixtures: a fake upstream on loopback, the real gateway as a subprocess, SDK clients."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import yaml
+
+from tests.fakes.openai_upstream import FakeOpenAI
+
+MASTER_KEY = "pr-test-master-key-0123456789abcdefghijklmnopqrstuvwxyz"
+REPO = Path(__file__).resolve().parent.parent
+IN_CI = bool(os.environ.get("CI"))
+
+FAKE_SCENARIOS = ["tools", "429", "500", "503", "401", "400-context", "stall", "slow-first-byte", "cut-3",
+                  "malformed", "error-in-stream", "stall-after-2", "no-usage", "paced"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Gateway:
+    """The real `parrotrouter serve` process, on a free loopback port."""
+
+    def __init__(self, home: Path, config: dict[str, Any] | None, env: dict[str, str] | None = None,
+                 args: list[str] | None = None) -> None:
+        self.home = home
+        self.port = free_port()
+        self.config_path = home / "config.yaml"
+        home.mkdir(parents=True, exist_ok=True)
+        if config is not None:
+            self.config_path.write_text(yaml.safe_dump(config))
+        self.env = {**os.environ, "PARROTROUTER_HOME": str(home), "PARROTROUTER_MASTER_KEY": MASTER_KEY,
+                    "PARROTROUTER_LOCAL_MODELS": "false", **(env or {})}
+        for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GROQ_API_KEY"):
+            if var not in (env or {}):
+                self.env.pop(var, None)
+        self.args = args or []
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = home / f"gateway-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return self.url + "/v1"
+
+    def start(self, wait: bool = True) -> Gateway:
+        cmd = [sys.executable, "-m", "parrotrouter", "serve", "--port", str(self.port), *self.args]
+        if self.config_path.exists():
+            cmd += ["--config", str(self.config_path)]
+        self._logf = open(self.log, "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(cmd, env=self.env, stdout=self._logf, stderr=subprocess.STDOUT, cwd=REPO)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                if httpx.get(self.url + "/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"gateway not ready after {timeout}s:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._logf.close()
+        return self.proc.returncode
+
+    def client(self, key: str = MASTER_KEY, **kw: Any) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.base_url, api_key=key, max_retries=0, **kw)
+
+    def async_client(self, key: str = MASTER_KEY, **kw: Any) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(base_url=self.base_url, api_key=key, max_retries=0, **kw)
+
+    def http(self, key: str | None = MASTER_KEY) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+def fake_config(fake: FakeOpenAI, **server: Any) -> dict[str, Any]:
+    models = [{"id": "gpt-4o-mini", "aliases": ["mini"],
+               "deployments": [{"provider": "fake", "model": "gpt-4o-mini"}],
+               "context_length": 128000, "max_output_tokens": 16384,
+               "pricing": {"prompt": "0.15", "completion": "0.60"},
+               "capabilities": {"vision": True, "completion": True}}]
+    models += [{"id": f"fake-{s}", "deployments": [{"provider": "fake", "model": f"fake-{s}"}]}
+               for s in FAKE_SCENARIOS]
+    return {
+        "server": server,
+        "env_providers": False,
+        "providers": [{"name": "fake", "type": "openai", "base_url": fake.base_url,
+                       "api_key": {"$env": "FAKE_UPSTREAM_KEY"},
+                       "timeouts": {"connect": 2, "first_token": 1.5, "idle": 1.5, "total": 20}}],
+        "models": models,
+    }
+
+
+@pytest.fixture(scope="session")
+def fake_upstream() -> Iterator[FakeOpenAI]:
+    fake = FakeOpenAI().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(fake_upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    gw = Gateway(tmp_path_factory.mktemp("gw"), fake_config(fake_upstream),
+                 env={"FAKE_UPSTREAM_KEY": "sk-upstream-secret"}).start()
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture
+def make_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Gateway]]:
+    started: list[Gateway] = []
+
+    def make(config: dict[str, Any] | None = None, **kw: Any) -> Gateway:
+        gw = Gateway(tmp_path_factory.mktemp("gw"), config, **kw)
+        started.append(gw)
+        return gw
+
+    yield make
+    for gw in started:
+        gw.stop()

@@ -1,0 +1,242 @@
+"""A fake OpenAI-compatible upstream, served over real HTTP on loopback in a background thread.
+
+The upstream model name selects the behaviour, so one gateway config can reach every scenario:
+`ok` (default), `tools`, `n`, `429`, `500`, `503`, `401`, `400-context`, `stall`, `slow-first-byte`,
+`cut-N` (stream cut after N chunks, no [DONE]), `malformed`, `error-in-stream`, `stall-after-N`,
+`no-usage`, `paced`. Every request body is recorded for assertions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+ANSWER = "Hello from the fake upstream. It has several words in it."
+WORDS = ["Hello", " from", " the", " fake", " upstream.", " It", " has", " several", " words", " in", " it."]
+
+
+def _usage(body: dict[str, Any], completion: int) -> dict[str, Any]:
+    prompt = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", [])) or 1
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}}
+
+
+def _chunk(model: str, delta: dict[str, Any] | None, finish: str | None = None, index: int = 0,
+           usage: dict[str, Any] | None = None) -> bytes:
+    obj: dict[str, Any] = {"id": "chatcmpl-upstream", "object": "chat.completion.chunk", "created": 1,
+                           "model": model, "system_fingerprint": "fp_fake",
+                           "choices": [] if delta is None else
+                           [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+    if usage is not None:
+        obj["usage"] = usage
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+TOOL_CALLS = [
+    {"id": "call_abc123", "type": "function",
+     "function": {"name": "get_weather", "arguments": '{"city": "Paris", "unit": "celsius"}'}},
+]
+
+
+class FakeOpenAI:
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.disconnects = 0
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> FakeOpenAI:
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            asyncio.set_event_loop(loop)
+            loop.run_until_complete(self._start())
+            ready.set()
+            loop.run_forever()
+            loop.close()
+
+        self._thread = threading.Thread(target=run, daemon=True, name="fake-openai")
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_post("/v1/completions", self.completions)
+        self._runner = web.AppRunner(app, handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+        assert self._runner is not None
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        assert self._thread is not None
+        self._thread.join(10)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def last(self, model: str | None = None) -> dict[str, Any]:
+        for body in reversed(self.requests):
+            if model is None or body.get("model") == model:
+                return body
+        raise AssertionError(f"no request for {model}")
+
+    # ------------------------------------------------------------------ handlers
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(body)
+        prompt = body.get("prompt")
+        if body.get("stream"):
+            resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await resp.prepare(request)
+            for i, word in enumerate(WORDS[:3]):
+                finish = "length" if i == 2 else None
+                obj = {"id": "cmpl-up", "object": "text_completion", "created": 1, "model": body["model"],
+                       "choices": [{"index": 0, "text": word, "logprobs": None, "finish_reason": finish}]}
+                await resp.write(b"data: " + orjson.dumps(obj) + b"\n\n")
+            usage = {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5}
+            await resp.write(b"data: " + orjson.dumps({"id": "cmpl-up", "object": "text_completion", "created": 1,
+                                                       "model": body["model"], "choices": [], "usage": usage})
+                             + b"\n\n")
+            await resp.write(b"data: [DONE]\n\n")
+            return resp
+        n = body.get("n") or 1
+        return web.json_response({
+            "id": "cmpl-up", "object": "text_completion", "created": 1, "model": body["model"],
+            "choices": [{"index": i, "text": f" completion of {prompt!r}", "logprobs": None,
+                         "finish_reason": "stop"} for i in range(n)],
+            "usage": {"prompt_tokens": 2, "completion_tokens": 4 * n, "total_tokens": 2 + 4 * n}})
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(body)
+        self.headers.append(dict(request.headers))
+        scenario = str(body.get("model", "ok")).split("/")[-1]
+        if scenario.startswith("fake-"):
+            scenario = scenario[5:]
+        status_errors = {
+            "429": (429, {"message": "Rate limit reached for requests", "type": "requests",
+                          "code": "rate_limit_exceeded"}, {"Retry-After": "7"}),
+            "500": (500, {"message": "The server had an error", "type": "server_error", "code": None}, {}),
+            "503": (503, {"message": "The engine is currently overloaded", "type": "server_error",
+                          "code": None}, {}),
+            "401": (401, {"message": "Incorrect API key provided: sk-upstr*****cret.", "type":
+                          "invalid_request_error", "code": "invalid_api_key"}, {}),
+            "400-context": (400, {"message": "This model's maximum context length is 10 tokens.",
+                                  "type": "invalid_request_error", "code": "context_length_exceeded",
+                                  "param": "messages"}, {}),
+        }
+        if scenario in status_errors:
+            status, err, headers = status_errors[scenario]
+            return web.json_response({"error": err}, status=status, headers=headers)
+        if scenario == "slow-first-byte":
+            await asyncio.sleep(3)
+        if scenario == "stall":
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                self.disconnects += 1
+                raise
+        if body.get("stream"):
+            return await self._stream(request, body, scenario)
+        return web.json_response(self._completion(body, scenario))
+
+    def _completion(self, body: dict[str, Any], scenario: str) -> dict[str, Any]:
+        n = body.get("n") or 1
+        if scenario == "tools" and not any(m.get("role") == "tool" for m in body["messages"]):
+            message: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": TOOL_CALLS}
+            finish = "tool_calls"
+        else:
+            message = {"role": "assistant", "content": ANSWER}
+            finish = "stop"
+        out: dict[str, Any] = {
+            "id": "chatcmpl-upstream", "object": "chat.completion", "created": 1, "model": body["model"],
+            "system_fingerprint": "fp_fake",
+            "choices": [{"index": i, "message": dict(message), "logprobs": None, "finish_reason": finish}
+                        for i in range(n)],
+        }
+        if scenario != "no-usage":
+            out["usage"] = _usage(body, 12 * n)
+        return out
+
+    async def _stream(self, request: web.Request, body: dict[str, Any], scenario: str) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        try:
+            async for frame in self._frames(body, scenario):
+                if frame is None:  # cut the connection without finishing the response
+                    assert request.transport is not None
+                    request.transport.close()
+                    return resp
+                await resp.write(frame)
+        except asyncio.CancelledError:
+            self.disconnects += 1
+            raise
+        return resp
+
+    async def _frames(self, body: dict[str, Any], scenario: str) -> AsyncIterator[bytes | None]:
+        model = body["model"]
+        n = body.get("n") or 1
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        cut = int(scenario[4:]) if scenario.startswith("cut-") else None
+        stall_after = int(scenario[12:]) if scenario.startswith("stall-after-") else None
+        if scenario == "error-in-stream":
+            yield _chunk(model, {"role": "assistant", "content": ""})
+            yield b'data: {"error": {"message": "Upstream overloaded mid-stream", "type": "server_error", "code": 503}}\n\n'
+            return
+        sent = 0
+        if scenario == "tools":
+            yield _chunk(model, {"role": "assistant", "content": None, "tool_calls": [
+                {"index": 0, "id": "call_abc123", "type": "function",
+                 "function": {"name": "get_weather", "arguments": ""}}]})
+            for piece in ['{"city": ', '"Paris", ', '"unit": "celsius"}']:
+                yield _chunk(model, {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+            yield _chunk(model, {}, "tool_calls")
+        else:
+            for i in range(n):
+                yield _chunk(model, {"role": "assistant", "content": ""}, index=i)
+            for word in WORDS:
+                for i in range(n):
+                    if cut is not None and sent >= cut:
+                        yield None
+                        return
+                    if stall_after is not None and sent >= stall_after:
+                        await asyncio.sleep(3600)
+                    if scenario == "malformed" and sent == 3:
+                        yield b"data: {not json\n\n"
+                    yield _chunk(model, {"content": word}, index=i)
+                    sent += 1
+                    if scenario == "paced":
+                        await asyncio.sleep(0.05)
+            for i in range(n):
+                yield _chunk(model, {}, "stop", index=i)
+        if include_usage and scenario != "no-usage":
+            yield _chunk(model, None, usage=_usage(body, len(WORDS) * n))
+        yield b"data: [DONE]\n\n"
+
+
+if __name__ == "__main__":  # manual use: python -m tests.fakes.openai_upstream
+    fake = FakeOpenAI().start()
+    print(fake.base_url)
+    while True:
+        time.sleep(3600)
