@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from msgspec import Meta, Struct
 
+from ..errors import InvalidRequest
 from .chat import StreamOptions
 
 Penalty = Annotated[float, Meta(ge=-2.0, le=2.0)]
-Prompt = str | list[str] | list[int] | list[list[int]]
+# str | list[str] | list[int] | list[list[int]]; msgspec cannot express a union of list types,
+# so the list forms are checked by `check_prompt`.
+Prompt = str | list[Any]
 
 
 class CompletionRequest(Struct, omit_defaults=True):
@@ -45,3 +48,20 @@ class CompletionRequest(Struct, omit_defaults=True):
     @property
     def output_limit(self) -> int | None:
         return self.max_tokens
+
+
+def check_prompt(prompt: Prompt) -> None:
+    """400 unless the prompt is a string, strings, token ids, or lists of token ids."""
+    if isinstance(prompt, str):
+        return
+    if not prompt:
+        raise InvalidRequest("'prompt' must not be an empty list.", param="prompt")
+
+    def is_tokens(x: Any) -> bool:
+        return isinstance(x, list) and bool(x) and all(isinstance(t, int) and not isinstance(t, bool) and t >= 0
+                                                       for t in x)
+
+    if all(isinstance(x, str) for x in prompt) or is_tokens(prompt) or all(is_tokens(x) for x in prompt):
+        return
+    raise InvalidRequest("'prompt' must be a string, a list of strings, a list of token ids, or a list of "
+                         "lists of token ids.", param="prompt")

@@ -5,7 +5,7 @@ from typing import Any
 from aiohttp import web
 
 from ...errors import InvalidRequest
-from ...protocol.completions import CompletionRequest
+from ...protocol.completions import CompletionRequest, check_prompt
 from ...protocol.validation import convert
 from ...providers.base import CompletionCall, Provider
 from ...routing.router import Candidate
@@ -38,8 +38,7 @@ def check_semantics(request: CompletionRequest) -> None:
             raise InvalidRequest("'best_of' cannot be used with 'stream'.", param="best_of")
         if request.best_of < (request.n or 1):
             raise InvalidRequest("'best_of' must be greater than or equal to 'n'.", param="best_of")
-    if isinstance(request.prompt, list) and not request.prompt:
-        raise InvalidRequest("'prompt' must not be an empty list.", param="prompt")
+    check_prompt(request.prompt)
 
 
 async def create_completion(http: web.Request) -> web.StreamResponse:
