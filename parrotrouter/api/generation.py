@@ -22,6 +22,7 @@ from ..protocol.normalize import normalize_chunk, normalize_completion
 from ..providers.base import ChatCall, CompletionCall, Provider, malformed
 from ..routing.router import Candidate
 from ..state import AppState
+from ..tokens import count_text
 
 SSE_HEADERS = {
     "Content-Type": "text/event-stream",
@@ -44,6 +45,8 @@ class Endpoint:
     make_call: Callable[[Any, dict[str, Any], Candidate], Call]
     run: Callable[[Provider, Any], Any]
     run_stream: Callable[[Provider, Any], AsyncIterator[dict[str, Any]]]
+    # Prompt tokens counted by the gateway, for upstreams that report no usage.
+    count_prompt: Callable[[Any, str], int]
 
 
 def new_id(prefix: str) -> str:
@@ -77,6 +80,8 @@ async def serve(state: AppState, http: web.Request, endpoint: Endpoint, principa
         record.observe_usage(result.get("usage"))
         choices = result["choices"]
         record.finish_reason = choices[0]["finish_reason"] if choices else None
+        if not record.usage_reported:
+            _estimate_usage(record, endpoint, request, candidate.model.id, [_choice_text(c) for c in choices])
         if "usage" not in result:
             result["usage"] = record.usage_payload()
         return web.Response(body=orjson.dumps(result), content_type="application/json")
@@ -109,6 +114,7 @@ async def _stream(http: web.Request, endpoint: Endpoint, candidate: Candidate, c
     record.first_token()
     roles_sent: set[int] = set()
     is_chat = endpoint.chunk_type == "chat.completion.chunk"
+    texts: list[str] = []  # kept only to count tokens if the upstream reports no usage
     try:
         try:
             while True:
@@ -123,6 +129,7 @@ async def _stream(http: web.Request, endpoint: Endpoint, candidate: Candidate, c
                             choice["delta"].setdefault("role", "assistant")
                         if choice["finish_reason"] is not None and choice["index"] == 0:
                             record.finish_reason = choice["finish_reason"]
+                        texts.append(_delta_text(choice) if is_chat else choice.get("text") or "")
                     await response.write(_sse(chunk))
                 try:
                     chunk = await chunks.__anext__()
@@ -131,6 +138,8 @@ async def _stream(http: web.Request, endpoint: Endpoint, candidate: Candidate, c
         except ParrotError as err:
             await _error_frame(response, err, record, meta, is_chat)
             return response
+        if not record.usage_reported:
+            _estimate_usage(record, endpoint, call.request, candidate.model.id, texts)
         if include_usage:
             await response.write(_sse({"id": record.id, "object": endpoint.chunk_type,
                                        "created": meta["created"], "model": meta["model"],
@@ -163,3 +172,25 @@ async def _close_quietly(chunks: AsyncIterator[dict[str, Any]]) -> None:
             await aclose()
         except Exception:  # closing an upstream that already failed must not mask the answer
             pass
+
+
+def _delta_text(choice: dict[str, Any]) -> str:
+    delta = choice["delta"]
+    text = delta.get("content") or ""
+    for call in delta.get("tool_calls") or ():
+        fn = call.get("function") or {}
+        text += (fn.get("name") or "") + (fn.get("arguments") or "")
+    return text
+
+
+def _choice_text(choice: dict[str, Any]) -> str:
+    message = choice.get("message")
+    if message is None:
+        return str(choice.get("text") or "")
+    return _delta_text({"delta": message})
+
+
+def _estimate_usage(record: UsageRecord, endpoint: Endpoint, request: Any, model: str, texts: list[str]) -> None:
+    """The upstream reported no usage: count with the model family's tokenizer."""
+    record.prompt_tokens = endpoint.count_prompt(request, model)
+    record.completion_tokens = count_text("".join(texts), model)

@@ -189,7 +189,7 @@ class FakeOpenAI:
                     request.transport.close()
                     return resp
                 await resp.write(frame)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, ConnectionResetError):
             self.disconnects += 1
             raise
         return resp

@@ -9,6 +9,7 @@ from ...protocol.chat import ChatCompletionRequest
 from ...protocol.validation import convert
 from ...providers.base import ChatCall, Provider
 from ...routing.router import Candidate
+from ...tokens import estimate_chat_prompt_tokens
 from ..generation import Endpoint, serve
 from ..request import app_state, authenticate, read_json
 
@@ -25,8 +26,13 @@ def _run_stream(provider: Provider, call: ChatCall) -> Any:
     return provider.chat_stream(call)
 
 
+def _count_prompt(request: ChatCompletionRequest, model: str) -> int:
+    return estimate_chat_prompt_tokens(request.messages, request.tools, model)
+
+
 CHAT = Endpoint(name="chat.completions", id_prefix="chatcmpl-", object_type="chat.completion",
-                chunk_type="chat.completion.chunk", make_call=_make_call, run=_run, run_stream=_run_stream)
+                chunk_type="chat.completion.chunk", make_call=_make_call, run=_run, run_stream=_run_stream,
+                count_prompt=_count_prompt)
 
 
 def check_semantics(request: ChatCompletionRequest) -> None:

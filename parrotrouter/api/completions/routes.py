@@ -9,6 +9,7 @@ from ...protocol.completions import CompletionRequest, check_prompt
 from ...protocol.validation import convert
 from ...providers.base import CompletionCall, Provider
 from ...routing.router import Candidate
+from ...tokens import count_text
 from ..generation import Endpoint, serve
 from ..request import app_state, authenticate, read_json
 
@@ -25,9 +26,18 @@ def _run_stream(provider: Provider, call: CompletionCall) -> Any:
     return provider.completion_stream(call)
 
 
+def _count_prompt(request: CompletionRequest, model: str) -> int:
+    prompt = request.prompt
+    if isinstance(prompt, str):
+        return count_text(prompt, model)
+    if prompt and isinstance(prompt[0], int):
+        return len(prompt)
+    return sum(count_text(p, model) if isinstance(p, str) else len(p) for p in prompt)
+
+
 COMPLETIONS = Endpoint(name="completions", id_prefix="cmpl-", object_type="text_completion",
                        chunk_type="text_completion", make_call=_make_call, run=_run,
-                       run_stream=_run_stream)
+                       run_stream=_run_stream, count_prompt=_count_prompt)
 
 
 def check_semantics(request: CompletionRequest) -> None:
