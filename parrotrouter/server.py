@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -36,6 +37,10 @@ def run_worker(cli: dict[str, Any], reuse_port: bool = False) -> None:
     settings = prepared.settings
     state = build_state(prepared)
     app = create_app(state)
+    # Everything loaded so far (price tables, config) lives for the whole process: keep it out of
+    # the collector's generations so full collections stay cheap on the request path.
+    gc.collect()
+    gc.freeze()
     web.run_app(
         app, host=settings.host, port=settings.port, reuse_port=reuse_port or None,
         access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,

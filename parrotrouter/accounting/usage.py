@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -47,6 +48,11 @@ class UsageRecord:
     latency_ms: float = 0.0
     ttft_ms: float | None = None
     attempts: list[Attempt] = dataclasses.field(default_factory=list)
+    pricing: ModelPricing | None = None
+    # Counting tokens ourselves (upstream reported no usage, client did not ask for it now) is
+    # deferred to the ledger writer, off the request path.
+    deferred_count: Callable[[], tuple[int, int]] | None = None
+    finalized: bool = False
 
     def observe_usage(self, usage: dict[str, Any] | None) -> None:
         """Take the usage an upstream reported (OpenAI shape)."""
@@ -68,11 +74,20 @@ class UsageRecord:
         return TokenUsage(prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
                           cached_tokens=self.cached_tokens, reasoning_tokens=self.reasoning_tokens)
 
-    def settle(self, pricing: ModelPricing | None) -> None:
-        """Close the record: latency and cost."""
+    def settle(self) -> None:
+        """Close the record on the request path: only what must be measured now (latency)."""
         self.latency_ms = (time.perf_counter() - self.started) * 1000
-        if pricing is not None and (self.prompt_tokens or self.completion_tokens):
-            self.cost = pricing.cost(self.token_usage())
+
+    def finalize(self) -> None:
+        """Complete the record off the request path: deferred token counts and the cost."""
+        if self.finalized:
+            return
+        self.finalized = True
+        if self.deferred_count is not None:
+            self.prompt_tokens, self.completion_tokens = self.deferred_count()
+            self.deferred_count = None
+        if self.pricing is not None and (self.prompt_tokens or self.completion_tokens):
+            self.cost = self.pricing.cost(self.token_usage())
 
     def usage_payload(self) -> dict[str, Any]:
         """OpenAI `usage` object for this request."""
@@ -101,5 +116,6 @@ class DiscardingSink:
         self.records: list[UsageRecord] = []
 
     def record(self, record: UsageRecord) -> None:
+        record.finalize()
         self.records.append(record)
         del self.records[:-1000]

@@ -44,7 +44,7 @@ class Endpoint:
     chunk_type: str
     make_call: Callable[[Any, dict[str, Any], Candidate], Call]
     run: Callable[[Provider, Any], Any]
-    run_stream: Callable[[Provider, Any], AsyncIterator[dict[str, Any]]]
+    run_stream: Callable[[Provider, Any], AsyncIterator[list[dict[str, Any]]]]
     # Prompt tokens counted by the gateway, for upstreams that report no usage.
     count_prompt: Callable[[Any, str], int]
 
@@ -64,10 +64,9 @@ async def serve(state: AppState, http: web.Request, endpoint: Endpoint, principa
         key_id=principal.key_id, account_id=principal.account_id, streamed=bool(request.stream),
         user=getattr(request, "user", None),
     )
-    pricing = None
     try:
         candidate = state.router.candidates(request.model)[0]
-        pricing = candidate.model.pricing
+        record.pricing = candidate.model.pricing
         record.served_model = candidate.model.id
         record.provider = candidate.deployment.provider
         record.deployment = candidate.deployment.id
@@ -81,7 +80,8 @@ async def serve(state: AppState, http: web.Request, endpoint: Endpoint, principa
         choices = result["choices"]
         record.finish_reason = choices[0]["finish_reason"] if choices else None
         if not record.usage_reported:
-            _estimate_usage(record, endpoint, request, candidate.model.id, [_choice_text(c) for c in choices])
+            count = _deferred_count(endpoint, request, candidate.model.id, [_choice_text(c) for c in choices])
+            record.prompt_tokens, record.completion_tokens = count()
         if "usage" not in result:
             result["usage"] = record.usage_payload()
         return web.Response(body=orjson.dumps(result), content_type="application/json")
@@ -93,8 +93,46 @@ async def serve(state: AppState, http: web.Request, endpoint: Endpoint, principa
         record.status, record.error_code = STATUS_CLIENT_CLOSED, "client_closed"
         raise
     finally:
-        record.settle(pricing)
+        record.settle()
         state.usage.record(record)
+
+
+class _Relay:
+    """Per-stream state: normalises each chunk, tracks usage and finish, renders SSE frames."""
+
+    def __init__(self, endpoint: Endpoint, candidate: Candidate, record: UsageRecord) -> None:
+        self.record = record
+        self.meta = {"id": record.id, "created": int(record.created_at), "model": candidate.model.id,
+                     "provider": candidate.deployment.provider, "object_type": endpoint.chunk_type}
+        self.is_chat = endpoint.chunk_type == "chat.completion.chunk"
+        self.roles_sent: set[int] = set()
+        self.texts: list[str] = []  # kept only to count tokens if the upstream reports no usage
+
+    def frames(self, batch: list[dict[str, Any]]) -> bytes:
+        out = []
+        record, is_chat = self.record, self.is_chat
+        for chunk in batch:
+            usage = chunk.pop("usage", None)
+            if usage:
+                record.observe_usage(usage)
+            if not chunk.get("choices"):
+                continue  # usage-only (ours to send) or empty chunks carry nothing for the client
+            normalize_chunk(chunk, **self.meta)
+            for choice in chunk["choices"]:
+                if is_chat and choice["index"] not in self.roles_sent:
+                    self.roles_sent.add(choice["index"])
+                    choice["delta"].setdefault("role", "assistant")
+                if choice["finish_reason"] is not None and choice["index"] == 0:
+                    record.finish_reason = choice["finish_reason"]
+                self.texts.append(_delta_text(choice) if is_chat else choice.get("text") or "")
+            out.append(b"data: " + orjson.dumps(chunk) + b"\n\n")
+        return b"".join(out)
+
+    def usage_frame(self) -> bytes:
+        meta = self.meta
+        return _sse({"id": meta["id"], "object": meta["object_type"], "created": meta["created"],
+                     "model": meta["model"], "provider": meta["provider"], "choices": [],
+                     "usage": self.record.usage_payload()})
 
 
 async def _stream(http: web.Request, endpoint: Endpoint, candidate: Candidate, call: Call,
@@ -102,54 +140,39 @@ async def _stream(http: web.Request, endpoint: Endpoint, candidate: Candidate, c
     """Relay the upstream stream. Nothing is sent until the first chunk arrived, so an upstream
     that fails before answering gets a plain HTTP error; after that, failures end the stream
     with an error frame, never with a clean [DONE]."""
-    meta = {"id": record.id, "created": int(record.created_at), "model": candidate.model.id,
-            "provider": candidate.deployment.provider, "object_type": endpoint.chunk_type}
-    chunks = endpoint.run_stream(candidate.provider, call).__aiter__()
+    batches = endpoint.run_stream(candidate.provider, call).__aiter__()
     try:
-        chunk = await chunks.__anext__()
+        batch = await batches.__anext__()
     except StopAsyncIteration:
         raise malformed("stream: it ended without any chunk") from None
     response = web.StreamResponse(status=200, headers=SSE_HEADERS)
     await response.prepare(http)
     record.first_token()
-    roles_sent: set[int] = set()
-    is_chat = endpoint.chunk_type == "chat.completion.chunk"
-    texts: list[str] = []  # kept only to count tokens if the upstream reports no usage
+    relay = _Relay(endpoint, candidate, record)
     try:
         try:
             while True:
-                usage = chunk.pop("usage", None)
-                if usage:
-                    record.observe_usage(usage)
-                if chunk.get("choices"):
-                    normalize_chunk(chunk, **meta)
-                    for choice in chunk["choices"]:
-                        if is_chat and choice["index"] not in roles_sent:
-                            roles_sent.add(choice["index"])
-                            choice["delta"].setdefault("role", "assistant")
-                        if choice["finish_reason"] is not None and choice["index"] == 0:
-                            record.finish_reason = choice["finish_reason"]
-                        texts.append(_delta_text(choice) if is_chat else choice.get("text") or "")
-                    await response.write(_sse(chunk))
+                data = relay.frames(batch)
+                if data:
+                    await response.write(data)
                 try:
-                    chunk = await chunks.__anext__()
+                    batch = await batches.__anext__()
                 except StopAsyncIteration:
                     break
         except ParrotError as err:
-            await _error_frame(response, err, record, meta, is_chat)
+            await _error_frame(response, err, record, relay.meta, relay.is_chat)
             return response
         if not record.usage_reported:
-            _estimate_usage(record, endpoint, call.request, candidate.model.id, texts)
-        if include_usage:
-            await response.write(_sse({"id": record.id, "object": endpoint.chunk_type,
-                                       "created": meta["created"], "model": meta["model"],
-                                       "provider": meta["provider"], "choices": [],
-                                       "usage": record.usage_payload()}))
-        await response.write(_DONE)
+            count = _deferred_count(endpoint, call.request, candidate.model.id, relay.texts)
+            if include_usage:
+                record.prompt_tokens, record.completion_tokens = count()
+            else:
+                record.deferred_count = count
+        await response.write(relay.usage_frame() + _DONE if include_usage else _DONE)
     except ConnectionResetError:
         record.status, record.error_code = STATUS_CLIENT_CLOSED, "client_closed"
     finally:
-        await _close_quietly(chunks)
+        await _close_quietly(batches)
     return response
 
 
@@ -165,7 +188,7 @@ async def _error_frame(response: web.StreamResponse, err: ParrotError, record: U
     await response.write(_sse(frame))
 
 
-async def _close_quietly(chunks: AsyncIterator[dict[str, Any]]) -> None:
+async def _close_quietly(chunks: AsyncIterator[list[dict[str, Any]]]) -> None:
     aclose = getattr(chunks, "aclose", None)
     if aclose is not None:
         try:
@@ -190,7 +213,11 @@ def _choice_text(choice: dict[str, Any]) -> str:
     return _delta_text({"delta": message})
 
 
-def _estimate_usage(record: UsageRecord, endpoint: Endpoint, request: Any, model: str, texts: list[str]) -> None:
-    """The upstream reported no usage: count with the model family's tokenizer."""
-    record.prompt_tokens = endpoint.count_prompt(request, model)
-    record.completion_tokens = count_text("".join(texts), model)
+def _deferred_count(endpoint: Endpoint, request: Any, model: str,
+                    texts: list[str]) -> Callable[[], tuple[int, int]]:
+    """The upstream reported no usage: count with the model family's tokenizer, when needed."""
+
+    def count() -> tuple[int, int]:
+        return endpoint.count_prompt(request, model), count_text("".join(texts), model)
+
+    return count

@@ -1,7 +1,7 @@
 """The provider interface: what routing calls, whatever the provider speaks underneath.
 
 A provider turns a `ChatCall` into an OpenAI-shaped `chat.completion` dict, or a stream of
-`chat.completion.chunk` dicts. HTTP providers do this with a pure `HttpAdapter` (translate the
+batches of `chat.completion.chunk` dicts (a batch: what arrived together, relayed in one write). HTTP providers do this with a pure `HttpAdapter` (translate the
 request, the response, one stream event, an error); the local llama.cpp provider runs the model.
 Providers know nothing of keys, limits or HTTP frameworks.
 """
@@ -85,12 +85,12 @@ class Provider(abc.ABC):
     async def chat(self, call: ChatCall) -> dict[str, Any]: ...
 
     @abc.abstractmethod
-    def chat_stream(self, call: ChatCall) -> AsyncIterator[dict[str, Any]]: ...
+    def chat_stream(self, call: ChatCall) -> AsyncIterator[list[dict[str, Any]]]: ...
 
     async def completion(self, call: CompletionCall) -> dict[str, Any]:
         raise InvalidRequest(f"Provider '{self.name}' does not offer /v1/completions.", param="model")
 
-    def completion_stream(self, call: CompletionCall) -> AsyncIterator[dict[str, Any]]:
+    def completion_stream(self, call: CompletionCall) -> AsyncIterator[list[dict[str, Any]]]:
         raise InvalidRequest(f"Provider '{self.name}' does not offer /v1/completions.", param="model")
 
     async def start(self) -> None:

@@ -35,15 +35,20 @@ class HttpProvider(Provider):
                 raise self.adapter.error(response.status, response.headers, body)
             return body
 
-    async def _stream(self, request: UpstreamRequest, translator: StreamTranslator) -> AsyncIterator[dict[str, Any]]:
+    async def _stream(self, request: UpstreamRequest, translator: StreamTranslator) -> AsyncIterator[list[dict[str, Any]]]:
         client = self.client
         assert client is not None, "provider not started"
         async with client.open(request) as response:
             if response.status >= 400:
                 raise self.adapter.error(response.status, response.headers, await client.read_body(response))
-            async for event in client.sse_events(response):
-                for chunk in translator.feed(event):
-                    yield chunk
+            async for events in client.sse_events(response):
+                chunks: list[dict[str, Any]] = []
+                for event in events:
+                    chunks += translator.feed(event)
+                    if translator.done:
+                        break
+                if chunks:
+                    yield chunks
                 if translator.done:
                     return
         if not translator.done:
@@ -52,7 +57,7 @@ class HttpProvider(Provider):
     async def chat(self, call: ChatCall) -> dict[str, Any]:
         return self.adapter.chat_response(await self._call(self.adapter.chat_request(call)), call)
 
-    def chat_stream(self, call: ChatCall) -> AsyncIterator[dict[str, Any]]:
+    def chat_stream(self, call: ChatCall) -> AsyncIterator[list[dict[str, Any]]]:
         return self._stream(self.adapter.chat_request(call), self.adapter.chat_stream(call))
 
     async def completion(self, call: CompletionCall) -> dict[str, Any]:
@@ -60,7 +65,7 @@ class HttpProvider(Provider):
             return await super().completion(call)
         return self.adapter.completion_response(await self._call(self.adapter.completion_request(call)), call)
 
-    def completion_stream(self, call: CompletionCall) -> AsyncIterator[dict[str, Any]]:
+    def completion_stream(self, call: CompletionCall) -> AsyncIterator[list[dict[str, Any]]]:
         if not self.supports_completions:
             return super().completion_stream(call)
         return self._stream(self.adapter.completion_request(call), self.adapter.completion_stream(call))

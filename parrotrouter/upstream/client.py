@@ -101,7 +101,7 @@ class UpstreamClient:
             raise UpstreamFailure("The upstream response is too large.", kind=FailureKind.STREAM_PROTOCOL)
         return body
 
-    def sse_events(self, response: UpstreamResponse) -> AsyncIterator[ServerSentEvent]:
+    def sse_events(self, response: UpstreamResponse) -> AsyncIterator[list[ServerSentEvent]]:
         return read_sse(response.raw, self.timeouts)
 
     async def aclose(self) -> None:
@@ -114,14 +114,16 @@ class ServerSentEvent:
     data: str
 
 
-async def read_sse(resp: aiohttp.ClientResponse, timeouts: Timeouts) -> AsyncIterator[ServerSentEvent]:
-    """Parse `text/event-stream` incrementally (WHATWG rules for data/event/comment lines).
+async def read_sse(resp: aiohttp.ClientResponse, timeouts: Timeouts) -> AsyncIterator[list[ServerSentEvent]]:
+    """Parse `text/event-stream` incrementally (WHATWG rules for data/event/comment lines),
+    yielding the events of each network read together so they can be relayed in one write.
 
     The first event must arrive within `first_token` seconds; later gaps are bounded by the
     session's per-read `idle` timeout."""
     buffer = b""
     stream = resp.content
     first = True
+    carry_cr = False
     while True:
         with map_transport_errors(timeouts, "first" if first else "read"):
             if first:
@@ -131,19 +133,27 @@ async def read_sse(resp: aiohttp.ClientResponse, timeouts: Timeouts) -> AsyncIte
                 chunk = await stream.readany()
         if not chunk:
             break
+        if carry_cr:
+            chunk = b"\r" + chunk
+            carry_cr = False
         if b"\r" in chunk:
+            if chunk.endswith(b"\r"):  # a CRLF may be split across reads
+                chunk, carry_cr = chunk[:-1], True
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         buffer += chunk
+        events = []
         while (end := buffer.find(b"\n\n")) >= 0:
             block, buffer = buffer[:end], buffer[end + 2:]
             event = _parse_block(block)
             if event is not None:
-                first = False
-                yield event
+                events.append(event)
+        if events:
+            first = False
+            yield events
     if buffer.strip():
         event = _parse_block(buffer)
         if event is not None:
-            yield event
+            yield [event]
 
 
 def _parse_block(block: bytes) -> ServerSentEvent | None:

@@ -45,7 +45,8 @@ TOOL_CALLS = [
 
 
 class FakeOpenAI:
-    def __init__(self) -> None:
+    def __init__(self, keepalive_timeout: float = 75.0) -> None:
+        self.keepalive_timeout = keepalive_timeout
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.disconnects = 0
@@ -76,7 +77,7 @@ class FakeOpenAI:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_post("/v1/completions", self.completions)
-        self._runner = web.AppRunner(app, handler_cancellation=True)
+        self._runner = web.AppRunner(app, handler_cancellation=True, keepalive_timeout=self.keepalive_timeout)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()

@@ -119,7 +119,7 @@ def _mean_logprob(steps: list[Step]) -> float:
     return sum(values) / len(values) if values else float("-inf")
 
 
-async def complete_stream(provider: LlamaCppProvider, call: CompletionCall) -> AsyncIterator[dict[str, Any]]:
+async def complete_stream(provider: LlamaCppProvider, call: CompletionCall) -> AsyncIterator[list[dict[str, Any]]]:
     request = call.request
     n = request.n or 1
     job, prompts = _job(provider, request, n, request.logprobs)
@@ -143,7 +143,7 @@ async def complete_stream(provider: LlamaCppProvider, call: CompletionCall) -> A
             lp = _legacy_logprobs(engine, [step], offsets[index] + len(text) - len(step.text))
         offsets[index] += len(text)
         if text or step.finish_reason:
-            yield {"object": "text_completion",
-                   "choices": [{"index": index, "text": text, "logprobs": lp, "finish_reason": step.finish_reason}]}
+            yield [{"object": "text_completion",
+                    "choices": [{"index": index, "text": text, "logprobs": lp, "finish_reason": step.finish_reason}]}]
     usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-    yield {"object": "text_completion", "choices": [], "usage": usage}
+    yield [{"object": "text_completion", "choices": [], "usage": usage}]

@@ -140,7 +140,7 @@ class LlamaCppProvider(Provider):
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         return {"object": "chat.completion", "choices": choices, "usage": usage}
 
-    async def chat_stream(self, call: ChatCall) -> AsyncIterator[dict[str, Any]]:
+    async def chat_stream(self, call: ChatCall) -> AsyncIterator[list[dict[str, Any]]]:
         job, tool = self._chat_job(call.request)
         usage = {"prompt_tokens": 0, "completion_tokens": 0}
         started: set[int] = set()
@@ -171,9 +171,9 @@ class LlamaCppProvider(Provider):
             choice: dict[str, Any] = {"index": index, "delta": delta, "finish_reason": reason}
             if call.request.logprobs:
                 choice["logprobs"] = {"content": self._chat_logprobs(step), "refusal": None}
-            yield {"object": "chat.completion.chunk", "choices": [choice]}
+            yield [{"object": "chat.completion.chunk", "choices": [choice]}]
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-        yield {"object": "chat.completion.chunk", "choices": [], "usage": usage}
+        yield [{"object": "chat.completion.chunk", "choices": [], "usage": usage}]
 
     def _chat_logprobs(self, step: Step) -> list[dict[str, Any]]:
         engine = self._engine()
@@ -189,5 +189,5 @@ class LlamaCppProvider(Provider):
     async def completion(self, call: CompletionCall) -> dict[str, Any]:
         return await legacy.complete(self, call)
 
-    def completion_stream(self, call: CompletionCall) -> AsyncIterator[dict[str, Any]]:
+    def completion_stream(self, call: CompletionCall) -> AsyncIterator[list[dict[str, Any]]]:
         return legacy.complete_stream(self, call)
