@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from .accounting.usage import DiscardingSink, UsageSink
-from .auth.principal import MasterKeyAuthenticator
+from .auth.principal import MasterKeyAuthenticator, TrustedSocketAuthenticator
+from .catalog import Catalog
 from .config import ResolvedConfig, load_config
 from .home import Home, hash_key
 from .providers.http import build_provider
@@ -42,7 +43,7 @@ def build_state(prepared: Prepared, usage: UsageSink | None = None) -> AppState:
     else:
         record = home.master_key()
         master_hash = record.key_hash if record else None
-    providers = {name: build_provider(spec) for name, spec in catalog.providers.items()}
+    providers = {name: build_provider(spec, settings.model_host) for name, spec in catalog.providers.items()}
     return AppState(
         settings=settings,
         catalog=catalog,
@@ -51,3 +52,20 @@ def build_state(prepared: Prepared, usage: UsageSink | None = None) -> AppState:
         authenticator=MasterKeyAuthenticator(secret, master_hash),
         usage=usage or DiscardingSink(),
     )
+
+
+def local_only(catalog: Catalog) -> Catalog | None:
+    """The part of the catalog served by in-process local models, or None if there is none."""
+    local = {n: s for n, s in catalog.providers.items() if s.type == "llamacpp"}
+    if not local:
+        return None
+    models = [dataclasses.replace(m, deployments=tuple(d for d in m.deployments if d.provider in local))
+              for m in catalog.models.values() if any(d.provider in local for d in m.deployments)]
+    return Catalog(local.values(), models)
+
+
+def build_model_host_state(prepared: Prepared, catalog: Catalog) -> AppState:
+    providers = {name: build_provider(spec) for name, spec in catalog.providers.items()}
+    return AppState(settings=prepared.settings, catalog=catalog, providers=providers,
+                    router=Router(catalog, providers), authenticator=TrustedSocketAuthenticator(),
+                    usage=DiscardingSink())

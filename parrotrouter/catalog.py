@@ -46,6 +46,7 @@ class ProviderSpec:
     max_connections: int = 0
     drop_params: frozenset[str] = frozenset()
     local: LocalModelFile | None = None
+    unix_socket: str | None = None  # reach base_url's host over this socket instead of TCP
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -98,7 +99,13 @@ class Resolution:
         return tuple(d for d in self.model.deployments if d.provider == self.pinned_provider)
 
 
+AUTO = "auto"
+
+
 class Catalog:
+    """Models by public id. `auto` names the first model given (the loader's order: the config
+    file's models, then the embedded local model, then models enabled from the environment)."""
+
     def __init__(self, providers: Iterable[ProviderSpec], models: Iterable[ModelSpec]) -> None:
         self.providers: dict[str, ProviderSpec] = {p.name: p for p in providers}
         self.models: dict[str, ModelSpec] = {}
@@ -106,6 +113,8 @@ class Catalog:
         for model in models:
             self.models[model.id] = model
             self._names[model.id] = Resolution(model)
+        if self.models:
+            self._names.setdefault(AUTO, Resolution(next(iter(self.models.values()))))
         for model in self.models.values():
             for alias in model.aliases:
                 self._names.setdefault(alias, Resolution(model))

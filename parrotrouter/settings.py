@@ -104,6 +104,8 @@ REGISTRY: tuple[Setting, ...] = (
     Setting("access_log", parse_bool, False, "Log one line per request."),
     Setting("local_models", parse_bool, True, "Serve the embedded local model when installed."),
     Setting("shutdown_timeout", _parse_float, 10.0, "Seconds to drain requests on SIGTERM."),
+    Setting("model_host", _parse_optional_str, None,
+            "Internal: unix socket of the shared local-model host (set by the supervisor)."),
 )
 _BY_NAME = {s.name: s for s in REGISTRY}
 
@@ -123,6 +125,7 @@ class Settings:
     access_log: bool
     local_models: bool
     shutdown_timeout: float
+    model_host: str | None
 
     def with_overrides(self, **values: Any) -> Settings:
         return dataclasses.replace(self, **values)

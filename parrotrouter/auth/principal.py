@@ -34,6 +34,16 @@ def bearer_token(header: str | None) -> str | None:
     return token.strip()
 
 
+MODEL_HOST = Principal(key_id="model-host", name="worker of this gateway")
+
+
+class TrustedSocketAuthenticator:
+    """For the model host's unix socket (mode 0600): only this gateway's workers can connect."""
+
+    def authenticate(self, token: str | None) -> Principal:
+        return MODEL_HOST
+
+
 class MasterKeyAuthenticator:
     """Accepts only the master key (the seam the full key system fills)."""
 

@@ -128,7 +128,7 @@ def _provider_from_config(i: int, p: ProviderConfig, env: Mapping[str, str]) -> 
         name=p.name, type=p.type, display_name=preset.display_name if preset else p.name,
         base_url=base_url, api_key=_secret(p.api_key, env, f"providers[{i}].api_key"),
         headers=dict(p.headers), timeouts=timeouts, max_connections=p.max_connections,
-        drop_params=preset.drop_params if preset else frozenset(), local=local,
+        drop_params=preset.drop_params if preset else frozenset(), local=local, unix_socket=p.unix_socket,
     )
 
 

@@ -66,6 +66,7 @@ class ProviderConfig(_Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
     type: ProviderType
     base_url: str | None = None
+    unix_socket: str | None = None
     api_key: SecretRef | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     timeouts: Timeouts = Field(default_factory=Timeouts)
@@ -82,8 +83,8 @@ class ProviderConfig(_Strict):
     @field_validator("base_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://", "unix:")):
-            raise ValueError("must start with http://, https:// or unix:")
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
         return value.rstrip("/") if value else value
 
 

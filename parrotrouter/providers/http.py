@@ -20,7 +20,8 @@ class HttpProvider(Provider):
 
     async def start(self) -> None:
         assert self.spec.base_url is not None
-        self.client = UpstreamClient(self.spec.base_url, self.spec.timeouts, self.spec.max_connections)
+        self.client = UpstreamClient(self.spec.base_url, self.spec.timeouts, self.spec.max_connections,
+                                     unix_socket=self.spec.unix_socket)
 
     async def aclose(self) -> None:
         if self.client is not None:
@@ -74,8 +75,14 @@ class HttpProvider(Provider):
 ProviderFactory = Callable[[ProviderSpec], Provider]
 
 
-def build_provider(spec: ProviderSpec) -> Provider:
-    """The one place that maps a provider `type` to its implementation."""
+def build_provider(spec: ProviderSpec, model_host: str | None = None) -> Provider:
+    """The one place that maps a provider `type` to its implementation. With `model_host`,
+    local models are reached in the shared model-host process instead of loaded here."""
+    if spec.type == "llamacpp" and model_host is not None:
+        from .model_host import ModelHostAdapter, remote_spec
+
+        remote = remote_spec(spec, model_host)
+        return HttpProvider(remote, ModelHostAdapter(remote), supports_completions=True)
     if spec.type == "openai":
         from .openai_compat import OpenAIAdapter
 

@@ -91,13 +91,16 @@ class OpenAIAdapter:
             body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
         return orjson.dumps(body)
 
+    def upstream_model(self, call: ChatCall | CompletionCall) -> str:
+        return call.deployment.upstream_model
+
     def chat_request(self, call: ChatCall) -> UpstreamRequest:
-        return UpstreamRequest(self._chat_url, self._body(call.raw, call.deployment.upstream_model, call.stream),
+        return UpstreamRequest(self._chat_url, self._body(call.raw, self.upstream_model(call), call.stream),
                                self._headers, call.stream)
 
     def completion_request(self, call: CompletionCall) -> UpstreamRequest:
         return UpstreamRequest(self._completions_url,
-                               self._body(call.raw, call.deployment.upstream_model, call.stream),
+                               self._body(call.raw, self.upstream_model(call), call.stream),
                                self._headers, call.stream)
 
     def _json(self, body: bytes, what: str) -> dict[str, Any]:

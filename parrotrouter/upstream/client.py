@@ -42,15 +42,13 @@ class UpstreamClient:
     """Pooled client for one provider. `open()` yields a response whose body is not yet read."""
 
     def __init__(self, base_url: str, timeouts: Timeouts, max_connections: int = 0,
-                 keepalive_timeout: float = 30.0) -> None:
+                 keepalive_timeout: float = 30.0, unix_socket: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeouts = timeouts
         connector: aiohttp.BaseConnector
-        if self.base_url.startswith("unix:"):
-            # unix:/path/to/socket -> requests go to http://localhost over that socket
-            connector = aiohttp.UnixConnector(path=self.base_url[5:], limit=max_connections,
+        if unix_socket:
+            connector = aiohttp.UnixConnector(path=unix_socket, limit=max_connections,
                                               keepalive_timeout=keepalive_timeout)
-            self.base_url = "http://localhost"
         else:
             connector = aiohttp.TCPConnector(
                 limit=max_connections, keepalive_timeout=keepalive_timeout, ttl_dns_cache=300,
