@@ -7,6 +7,7 @@ back, account for it in `finally` (also when the client goes away or the upstrea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 from collections.abc import AsyncIterator, Callable
@@ -102,7 +103,7 @@ class _Relay:
 
     def __init__(self, endpoint: Endpoint, candidate: Candidate, record: UsageRecord) -> None:
         self.record = record
-        self.meta = {"id": record.id, "created": int(record.created_at), "model": candidate.model.id,
+        self.meta: dict[str, Any] = {"id": record.id, "created": int(record.created_at), "model": candidate.model.id,
                      "provider": candidate.deployment.provider, "object_type": endpoint.chunk_type}
         self.is_chat = endpoint.chunk_type == "chat.completion.chunk"
         self.roles_sent: set[int] = set()
@@ -117,7 +118,9 @@ class _Relay:
                 record.observe_usage(usage)
             if not chunk.get("choices"):
                 continue  # usage-only (ours to send) or empty chunks carry nothing for the client
-            normalize_chunk(chunk, **self.meta)
+            meta = self.meta
+            normalize_chunk(chunk, id=meta["id"], created=meta["created"], model=meta["model"],
+                            provider=meta["provider"], object_type=meta["object_type"])
             for choice in chunk["choices"]:
                 if is_chat and choice["index"] not in self.roles_sent:
                     self.roles_sent.add(choice["index"])
@@ -191,10 +194,9 @@ async def _error_frame(response: web.StreamResponse, err: ParrotError, record: U
 async def _close_quietly(chunks: AsyncIterator[list[dict[str, Any]]]) -> None:
     aclose = getattr(chunks, "aclose", None)
     if aclose is not None:
-        try:
+        # closing an upstream that already failed must not mask the answer
+        with contextlib.suppress(Exception):
             await aclose()
-        except Exception:  # closing an upstream that already failed must not mask the answer
-            pass
 
 
 def _delta_text(choice: dict[str, Any]) -> str:

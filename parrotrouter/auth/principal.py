@@ -55,7 +55,7 @@ class MasterKeyAuthenticator:
         if token is None:
             raise MissingApiKey(
                 "No API key provided. Send it as 'Authorization: Bearer pr-...'.")
-        if self._master_hash is not None and token.startswith(KEY_PREFIX):
-            if hmac.compare_digest(hash_key(self._secret, token), self._master_hash):
-                return MASTER
+        if (self._master_hash is not None and token.startswith(KEY_PREFIX)
+                and hmac.compare_digest(hash_key(self._secret, token), self._master_hash)):
+            return MASTER
         raise InvalidApiKey("The API key is not valid.")

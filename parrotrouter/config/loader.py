@@ -244,9 +244,9 @@ def load_config(
         raise ConfigError(problems, path or "configuration")
     models = [_model_from_config(m, providers) for m in cfg.models]
     taken = {name for m in cfg.models for name in (m.id, *m.aliases)}
-    if EMBEDDED_PROVIDER in providers and EMBEDDED_MODEL_ID not in taken and (
-        providers[EMBEDDED_PROVIDER].local and providers[EMBEDDED_PROVIDER].local.path == embedded_model_path()
-    ):
+    embedded = providers.get(EMBEDDED_PROVIDER)
+    if (embedded is not None and embedded.local is not None and EMBEDDED_MODEL_ID not in taken
+            and embedded.local.path == embedded_model_path()):
         models.append(cat.ModelSpec(
             id=EMBEDDED_MODEL_ID, deployments=(cat.Deployment(EMBEDDED_PROVIDER, EMBEDDED_MODEL_ID),),
             context_length=8192, max_output_tokens=2048,

@@ -36,7 +36,8 @@ class HttpProvider(Provider):
                 raise self.adapter.error(response.status, response.headers, body)
             return body
 
-    async def _stream(self, request: UpstreamRequest, translator: StreamTranslator) -> AsyncIterator[list[dict[str, Any]]]:
+    async def _stream(self, request: UpstreamRequest,
+                      translator: StreamTranslator) -> AsyncIterator[list[dict[str, Any]]]:
         client = self.client
         assert client is not None, "provider not started"
         async with client.open(request) as response:
@@ -44,10 +45,15 @@ class HttpProvider(Provider):
                 raise self.adapter.error(response.status, response.headers, await client.read_body(response))
             async for events in client.sse_events(response):
                 chunks: list[dict[str, Any]] = []
-                for event in events:
-                    chunks += translator.feed(event)
-                    if translator.done:
-                        break
+                try:
+                    for event in events:
+                        chunks += translator.feed(event)
+                        if translator.done:
+                            break
+                except Exception:
+                    if chunks:  # what arrived before the bad event still goes out first
+                        yield chunks
+                    raise
                 if chunks:
                     yield chunks
                 if translator.done:

@@ -35,7 +35,7 @@ class OpenAIStream:
             raise malformed("stream chunk") from None
         if not isinstance(chunk, dict):
             raise malformed("stream chunk")
-        if "error" in chunk and chunk["error"]:
+        if chunk.get("error"):
             raise _error_from_body(chunk, 500, {}, self.provider, in_stream=True)
         return [chunk]
 

@@ -104,8 +104,9 @@ PERSON = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"
 
 def test_json_schema_output_validates(local_gw: Gateway) -> None:
     resp = local_gw.client().chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": "Invent a person."}], max_tokens=60,
-        response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON}})
+        model=MODEL, messages=[{"role": "user", "content": "Invent a person."}], max_tokens=300, temperature=0.3,
+        seed=11, response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON}})
+    assert resp.choices[0].finish_reason == "stop", resp.choices[0].message.content
     jsonschema.validate(json.loads(resp.choices[0].message.content or ""), PERSON)
 
 

@@ -203,7 +203,9 @@ class FakeOpenAI:
         stall_after = int(scenario[12:]) if scenario.startswith("stall-after-") else None
         if scenario == "error-in-stream":
             yield _chunk(model, {"role": "assistant", "content": ""})
-            yield b'data: {"error": {"message": "Upstream overloaded mid-stream", "type": "server_error", "code": 503}}\n\n'
+            yield _chunk(model, {"content": "Hello"})
+            yield (b'data: {"error": {"message": "Upstream overloaded mid-stream", "type": "server_error", '
+                   b'"code": 503}}\n\n')
             return
         sent = 0
         if scenario == "tools":

@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Gateway overhead benchmark: requests/s and added latency against a fast mock upstream.
+
+Starts the mock upstream (the anchor benchmark's nginx mock when ../shared/bench is present and
+nginx has its js module, else bench/mock_upstream.py), then measures with wrk, in one run:
+the mock directly, and the gateway with each configuration given (default: bench/mock.yaml).
+
+    python bench/run.py                                   # the default configuration
+    python bench/run.py bench/mock.yaml other.yaml        # compare configurations in one run
+    DURATION=10 CONCS="1 64" python bench/run.py
+
+Compare ratios within one run: the machine is noisy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+SHARED = REPO.parent / "shared" / "bench"
+KEY = "pr-bench-0123456789abcdefghijklmnopqrstuvwxyz"
+DURATION = int(os.environ.get("DURATION", "8"))
+CONCS = [int(c) for c in os.environ.get("CONCS", "1 64").split()]
+STREAM_CONCS = [int(c) for c in os.environ.get("STREAM_CONCS", "16").split()]
+PORT = 8000
+MOCK = "http://127.0.0.1:18000/v1"
+
+
+def wait(url: str, headers: dict[str, str] | None = None, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            httpx.get(url, headers=headers, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def start_mock(run_dir: Path) -> subprocess.Popen[bytes]:
+    if (SHARED / "mock" / "nginx-mock.conf").exists() and shutil.which("nginx") and \
+            Path("/usr/lib/nginx/modules/ngx_http_js_module.so").exists():
+        for name in ("mock-tmp",):
+            (run_dir / name).mkdir(exist_ok=True)
+        conf = (SHARED / "mock" / "nginx-mock.conf").read_text()
+        conf = conf.replace("@BENCH@", str(SHARED)).replace("@RUN@", str(run_dir)).replace("@DELAY@", "0")
+        (run_dir / "mock.conf").write_text(conf)
+        (run_dir / "mock.js").write_text((SHARED / "mock" / "mock.js").read_text().replace("@BENCH@", str(SHARED)))
+        proc = subprocess.Popen(["nginx", "-p", str(run_dir), "-c", str(run_dir / "mock.conf")])
+    else:
+        proc = subprocess.Popen([sys.executable, str(HERE / "mock_upstream.py"), "--port", "18000"])
+    wait(MOCK + "/models")
+    return proc
+
+
+def wrk(url: str, conc: int, stream: bool, headers: dict[str, str]) -> tuple[float, float]:
+    lua = Path(tempfile.mkdtemp()) / "bench.lua"
+    body = {"model": "gpt-4o-mini", "stream": stream, "temperature": 0.2, "max_tokens": 300,
+            "messages": [{"role": "system", "content": "You are a careful assistant."},
+                         {"role": "user", "content": "Outline gateway timeouts in a short numbered list. " * 8}]}
+    import json
+
+    hdrs = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items())
+    lua.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(json.dumps(body))}\n'
+                   f'wrk.headers["Content-Type"] = "application/json"\n{hdrs}')
+    out = subprocess.run(["wrk", "-t1", f"-c{conc}", f"-d{DURATION}s", "--latency", "-s", str(lua),
+                          url + "/chat/completions"], capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
+    assert p50 is not None
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p50.group(2)]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        raise RuntimeError(f"{non2xx.group(1)} error responses from {url}:\n{out}")
+    return rps, float(p50.group(1)) * scale
+
+
+def measure(name: str, url: str, headers: dict[str, str]) -> dict[str, tuple[float, float]]:
+    wrk(url, 16, False, headers)  # warm-up
+    results = {}
+    for c in CONCS:
+        results[f"ns-c{c}"] = wrk(url, c, False, headers)
+    for c in STREAM_CONCS:
+        results[f"st-c{c}"] = wrk(url, c, True, headers)
+    for scenario, (rps, p50) in results.items():
+        print(f"  {name:28} {scenario:7} {rps:9.0f} req/s   p50 {p50:7.2f} ms", flush=True)
+    return results
+
+
+def main() -> None:
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed (Debian package 'wrk', or ../shared/bench/run-anchors.sh --setup)")
+    configs = sys.argv[1:] or [str(HERE / "mock.yaml")]
+    run_dir = Path(tempfile.mkdtemp(prefix="pr-bench-"))
+    mock = start_mock(run_dir)
+    table = []
+    try:
+        direct = measure("direct (mock)", MOCK, {})
+        for config in configs:
+            home = Path(tempfile.mkdtemp(prefix="pr-home-"))
+            env = {**os.environ, "PARROTROUTER_HOME": str(home), "PARROTROUTER_MASTER_KEY": KEY}
+            gw = subprocess.Popen([sys.executable, "-m", "parrotrouter", "serve", "--config", config, "--port",
+                                   str(PORT)], env=env, cwd=REPO, stdout=subprocess.DEVNULL)
+            try:
+                wait(f"http://127.0.0.1:{PORT}/ready")
+                res = measure(Path(config).name, f"http://127.0.0.1:{PORT}/v1", {"Authorization": f"Bearer {KEY}"})
+                table.append((Path(config).name, res))
+            finally:
+                gw.send_signal(signal.SIGTERM)
+                gw.wait()
+    finally:
+        mock.terminate()
+        mock.wait()
+    print("\n| configuration | scenario | req/s | p50 ms | added p50 ms |")
+    print("|---|---|---:|---:|---:|")
+    for name, res in [("direct (mock)", direct), *table]:
+        for scenario, (rps, p50) in res.items():
+            added = "-" if name.startswith("direct") else f"{p50 - direct[scenario][1]:.2f}"
+            print(f"| {name} | {scenario} | {rps:.0f} | {p50:.2f} | {added} |")
+
+
+if __name__ == "__main__":
+    main()
