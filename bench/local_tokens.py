@@ -21,7 +21,7 @@ import httpx
 import openai
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from parrotrouter.config.loader import embedded_model_path  # noqa: E402
+from parrotrouter.config.loader import embedded_model_path
 
 MAX_TOKENS = int(os.environ.get("MAX_TOKENS", "200"))
 RUNS = int(os.environ.get("RUNS", "5"))
