@@ -12,7 +12,9 @@ import json
 
 from aiohttp import web
 
-WORDS = ["1.", "Route", "each", "model", "name", "to", "an", "ordered", "list", "of", "deployments;", "try", "the", "primary,", "then", "fall", "back", "on", "429", "or", "5xx", "after", "one", "retry", "with", "jittered", "backoff.", "2.", "Timeouts:", "connect", "2", "s,", "first", "byte", "30", "s."]
+ANSWER = ("1. Route each model name to an ordered list of deployments; try the primary, then fall back on "
+          "429 or 5xx after one retry with jittered backoff. 2. Timeouts: connect 2 s, first byte 30 s.")
+WORDS = ANSWER.split(" ")
 CHAT = json.dumps({
     "id": "chatcmpl-mock", "object": "chat.completion", "created": 1732550400, "model": "gpt-4o-mini",
     "choices": [{"index": 0, "message": {"role": "assistant", "content": " ".join(WORDS)}, "logprobs": None,
