@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 
-from .accounting.usage import DiscardingSink, UsageSink
-from .auth.principal import MasterKeyAuthenticator, TrustedSocketAuthenticator
+from .accounting.credits import CreditManager
+from .accounting.ledger import Ledger
+from .accounting.usage import DiscardingSink
+from .auth.keystore import KeyAuthenticator, KeyCache, KeyStore
+from .auth.principal import TrustedSocketAuthenticator
 from .catalog import Catalog
 from .config import ResolvedConfig, load_config
 from .home import Home, hash_key
 from .providers.http import build_provider
 from .routing.router import Router
 from .settings import Settings, load_settings
-from .state import AppState
+from .state import Accounts, AppState
+from .store.db import create_engine, database_url, migrate_sync
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +38,7 @@ def prepare(cli: dict[str, object] | None = None) -> Prepared:
     return Prepared(settings, config, home)
 
 
-def build_state(prepared: Prepared, usage: UsageSink | None = None) -> AppState:
+def build_state(prepared: Prepared) -> AppState:
     settings, home = prepared.settings, prepared.home
     catalog = prepared.config.catalog
     secret = home.server_secret()
@@ -44,14 +48,26 @@ def build_state(prepared: Prepared, usage: UsageSink | None = None) -> AppState:
         record = home.master_key()
         master_hash = record.key_hash if record else None
     providers = {name: build_provider(spec, settings.model_host) for name, spec in catalog.providers.items()}
+    engine = create_engine(database_url(settings.database_url, home.path))
+    cache = KeyCache(engine, interval=settings.key_refresh_seconds)
+    credits = CreditManager(engine)
+    ledger = Ledger(engine, credits, strict=settings.accounting_strict)
+    accounts = Accounts(engine=engine, keys=KeyStore(engine, secret), key_cache=cache, credits=credits,
+                        ledger=ledger)
     return AppState(
         settings=settings,
         catalog=catalog,
         providers=providers,
         router=Router(catalog, providers),
-        authenticator=MasterKeyAuthenticator(secret, master_hash),
-        usage=usage or DiscardingSink(),
+        authenticator=KeyAuthenticator(secret, master_hash, cache),
+        usage=ledger,
+        accounts=accounts,
     )
+
+
+def migrate_database(prepared: Prepared) -> None:
+    """Bring the database schema up to date (run once before serving)."""
+    migrate_sync(database_url(prepared.settings.database_url, prepared.home.path))
 
 
 def local_only(catalog: Catalog) -> Catalog | None:

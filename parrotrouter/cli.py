@@ -94,6 +94,16 @@ def config_check(file: str) -> None:
     click.echo(f"{file}: OK ({len(cat.providers)} providers, {len(cat.models)} models)")
 
 
+def _register_admin() -> None:
+    from .cli_keys import credits, keys
+
+    main.add_command(keys)
+    main.add_command(credits)
+
+
+_register_admin()
+
+
 @main.command("models")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML config file.")
 def models(config_file: str | None) -> None:

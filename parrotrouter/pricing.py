@@ -42,6 +42,13 @@ class ModelPricing:
     completion_mtok: Decimal
     cached_prompt_mtok: Decimal | None = None
     table: gp_types.ModelPrice | None = dataclasses.field(default=None, compare=False, repr=False)
+    # The highest prices of tiered tables (long prompts cost more): for upper bounds.
+    prompt_max_mtok: Decimal | None = None
+    completion_max_mtok: Decimal | None = None
+
+    @property
+    def is_free(self) -> bool:
+        return not (self.prompt_mtok or self.completion_mtok or self.prompt_max_mtok or self.completion_max_mtok)
 
     def cost(self, usage: TokenUsage) -> Decimal:
         """USD cost of `usage` (prompt tokens include cached tokens, as in OpenAI's usage)."""
@@ -65,8 +72,10 @@ class ModelPricing:
         return total / _MILLION
 
     def max_cost(self, prompt_tokens: int, max_completion_tokens: int) -> Decimal:
-        """Upper bound of the cost of a request (no cache discount assumed)."""
-        return self.cost(TokenUsage(prompt_tokens=prompt_tokens, completion_tokens=max_completion_tokens))
+        """Upper bound of the cost of a request: highest tier prices, no cache discount."""
+        prompt = self.prompt_max_mtok if self.prompt_max_mtok is not None else self.prompt_mtok
+        completion = self.completion_max_mtok if self.completion_max_mtok is not None else self.completion_mtok
+        return (prompt_tokens * prompt + max_completion_tokens * completion) / _MILLION
 
     def per_1k(self) -> dict[str, str]:
         return {
@@ -91,6 +100,12 @@ def _base(price: Any) -> Decimal | None:
         return price
     base = getattr(price, "base", None)  # TieredPrices
     return base if isinstance(base, Decimal) else None
+
+
+def _highest(price: Any) -> Decimal | None:
+    base = _base(price)
+    tiers = getattr(price, "tiers", None) or ()
+    return max([base, *(t.price for t in tiers)]) if base is not None else None
 
 
 def _current_price(info: gp_types.ModelInfo) -> gp_types.ModelPrice:
@@ -125,6 +140,8 @@ def pricing_from_table(info: gp_types.ModelInfo) -> ModelPricing | None:
         completion_mtok=completion,
         cached_prompt_mtok=_base(price.cache_read_mtok),
         table=price,
+        prompt_max_mtok=_highest(price.input_mtok),
+        completion_max_mtok=_highest(price.output_mtok),
     )
 
 

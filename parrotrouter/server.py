@@ -18,7 +18,7 @@ import aiohttp
 from aiohttp import web
 
 from .api.app import create_app
-from .bootstrap import build_model_host_state, build_state, local_only, prepare
+from .bootstrap import build_model_host_state, build_state, local_only, migrate_database, prepare
 
 log = logging.getLogger("parrotrouter")
 
@@ -149,6 +149,7 @@ class Supervisor:
 
 def main_serve(cli: dict[str, Any]) -> int:
     prepared = prepare(cli)
+    migrate_database(prepared)
     workers = prepared.settings.workers
     if workers <= 1:
         run_worker(cli)

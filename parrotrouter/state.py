@@ -3,17 +3,40 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .accounting.credits import CreditManager
+from .accounting.ledger import Ledger
 from .accounting.usage import UsageSink
+from .auth.keystore import KeyCache, KeyStore
 from .auth.principal import Authenticator
 from .catalog import Catalog
 from .providers.base import Provider
 from .routing.router import Router
 from .settings import Settings
 
-if TYPE_CHECKING:
-    pass
+
+@dataclasses.dataclass
+class Accounts:
+    """Keys, credits and the usage ledger, on the database."""
+
+    engine: AsyncEngine
+    keys: KeyStore
+    key_cache: KeyCache
+    credits: CreditManager
+    ledger: Ledger
+
+    async def start(self) -> None:
+        await self.key_cache.start()
+        await self.credits.start()
+        await self.ledger.start()
+
+    async def stop(self) -> None:
+        await self.ledger.stop()
+        await self.credits.stop()
+        await self.key_cache.stop()
+        await self.engine.dispose()
 
 
 @dataclasses.dataclass
@@ -24,4 +47,5 @@ class AppState:
     router: Router
     authenticator: Authenticator
     usage: UsageSink
+    accounts: Accounts | None = None
     started: bool = False

@@ -45,7 +45,8 @@ class Gateway:
         if config is not None:
             self.config_path.write_text(yaml.safe_dump(config))
         self.env = {**os.environ, "PARROTROUTER_HOME": str(home), "PARROTROUTER_MASTER_KEY": MASTER_KEY,
-                    "PARROTROUTER_LOCAL_MODELS": "false", **(env or {})}
+                    "PARROTROUTER_LOCAL_MODELS": "false", "PARROTROUTER_ACCOUNTING_STRICT": "true",
+                    **(env or {})}
         for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GROQ_API_KEY"):
             if var not in (env or {}):
                 self.env.pop(var, None)

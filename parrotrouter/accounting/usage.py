@@ -6,9 +6,12 @@ import dataclasses
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..pricing import ModelPricing, TokenUsage
+
+if TYPE_CHECKING:
+    from .credits import Reservation
 
 STATUS_CLIENT_CLOSED = 499
 
@@ -20,6 +23,9 @@ class Attempt:
     status: int
     error_code: str | None = None
     latency_ms: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass(slots=True)
@@ -53,6 +59,7 @@ class UsageRecord:
     # deferred to the ledger writer, off the request path.
     deferred_count: Callable[[], tuple[int, int]] | None = None
     finalized: bool = False
+    reservation: Reservation | None = None  # credits held for this request, settled by the ledger
 
     def observe_usage(self, usage: dict[str, Any] | None) -> None:
         """Take the usage an upstream reported (OpenAI shape)."""

@@ -9,24 +9,36 @@ from aiohttp import web
 from ..state import AppState
 from .chat_completions import routes as chat_routes
 from .completions import routes as completion_routes
+from .credits import routes as credit_routes
 from .errors import error_middleware
+from .generations import routes as generation_routes
 from .health import routes as health_routes
+from .keys import routes as key_routes
 from .models import routes as model_routes
 from .request import STATE_KEY
+from .usage import routes as usage_routes
 
 log = logging.getLogger("parrotrouter")
 
 
 async def _start(app: web.Application) -> None:
     state = app[STATE_KEY]
+    if state.accounts is not None:
+        await state.accounts.start()
     for provider in state.providers.values():
         await provider.start()
     state.started = True
 
 
 async def _stop(app: web.Application) -> None:
+    """Runs after in-flight requests drained: flush the ledger, then release everything."""
     state = app[STATE_KEY]
     state.started = False
+    if state.accounts is not None:
+        try:
+            await state.accounts.stop()
+        except Exception:
+            log.exception("stopping accounting failed")
     for provider in state.providers.values():
         try:
             await provider.aclose()
@@ -37,7 +49,8 @@ async def _stop(app: web.Application) -> None:
 def create_app(state: AppState) -> web.Application:
     app = web.Application(client_max_size=state.settings.max_body_bytes, middlewares=[error_middleware])
     app[STATE_KEY] = state
-    for module in (chat_routes, completion_routes, model_routes, health_routes):
+    for module in (chat_routes, completion_routes, model_routes, health_routes, key_routes, credit_routes,
+                   generation_routes, usage_routes):
         module.add_routes(app)
     app.on_startup.append(_start)
     app.on_cleanup.append(_stop)

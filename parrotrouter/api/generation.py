@@ -11,13 +11,16 @@ import contextlib
 import dataclasses
 import os
 from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from ..accounting.credits import CreditManager, Reservation
 from ..accounting.usage import STATUS_CLIENT_CLOSED, UsageRecord
 from ..auth.principal import Principal
+from ..catalog import ModelSpec
 from ..errors import ParrotError, UpstreamFailure
 from ..protocol.normalize import normalize_chunk, normalize_completion
 from ..providers.base import ChatCall, CompletionCall, Provider, malformed
@@ -67,10 +70,14 @@ async def serve(state: AppState, http: web.Request, endpoint: Endpoint, principa
     )
     try:
         candidate = state.router.candidates(request.model)[0]
+        principal.policy.check_model(request.model, candidate.model.id)
         record.pricing = candidate.model.pricing
         record.served_model = candidate.model.id
         record.provider = candidate.deployment.provider
         record.deployment = candidate.deployment.id
+        if state.accounts is not None:
+            record.reservation = await _reserve(state.accounts.credits, principal, endpoint, request,
+                                                http.get("body_size", 0), candidate.model)
         call = endpoint.make_call(request, raw, candidate)
         if request.stream:
             return await _stream(http, endpoint, candidate, call, record, request.include_usage)
@@ -223,3 +230,32 @@ def _deferred_count(endpoint: Endpoint, request: Any, model: str,
         return endpoint.count_prompt(request, model), count_text("".join(texts), model)
 
     return count
+
+
+DEFAULT_RESERVED_OUTPUT = 16384  # when neither the request nor the catalog bounds the output
+_PER_IMAGE_BOUND = 3000  # upper bound of the prompt tokens of one image, for the cheap bound
+
+
+async def _reserve(credits: CreditManager, principal: Principal, endpoint: Endpoint, request: Any,
+                   body_size: int, model: ModelSpec) -> Reservation | None:
+    """Hold the request's maximum cost: prompt tokens (bounded cheaply by the body's bytes, or
+    counted with the model family's tokenizer when the budget is tight) plus the output cap."""
+    pricing = model.pricing
+    if principal.is_master or pricing is None or pricing.is_free:
+        return None
+    output = request.output_limit or model.max_output_tokens or DEFAULT_RESERVED_OUTPUT
+    images = _PER_IMAGE_BOUND * _image_count(request)
+    bound = pricing.max_cost(body_size + images, output)
+
+    def precise() -> Decimal:
+        return pricing.max_cost(endpoint.count_prompt(request, model.id), output)
+
+    return await credits.reserve(principal, bound, precise)
+
+
+def _image_count(request: Any) -> int:
+    has_images = getattr(request, "has_images", None)
+    if has_images is None or not has_images():
+        return 0
+    return sum(1 for m in request.messages if isinstance(getattr(m, "content", None), list)
+               for p in m.content if getattr(p, "image_url", None) is not None)

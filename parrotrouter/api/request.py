@@ -8,8 +8,9 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
+from ..auth.permissions import UNRESTRICTED
 from ..auth.principal import Principal, bearer_token
-from ..errors import InvalidRequest, RequestTooLarge, UnsupportedMediaType
+from ..errors import InvalidRequest, PermissionDenied, RequestTooLarge, UnsupportedMediaType
 from ..protocol.validation import decode_json_object
 from ..state import AppState
 
@@ -20,9 +21,24 @@ def app_state(request: web.Request) -> AppState:
     return request.app[STATE_KEY]
 
 
-def authenticate(request: web.Request) -> Principal:
-    state = request.app[STATE_KEY]
-    return state.authenticator.authenticate(bearer_token(request.headers.get("Authorization")))
+def authenticate(request: web.Request, *, write: bool = False, read: bool = True) -> Principal:
+    """Who is calling (401 otherwise), from where they may call, and whether they may write or
+    read (403). `read=False`: the endpoint serves keys without 'read' too (in a reduced form)."""
+    headers = request.headers
+    principal = request.app[STATE_KEY].authenticator.authenticate(bearer_token(headers.get("Authorization")))
+    policy = principal.policy
+    if policy is not UNRESTRICTED:
+        policy.check_client(request.remote, headers.get("Origin"), headers.get("Referer"), headers.get("User-Agent"))
+        if write or read:
+            policy.check_operation(write)
+    return principal
+
+
+def require_master(request: web.Request) -> Principal:
+    principal = authenticate(request)
+    if not principal.is_master:
+        raise PermissionDenied("Only the master key can manage API keys and credits.")
+    return principal
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
@@ -41,4 +57,5 @@ async def read_json(request: web.Request) -> dict[str, Any]:
         raise InvalidRequest("The request body could not be read or decoded (Content-Encoding).") from None
     if not body:
         raise InvalidRequest("The request body is empty; send a JSON object.")
+    request["body_size"] = len(body)
     return decode_json_object(body)

@@ -6,16 +6,18 @@ from typing import Protocol
 
 from ..errors import InvalidApiKey, MissingApiKey
 from ..home import KEY_PREFIX, hash_key
+from .permissions import UNRESTRICTED, Policy
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Principal:
-    """An authenticated caller."""
+    """An authenticated caller and what it may do."""
 
     key_id: str
     name: str
     is_master: bool = False
     account_id: str | None = None
+    policy: Policy = UNRESTRICTED
 
 
 MASTER = Principal(key_id="master", name="master key", is_master=True)

@@ -236,6 +236,23 @@ class ChatCompletionRequest(Struct, omit_defaults=True):
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
 
+    def features(self) -> list[str]:
+        """The key-permission features this request uses (chat, streaming, tools, vision, json_mode)."""
+        used = ["chat"]
+        if self.stream:
+            used.append("streaming")
+        if self.tools or self.functions:
+            used.append("tools")
+        if isinstance(self.response_format, JsonObjectFormat | JsonSchemaFormat):
+            used.append("json_mode")
+        if self.has_images():
+            used.append("vision")
+        return used
+
+    def has_images(self) -> bool:
+        return any(isinstance(p, ImagePart) for m in self.messages if isinstance(m, UserMessage)
+                   and isinstance(m.content, list) for p in m.content)
+
 
 def message_text(content: str | list[Any] | None) -> str:
     """The text of a message content (string or parts), parts joined without separators."""

@@ -50,10 +50,12 @@ def check_semantics(request: ChatCompletionRequest) -> None:
 
 async def create_chat_completion(http: web.Request) -> web.StreamResponse:
     state = app_state(http)
-    principal = authenticate(http)
+    principal = authenticate(http, write=True)
     raw = await read_json(http)
     request = convert(raw, ChatCompletionRequest)
     check_semantics(request)
+    if principal.policy.features is not None:
+        principal.policy.check_features(request.features())
     return await serve(state, http, CHAT, principal, request, raw)
 
 

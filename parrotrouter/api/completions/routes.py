@@ -53,10 +53,12 @@ def check_semantics(request: CompletionRequest) -> None:
 
 async def create_completion(http: web.Request) -> web.StreamResponse:
     state = app_state(http)
-    principal = authenticate(http)
+    principal = authenticate(http, write=True)
     raw = await read_json(http)
     request = convert(raw, CompletionRequest)
     check_semantics(request)
+    if principal.policy.features is not None:
+        principal.policy.check_features(["completions", "streaming"] if request.stream else ["completions"])
     return await serve(state, http, COMPLETIONS, principal, request, raw)
 
 

@@ -13,8 +13,12 @@ async def health(http: web.Request) -> web.Response:
 async def ready(http: web.Request) -> web.Response:
     state = app_state(http)
     providers = {name: p.ready() for name, p in state.providers.items()}
-    checks = {"started": state.started, "providers": providers}
+    checks: dict[str, object] = {"started": state.started, "providers": providers}
     ok = state.started and (not providers or any(providers.values()))
+    if state.accounts is not None:
+        ledger = state.accounts.ledger.health()
+        checks["ledger"] = ledger
+        ok = ok and bool(ledger["ok"])
     return web.Response(body=orjson.dumps({"status": "ready" if ok else "not_ready", "checks": checks}),
                         status=200 if ok else 503, content_type="application/json")
 

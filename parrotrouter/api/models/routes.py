@@ -38,7 +38,7 @@ def model_object(state: AppState, model: ModelSpec) -> dict[str, Any]:
 
 
 async def list_models(http: web.Request) -> web.Response:
-    authenticate(http)
+    policy = authenticate(http).policy
     state = app_state(http)
     query = http.query
     try:
@@ -55,6 +55,8 @@ async def list_models(http: web.Request) -> web.Response:
             continue
         if capability is not None and not getattr(model.capabilities, capability):
             continue
+        if not policy.allows_model(model.id):
+            continue
         obj = model_object(state, model)
         if active_only and not obj["status"]["active"]:
             continue
@@ -63,7 +65,7 @@ async def list_models(http: web.Request) -> web.Response:
 
 
 async def get_model(http: web.Request) -> web.Response:
-    authenticate(http)
+    policy = authenticate(http).policy
     state = app_state(http)
     name = http.match_info["model_id"]
     model = state.catalog.models.get(name)
@@ -73,6 +75,8 @@ async def get_model(http: web.Request) -> web.Response:
         except InvalidRequest:
             raise NotFound(f"The model '{name}' does not exist on this gateway. "
                            "GET /v1/models lists the models you can use.", param="model") from None
+    if not policy.allows_model(name, model.id):
+        raise NotFound(f"The model '{name}' does not exist on this gateway.", param="model")
     return web.Response(body=orjson.dumps(model_object(state, model)), content_type="application/json")
 
 

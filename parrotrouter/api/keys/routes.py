@@ -1,0 +1,66 @@
+"""Key administration (master key only): create, list, show, update, revoke, rotate, add credits."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ...auth.key_schema import CreditsAdd, KeyCreate, KeyUpdate
+from ...auth.keystore import KeyStore
+from ...errors import ServiceUnavailable
+from ...protocol.validation import convert
+from ..json import json_response
+from ..request import app_state, read_json, require_master
+
+
+def _store(http: web.Request) -> KeyStore:
+    require_master(http)
+    accounts = app_state(http).accounts
+    if accounts is None:
+        raise ServiceUnavailable("Key management is not available on this process.")
+    return accounts.keys
+
+
+async def create_key(http: web.Request) -> web.Response:
+    store = _store(http)
+    body = convert(await read_json(http), KeyCreate)
+    created, _ = await store.create(body)
+    return json_response(created, status=201)
+
+
+async def list_keys(http: web.Request) -> web.Response:
+    return json_response({"object": "list", "data": await _store(http).list()})
+
+
+async def get_key(http: web.Request) -> web.Response:
+    return json_response(await _store(http).get(http.match_info["key_id"]))
+
+
+async def update_key(http: web.Request) -> web.Response:
+    store = _store(http)
+    raw = await read_json(http)
+    body = convert(raw, KeyUpdate)
+    return json_response(await store.update(http.match_info["key_id"], body, set(raw)))
+
+
+async def revoke_key(http: web.Request) -> web.Response:
+    return json_response(await _store(http).revoke(http.match_info["key_id"]))
+
+
+async def rotate_key(http: web.Request) -> web.Response:
+    return json_response(await _store(http).rotate(http.match_info["key_id"]))
+
+
+async def add_credits(http: web.Request) -> web.Response:
+    store = _store(http)
+    body = convert(await read_json(http), CreditsAdd)
+    return json_response(await store.add_credits(http.match_info["key_id"], body.amount))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/keys", create_key)
+    app.router.add_get("/v1/keys", list_keys)
+    app.router.add_get("/v1/keys/{key_id}", get_key)
+    app.router.add_patch("/v1/keys/{key_id}", update_key)
+    app.router.add_delete("/v1/keys/{key_id}", revoke_key)
+    app.router.add_post("/v1/keys/{key_id}/rotate", rotate_key)
+    app.router.add_post("/v1/keys/{key_id}/credits", add_credits)

@@ -1,0 +1,123 @@
+"""Table definitions. Money is stored as integer nano-dollars (exact in SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+metadata = sa.MetaData()
+
+NANO = Decimal("0.000000001")
+
+
+class Money(sa.types.TypeDecorator[Decimal]):
+    """USD as a Decimal in Python, integer nano-dollars in the database."""
+
+    impl = sa.BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> int | None:
+        if value is None:
+            return None
+        return int((Decimal(value) / NANO).to_integral_value(ROUND_HALF_EVEN))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else from_nanos(value)
+
+
+def to_nanos(value: Decimal) -> int:
+    return int((value / NANO).to_integral_value(ROUND_HALF_EVEN))
+
+
+def from_nanos(value: Any) -> Decimal:
+    """A nano-dollar integer (or SQL SUM of them) as USD."""
+    return (Decimal(int(value)) * NANO).normalize() if value else Decimal(0)
+
+
+def utc_now_column(name: str, **kw: Any) -> sa.Column[Any]:
+    return sa.Column(name, sa.DateTime(timezone=True), nullable=False, **kw)
+
+
+meta = sa.Table(
+    "meta", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+
+accounts = sa.Table(
+    "accounts", metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("balance", Money, nullable=False),
+    sa.Column("leased", Money, nullable=False),  # set aside by gateway processes (credit_leases)
+    utc_now_column("created_at"),
+    utc_now_column("updated_at"),
+)
+
+api_keys = sa.Table(
+    "api_keys", metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("permissions", sa.JSON, nullable=False),
+    sa.Column("restrictions", sa.JSON, nullable=False),
+    sa.Column("metadata", sa.JSON, nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    utc_now_column("created_at"),
+    utc_now_column("updated_at"),
+)
+
+# Money a gateway process has set aside from a budget, so it can admit requests without a
+# database round trip. Rows of processes that stopped renewing are reclaimed.
+credit_leases = sa.Table(
+    "credit_leases", metadata,
+    sa.Column("bucket", sa.String(120), primary_key=True),
+    sa.Column("holder", sa.String(64), primary_key=True),
+    sa.Column("amount", Money, nullable=False),
+    utc_now_column("renewed_at"),
+)
+
+# Per-key daily spend, for `max_cost_per_day`.
+key_days = sa.Table(
+    "key_days", metadata,
+    sa.Column("key_id", sa.String(40), primary_key=True),
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("spent", Money, nullable=False),
+    sa.Column("leased", Money, nullable=False),
+)
+
+usage = sa.Table(
+    "usage", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("endpoint", sa.String(40), nullable=False),
+    sa.Column("key_id", sa.String(40), nullable=True),
+    sa.Column("account_id", sa.String(40), nullable=True),
+    sa.Column("requested_model", sa.String(200), nullable=False),
+    sa.Column("served_model", sa.String(200), nullable=True),
+    sa.Column("provider", sa.String(100), nullable=True),
+    sa.Column("deployment", sa.String(300), nullable=True),
+    sa.Column("prompt_tokens", sa.Integer, nullable=False),
+    sa.Column("completion_tokens", sa.Integer, nullable=False),
+    sa.Column("cached_tokens", sa.Integer, nullable=False),
+    sa.Column("reasoning_tokens", sa.Integer, nullable=False),
+    sa.Column("cost", Money, nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("ttft_ms", sa.Float, nullable=True),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("error_code", sa.String(60), nullable=True),
+    sa.Column("streamed", sa.Boolean, nullable=False),
+    sa.Column("finish_reason", sa.String(40), nullable=True),
+    sa.Column("user", sa.String(256), nullable=True),
+    sa.Column("attempts", sa.JSON, nullable=False),
+    utc_now_column("created_at"),
+    sa.Index("ix_usage_key_created", "key_id", "created_at"),
+    sa.Index("ix_usage_account_created", "account_id", "created_at"),
+    sa.Index("ix_usage_created", "created_at"),
+)
