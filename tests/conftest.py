@@ -69,7 +69,11 @@ class Gateway:
         self._logf = open(self.log, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=self._logf, stderr=subprocess.STDOUT, cwd=REPO)
         if wait:
-            self.wait_ready()
+            try:
+                self.wait_ready()
+            except BaseException:
+                self.stop()
+                raise
         return self
 
     def wait_ready(self, timeout: float = 30) -> None:
@@ -90,7 +94,7 @@ class Gateway:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
-        if self.proc is None:
+        if self.proc is None or self._logf.closed:
             return None
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
