@@ -5,9 +5,15 @@ Starts the mock upstream (the anchor benchmark's nginx mock when ../shared/bench
 nginx has its js module, else bench/mock_upstream.py), then measures with wrk, in one run:
 the mock directly, and the gateway with each configuration given (default: bench/mock.yaml).
 
-    python bench/run.py                                   # the default configuration
-    python bench/run.py bench/mock.yaml other.yaml        # compare configurations in one run
+    python bench/run.py                      # default variants: stateless, master, key
+    python bench/run.py stateless key        # a subset
     DURATION=10 CONCS="1 64" python bench/run.py
+
+Variants (same mock, same run):
+    stateless  bench/mock-stateless.yaml: no keys, credits or ledger (master key only)
+    master     bench/mock.yaml with the master key: ledger on, no credit reservation
+    key        bench/mock.yaml with an ordinary key holding credits: auth lookup, permission
+               checks, credit reservation and settlement, ledger
 
 Compare ratios within one run: the machine is noisy.
 """
@@ -98,36 +104,55 @@ def measure(name: str, url: str, headers: dict[str, str]) -> dict[str, tuple[flo
     return results
 
 
+VARIANTS = {
+    "stateless": ("mock-stateless.yaml", False),
+    "master": ("mock.yaml", False),
+    "key": ("mock.yaml", True),
+}
+
+
+def ordinary_key() -> str:
+    """Create a key with plenty of credits through the admin API."""
+    resp = httpx.post(f"http://127.0.0.1:{PORT}/v1/keys", headers={"Authorization": f"Bearer {KEY}"},
+                      json={"name": "bench", "credits": "100000", "permissions": {"models": ["gpt-4o-mini"]}})
+    resp.raise_for_status()
+    return str(resp.json()["key"])
+
+
 def main() -> None:
     if not shutil.which("wrk"):
         sys.exit("wrk is needed (Debian package 'wrk', or ../shared/bench/run-anchors.sh --setup)")
-    configs = sys.argv[1:] or [str(HERE / "mock.yaml")]
+    variants = sys.argv[1:] or list(VARIANTS)
     run_dir = Path(tempfile.mkdtemp(prefix="pr-bench-"))
     mock = start_mock(run_dir)
     table = []
     try:
         direct = measure("direct (mock)", MOCK, {})
-        for config in configs:
+        for variant in variants:
+            config, with_key = VARIANTS[variant]
             home = Path(tempfile.mkdtemp(prefix="pr-home-"))
             env = {**os.environ, "PARROTROUTER_HOME": str(home), "PARROTROUTER_MASTER_KEY": KEY}
-            gw = subprocess.Popen([sys.executable, "-m", "parrotrouter", "serve", "--config", config, "--port",
-                                   str(PORT)], env=env, cwd=REPO, stdout=subprocess.DEVNULL)
+            gw = subprocess.Popen([sys.executable, "-m", "parrotrouter", "serve", "--config", str(HERE / config),
+                                   "--port", str(PORT)], env=env, cwd=REPO, stdout=subprocess.DEVNULL)
             try:
                 wait(f"http://127.0.0.1:{PORT}/ready")
-                res = measure(Path(config).name, f"http://127.0.0.1:{PORT}/v1", {"Authorization": f"Bearer {KEY}"})
-                table.append((Path(config).name, res))
+                token = ordinary_key() if with_key else KEY
+                res = measure(variant, f"http://127.0.0.1:{PORT}/v1", {"Authorization": f"Bearer {token}"})
+                table.append((variant, res))
             finally:
                 gw.send_signal(signal.SIGTERM)
                 gw.wait()
     finally:
         mock.terminate()
         mock.wait()
-    print("\n| configuration | scenario | req/s | p50 ms | added p50 ms |")
-    print("|---|---|---:|---:|---:|")
+    base = dict(table).get("stateless")
+    print("\n| variant | scenario | req/s | p50 ms | added p50 ms | req/s vs stateless |")
+    print("|---|---|---:|---:|---:|---:|")
     for name, res in [("direct (mock)", direct), *table]:
         for scenario, (rps, p50) in res.items():
             added = "-" if name.startswith("direct") else f"{p50 - direct[scenario][1]:.2f}"
-            print(f"| {name} | {scenario} | {rps:.0f} | {p50:.2f} | {added} |")
+            ratio = f"{rps / base[scenario][0]:.0%}" if base and not name.startswith("direct") else "-"
+            print(f"| {name} | {scenario} | {rps:.0f} | {p50:.2f} | {added} | {ratio} |")
 
 
 if __name__ == "__main__":

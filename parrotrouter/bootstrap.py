@@ -6,9 +6,9 @@ import dataclasses
 
 from .accounting.credits import CreditManager
 from .accounting.ledger import Ledger
-from .accounting.usage import DiscardingSink
+from .accounting.usage import DiscardingSink, NullSink
 from .auth.keystore import KeyAuthenticator, KeyCache, KeyStore
-from .auth.principal import TrustedSocketAuthenticator
+from .auth.principal import MasterKeyAuthenticator, TrustedSocketAuthenticator
 from .catalog import Catalog
 from .config import ResolvedConfig, load_config
 from .home import Home, hash_key
@@ -48,6 +48,9 @@ def build_state(prepared: Prepared) -> AppState:
         record = home.master_key()
         master_hash = record.key_hash if record else None
     providers = {name: build_provider(spec, settings.model_host) for name, spec in catalog.providers.items()}
+    if not settings.accounting:
+        return AppState(settings=settings, catalog=catalog, providers=providers, router=Router(catalog, providers),
+                        authenticator=MasterKeyAuthenticator(secret, master_hash), usage=NullSink())
     engine = create_engine(database_url(settings.database_url, home.path))
     cache = KeyCache(engine, interval=settings.key_refresh_seconds)
     credits = CreditManager(engine)
@@ -67,6 +70,8 @@ def build_state(prepared: Prepared) -> AppState:
 
 def migrate_database(prepared: Prepared) -> None:
     """Bring the database schema up to date (run once before serving)."""
+    if not prepared.settings.accounting:
+        return
     migrate_sync(database_url(prepared.settings.database_url, prepared.home.path))
 
 

@@ -104,6 +104,8 @@ REGISTRY: tuple[Setting, ...] = (
     Setting("access_log", parse_bool, False, "Log one line per request."),
     Setting("local_models", parse_bool, True, "Serve the embedded local model when installed."),
     Setting("shutdown_timeout", _parse_float, 10.0, "Seconds to drain requests on SIGTERM."),
+    Setting("accounting", parse_bool, True,
+            "Keys, credits and the usage ledger (false: master key only, nothing recorded)."),
     Setting("accounting_strict", parse_bool, False,
             "Raise on a failed ledger write instead of logging and retrying (for tests)."),
     Setting("key_refresh_seconds", _parse_float, 1.0, "How often each process checks for changed API keys."),
@@ -128,6 +130,7 @@ class Settings:
     access_log: bool
     local_models: bool
     shutdown_timeout: float
+    accounting: bool
     accounting_strict: bool
     key_refresh_seconds: float
     model_host: str | None

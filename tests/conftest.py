@@ -23,7 +23,7 @@ MASTER_KEY = "pr-test-master-key-0123456789abcdefghijklmnopqrstuvwxyz"
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = bool(os.environ.get("CI"))
 
-FAKE_SCENARIOS = ["tools", "429", "500", "503", "401", "400-context", "stall", "slow-first-byte", "cut-3",
+FAKE_SCENARIOS = ["slow", "tools", "429", "500", "503", "401", "400-context", "stall", "slow-first-byte", "cut-3",
                   "malformed", "error-in-stream", "stall-after-2", "no-usage", "paced"]
 
 
@@ -51,6 +51,7 @@ class Gateway:
             if var not in (env or {}):
                 self.env.pop(var, None)
         self.args = args or []
+        self._clients: list[openai.OpenAI] = []
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = home / f"gateway-{self.port}.log"
 
@@ -94,6 +95,9 @@ class Gateway:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
+        for client in self._clients:
+            client.close()
+        self._clients.clear()
         if self.proc is None or self._logf.closed:
             return None
         if self.proc.poll() is None:
@@ -107,7 +111,10 @@ class Gateway:
         return self.proc.returncode
 
     def client(self, key: str = MASTER_KEY, **kw: Any) -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.base_url, api_key=key, max_retries=0, **kw)
+        """An SDK client, closed when the gateway stops."""
+        client = openai.OpenAI(base_url=self.base_url, api_key=key, max_retries=0, **kw)
+        self._clients.append(client)
+        return client
 
     def async_client(self, key: str = MASTER_KEY, **kw: Any) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(base_url=self.base_url, api_key=key, max_retries=0, **kw)
@@ -123,10 +130,10 @@ def fake_config(fake: FakeOpenAI, **server: Any) -> dict[str, Any]:
                "context_length": 128000, "max_output_tokens": 16384,
                "pricing": {"prompt": "0.15", "completion": "0.60"},
                "capabilities": {"vision": True, "completion": True}}]
-    models += [{"id": f"fake-{s}", "deployments": [{"provider": "fake", "model": f"fake-{s}"}]}
-               for s in FAKE_SCENARIOS]
+    models += [{"id": f"fake-{s}", "deployments": [{"provider": "fake", "model": f"fake-{s}"}],
+                "pricing": {"prompt": "0.15", "completion": "0.60"}} for s in FAKE_SCENARIOS]
     return {
-        "server": server,
+        "server": {k: v for k, v in server.items() if v is not None},
         "env_providers": False,
         "providers": [{"name": "fake", "type": "openai", "base_url": fake.base_url,
                        "api_key": {"$env": "FAKE_UPSTREAM_KEY"},
@@ -162,3 +169,63 @@ def make_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
     yield make
     for gw in started:
         gw.stop()
+
+
+PG_ADMIN_DSN = os.environ.get("PARROTROUTER_TEST_PG", "postgresql://root@127.0.0.1:5432/test")
+
+
+def _pg_reachable() -> str | None:
+    import asyncio
+
+    import asyncpg
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=3)
+        await conn.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def fresh_pg_database() -> tuple[str, Callable[[], None]]:
+    """A new, empty PostgreSQL database on the test server, and a function that drops it."""
+    import asyncio
+    import uuid
+
+    import asyncpg
+
+    problem = _pg_reachable()
+    if problem is not None:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL at {PG_ADMIN_DSN} is unreachable under CI: {problem}")
+        pytest.skip(f"PostgreSQL at {PG_ADMIN_DSN} is unreachable: {problem}")
+    name = "pr_test_" + uuid.uuid4().hex[:12]
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0]
+
+    def drop() -> None:
+        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    return f"{base}/{name}", drop
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each accounts test runs against SQLite and against the real PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    url, drop = fresh_pg_database()
+    yield url
+    drop()

@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import sqlalchemy as sa
+import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..store.schema import usage
+from ..store.schema import to_nanos
 from .credits import CreditManager, Reservation
 from .usage import UsageRecord
 
@@ -28,18 +28,33 @@ log = logging.getLogger("parrotrouter.ledger")
 MAX_BACKLOG = 100_000
 
 
-def row_of(rec: UsageRecord) -> dict[str, Any]:
-    return {
-        "id": rec.id, "endpoint": rec.endpoint, "key_id": rec.key_id, "account_id": rec.account_id,
-        "requested_model": rec.requested_model[:200], "served_model": rec.served_model,
-        "provider": rec.provider, "deployment": rec.deployment, "prompt_tokens": rec.prompt_tokens,
-        "completion_tokens": rec.completion_tokens, "cached_tokens": rec.cached_tokens,
-        "reasoning_tokens": rec.reasoning_tokens, "cost": rec.cost, "latency_ms": rec.latency_ms,
-        "ttft_ms": rec.ttft_ms, "status": rec.status, "error_code": rec.error_code, "streamed": rec.streamed,
-        "finish_reason": rec.finish_reason, "user": rec.user[:256] if rec.user else None,
-        "attempts": [a.as_dict() for a in rec.attempts],
-        "created_at": datetime.fromtimestamp(rec.created_at, UTC),
-    }
+COLUMNS = ("id", "endpoint", "key_id", "account_id", "requested_model", "served_model", "provider", "deployment",
+           "prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens", "cost", "latency_ms",
+           "ttft_ms", "status", "error_code", "streamed", "finish_reason", "user", "attempts", "created_at")
+
+
+def row_of(rec: UsageRecord, sqlite: bool) -> tuple[Any, ...]:
+    """One ledger row as driver parameters (a batch goes to the driver's executemany directly:
+    per-row SQLAlchemy parameter processing costs more than the insert itself)."""
+    created = datetime.fromtimestamp(rec.created_at, UTC)
+    return (
+        rec.id, rec.endpoint, rec.key_id, rec.account_id, rec.requested_model[:200], rec.served_model,
+        rec.provider, rec.deployment, rec.prompt_tokens, rec.completion_tokens, rec.cached_tokens,
+        rec.reasoning_tokens, to_nanos(rec.cost), rec.latency_ms, rec.ttft_ms, rec.status, rec.error_code,
+        rec.streamed, rec.finish_reason, rec.user[:256] if rec.user else None,
+        orjson.dumps([a.as_dict() for a in rec.attempts]).decode(),
+        # SQLAlchemy's SQLite DATETIME storage format, so reads through the ORM layer agree.
+        created.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else created,
+    )
+
+
+def insert_sql(dialect: str) -> str:
+    cols = ", ".join(f'"{c}"' for c in COLUMNS)
+    if dialect == "sqlite":
+        marks = ", ".join("?" for _ in COLUMNS)
+    else:
+        marks = ", ".join(f"${i + 1}" if c != "attempts" else f"${i + 1}::json" for i, c in enumerate(COLUMNS))
+    return f"INSERT INTO usage ({cols}) VALUES ({marks})"
 
 
 class Ledger:
@@ -87,7 +102,8 @@ class Ledger:
                 settlements: list[tuple[Reservation, Decimal]] = [
                     (r.reservation, r.cost) for r in batch if r.reservation is not None]
                 async with self.engine.begin() as conn:
-                    await conn.execute(sa.insert(usage), [row_of(r) for r in batch])
+                    sqlite = conn.dialect.name == "sqlite"
+                    await conn.exec_driver_sql(insert_sql(conn.dialect.name), [row_of(r, sqlite) for r in batch])
                     if settlements:
                         await self.credits.settle_in(conn, settlements)
             except Exception:

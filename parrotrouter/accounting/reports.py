@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..store.schema import accounts, from_nanos, key_days, usage
+from ..store.schema import accounts, key_days, usage
 
 GRANULARITIES = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
 
@@ -61,7 +61,7 @@ async def totals(engine: AsyncEngine, key_id: str | None, since: datetime) -> di
     ).where(usage.c.created_at >= since), key_id)
     async with engine.connect() as conn:
         n, cost, prompt, completion, users = (await conn.execute(query)).one()
-    return {"requests": n, "cost": from_nanos(cost),
+    return {"requests": n, "cost": cost,  # SUM over a Money column comes back as Money (USD)
             "prompt": int(prompt), "completion": int(completion), "active_users": users}
 
 
@@ -73,7 +73,7 @@ async def by_model(engine: AsyncEngine, key_id: str | None, since: datetime) -> 
     ).where(usage.c.created_at >= since).group_by(name).order_by(sa.func.count().desc()), key_id)
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()
-    return [{"name": r[0], "requests": r[1], "tokens": int(r[2]), "cost": from_nanos(r[3]),
+    return [{"name": r[0], "requests": r[1], "tokens": int(r[2]), "cost": r[3],
              "avg_latency_ms": round(float(r[4] or 0), 3)} for r in rows]
 
 

@@ -116,6 +116,13 @@ class UsageSink(Protocol):
     def record(self, record: UsageRecord) -> None: ...
 
 
+class NullSink:
+    """Accounting switched off: records are dropped unfinished (no token counting)."""
+
+    def record(self, record: UsageRecord) -> None:
+        pass
+
+
 class DiscardingSink:
     """For tools and tests that do not keep a ledger."""
 

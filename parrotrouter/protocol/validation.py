@@ -14,6 +14,7 @@ T = TypeVar("T")
 
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _MISSING = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
+_UNKNOWN = re.compile(r"Object contains unknown field `(?P<field>[^`]+)`")
 
 
 def _param_from_error(text: str) -> tuple[str, str | None]:
@@ -21,7 +22,7 @@ def _param_from_error(text: str) -> tuple[str, str | None]:
     assert match is not None
     msg, path = match.group("msg"), match.group("path")
     param = path.lstrip(".") if path else None
-    missing = _MISSING.match(msg)
+    missing = _MISSING.match(msg) or _UNKNOWN.match(msg)
     if missing:
         field = missing.group("field")
         param = f"{param}.{field}" if param else field

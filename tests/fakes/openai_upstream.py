@@ -152,6 +152,8 @@ class FakeOpenAI:
             return web.json_response({"error": err}, status=status, headers=headers)
         if scenario == "slow-first-byte":
             await asyncio.sleep(3)
+        if scenario == "slow":
+            await asyncio.sleep(1.5)
         if scenario == "stall":
             try:
                 await asyncio.sleep(3600)

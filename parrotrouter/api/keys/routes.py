@@ -20,10 +20,18 @@ def _store(http: web.Request) -> KeyStore:
     return accounts.keys
 
 
+async def _changed(http: web.Request) -> None:
+    """This process sees its own key changes at once; others within `key_refresh_seconds`."""
+    accounts = app_state(http).accounts
+    assert accounts is not None
+    await accounts.key_cache.refresh()
+
+
 async def create_key(http: web.Request) -> web.Response:
     store = _store(http)
     body = convert(await read_json(http), KeyCreate)
     created, _ = await store.create(body)
+    await _changed(http)
     return json_response(created, status=201)
 
 
@@ -39,15 +47,21 @@ async def update_key(http: web.Request) -> web.Response:
     store = _store(http)
     raw = await read_json(http)
     body = convert(raw, KeyUpdate)
-    return json_response(await store.update(http.match_info["key_id"], body, set(raw)))
+    updated = await store.update(http.match_info["key_id"], body, set(raw))
+    await _changed(http)
+    return json_response(updated)
 
 
 async def revoke_key(http: web.Request) -> web.Response:
-    return json_response(await _store(http).revoke(http.match_info["key_id"]))
+    revoked = await _store(http).revoke(http.match_info["key_id"])
+    await _changed(http)
+    return json_response(revoked)
 
 
 async def rotate_key(http: web.Request) -> web.Response:
-    return json_response(await _store(http).rotate(http.match_info["key_id"]))
+    rotated = await _store(http).rotate(http.match_info["key_id"])
+    await _changed(http)
+    return json_response(rotated)
 
 
 async def add_credits(http: web.Request) -> web.Response:
