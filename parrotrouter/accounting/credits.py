@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -38,7 +39,18 @@ IDLE_RELEASE = 10.0  # seconds without use after which the unused part of a leas
 
 
 def utc_day(now: float | None = None) -> str:
-    return datetime.fromtimestamp(now if now is not None else time.time(), UTC).strftime("%Y-%m-%d")
+    """The UTC date as YYYY-MM-DD (cached until the next midnight: it is asked on every request)."""
+    now = time.time() if now is None else now
+    cached = _DAY_CACHE
+    if cached[0] <= now < cached[1]:
+        return cached[2]
+    day = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = day.timestamp()
+    _DAY_CACHE[:] = [start, start + 86400, day.strftime("%Y-%m-%d")]
+    return str(_DAY_CACHE[2])
+
+
+_DAY_CACHE: list[Any] = [0.0, 0.0, ""]  # [start, end, "YYYY-MM-DD"]: a pure function's memo
 
 
 @dataclasses.dataclass(eq=False)
@@ -72,6 +84,7 @@ class CreditManager:
         self.engine = engine
         self.holder = holder or f"{os.getpid()}-{os.urandom(6).hex()}"
         self.buckets: dict[str, Bucket] = {}
+        self.extensions = 0  # database round trips taken to grow a lease
         self._task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ admission
@@ -121,8 +134,10 @@ class CreditManager:
         async with bucket.lock:
             if bucket.in_flight + amount > bucket.lease:
                 short = bucket.in_flight + amount - bucket.lease
-                if await self._extend(bucket, short + max(bound, amount) * LEASE_REQUESTS):
-                    bucket.lease += short + max(bound, amount) * LEASE_REQUESTS
+                # Room for LEASE_REQUESTS more, plus as much again as is in flight (concurrency).
+                generous = short + max(bound, amount) * LEASE_REQUESTS + bucket.in_flight
+                if await self._extend(bucket, generous):
+                    bucket.lease += generous
                     bucket.tight = False
                 elif await self._extend(bucket, short):
                     bucket.lease += short
@@ -142,6 +157,7 @@ class CreditManager:
                                    "(prompt plus max_tokens). Add credits or lower max_tokens.")
 
     async def _extend(self, bucket: Bucket, grant: Decimal) -> bool:
+        self.extensions += 1
         g = to_nanos(grant)
         async with self.engine.begin() as conn:
             if bucket.kind == "acct":
@@ -218,6 +234,9 @@ class CreditManager:
                 await self.maintain()
             except Exception:
                 log.exception("credit lease housekeeping failed")
+
+    def health(self) -> dict[str, Any]:
+        return {"budgets": len(self.buckets), "lease_extensions": self.extensions}
 
     async def maintain(self) -> None:
         """Renew this process's leases, give back idle ones, reclaim those of vanished processes."""

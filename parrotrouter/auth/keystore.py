@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hmac
 import logging
 import secrets
 import time
@@ -246,8 +247,6 @@ class KeyAuthenticator:
         self._cache = cache
 
     def authenticate(self, token: str | None) -> Principal:
-        import hmac
-
         if token is None:
             raise MissingApiKey("No API key provided. Send it as 'Authorization: Bearer pr-...'.")
         if not token.startswith(KEY_PREFIX):

@@ -118,6 +118,5 @@ usage = sa.Table(
     sa.Column("attempts", sa.JSON, nullable=False),
     utc_now_column("created_at"),
     sa.Index("ix_usage_key_created", "key_id", "created_at"),
-    sa.Index("ix_usage_account_created", "account_id", "created_at"),
     sa.Index("ix_usage_created", "created_at"),
 )

@@ -18,6 +18,7 @@ async def ready(http: web.Request) -> web.Response:
     if state.accounts is not None:
         ledger = state.accounts.ledger.health()
         checks["ledger"] = ledger
+        checks["credits"] = state.accounts.credits.health()
         ok = ok and bool(ledger["ok"])
     return web.Response(body=orjson.dumps({"status": "ready" if ok else "not_ready", "checks": checks}),
                         status=200 if ok else 503, content_type="application/json")

@@ -52,5 +52,4 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_usage_key_created", "usage", ["key_id", "created_at"])
-    op.create_index("ix_usage_account_created", "usage", ["account_id", "created_at"])
     op.create_index("ix_usage_created", "usage", ["created_at"])
