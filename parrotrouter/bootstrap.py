@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 from .accounting.credits import CreditManager
@@ -11,8 +12,12 @@ from .auth.keystore import KeyAuthenticator, KeyCache, KeyStore
 from .auth.principal import MasterKeyAuthenticator, TrustedSocketAuthenticator
 from .catalog import Catalog
 from .config import ResolvedConfig, load_config
+from .errors import ConfigError
 from .home import Home, hash_key
 from .providers.http import build_provider
+from .ratelimit.limiter import RateLimiter
+from .ratelimit.memory import MemoryRateLimiter
+from .ratelimit.redis import RedisRateLimiter
 from .routing.router import Router
 from .settings import Settings, load_settings
 from .state import Accounts, AppState
@@ -65,7 +70,51 @@ def build_state(prepared: Prepared) -> AppState:
         authenticator=KeyAuthenticator(secret, master_hash, cache),
         usage=ledger,
         accounts=accounts,
+        limiter=build_limiter(settings),
     )
+
+
+def build_limiter(settings: Settings) -> RateLimiter:
+    if settings.redis_url:
+        return RedisRateLimiter(settings.redis_url, fail_open=settings.limits_fail_open,
+                                timeout=settings.redis_timeout)
+    return MemoryRateLimiter()
+
+
+def check_limits_backend(prepared: Prepared) -> None:
+    """Several processes counting limits in memory would each allow the full limit: refuse."""
+    settings = prepared.settings
+    if settings.workers <= 1 or settings.redis_url or not settings.accounting:
+        return
+    reason = None
+    if settings.limit_defaults.any:
+        reason = "rate limits are configured (rate_limit_* settings)"
+    else:
+        url = database_url(settings.database_url, prepared.home.path)
+        keys = asyncio.run(_keys_with_limits(url))
+        if keys:
+            reason = f"{len(keys)} API key(s) have rate limits (e.g. {keys[0]})"
+    if reason:
+        raise ConfigError([
+            f"--workers {settings.workers} without Redis: {reason}, and each worker would count them on its "
+            "own, multiplying every limit by the number of workers. Set redis_url (PARROTROUTER_REDIS_URL, "
+            "e.g. redis://127.0.0.1:6379/0) or run one worker."], "settings")
+
+
+async def _keys_with_limits(url: str) -> list[str]:
+    import sqlalchemy as sa
+
+    from .store.schema import api_keys
+
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(sa.select(api_keys.c.id, api_keys.c.permissions)
+                                       .where(api_keys.c.revoked_at.is_(None)))).all()
+    finally:
+        await engine.dispose()
+    fields = ("max_requests_per_minute", "max_requests_per_day", "max_tokens_per_minute")
+    return [r.id for r in rows if any((r.permissions or {}).get(f) for f in fields)]
 
 
 def migrate_database(prepared: Prepared) -> None:

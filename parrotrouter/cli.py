@@ -46,7 +46,12 @@ def serve(host: str | None, port: int | None, config: str | None, workers: int |
         click.echo(err.render(), err=True)
         sys.exit(2)
     _announce(prepared)
-    sys.exit(main_serve(cli))
+    try:
+        code = main_serve(cli)
+    except ConfigError as err:
+        click.echo(err.render(), err=True)
+        sys.exit(2)
+    sys.exit(code)
 
 
 def _announce(prepared: Any) -> None:

@@ -18,7 +18,14 @@ import aiohttp
 from aiohttp import web
 
 from .api.app import create_app
-from .bootstrap import build_model_host_state, build_state, local_only, migrate_database, prepare
+from .bootstrap import (
+    build_model_host_state,
+    build_state,
+    check_limits_backend,
+    local_only,
+    migrate_database,
+    prepare,
+)
 
 log = logging.getLogger("parrotrouter")
 
@@ -153,6 +160,7 @@ class Supervisor:
 def main_serve(cli: dict[str, Any]) -> int:
     prepared = prepare(cli)
     migrate_database(prepared)
+    check_limits_backend(prepared)
     workers = prepared.settings.workers
     if workers <= 1:
         run_worker(cli)

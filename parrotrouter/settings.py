@@ -11,7 +11,10 @@ import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .ratelimit.rules import Defaults
 
 from .errors import ConfigError
 
@@ -109,6 +112,13 @@ REGISTRY: tuple[Setting, ...] = (
     Setting("accounting_strict", parse_bool, False,
             "Raise on a failed ledger write instead of logging and retrying (for tests)."),
     Setting("key_refresh_seconds", _parse_float, 1.0, "How often each process checks for changed API keys."),
+    Setting("rate_limit_rpm", _parse_int, 0, "Default requests per minute per key (0: none)."),
+    Setting("rate_limit_rpd", _parse_int, 0, "Default requests per day per key (0: none)."),
+    Setting("rate_limit_tpm", _parse_int, 0, "Default tokens per minute per key (0: none)."),
+    Setting("user_rate_limit_rpm", _parse_int, 0, "Requests per minute per end user (the request's `user`)."),
+    Setting("user_rate_limit_tpm", _parse_int, 0, "Tokens per minute per end user (the request's `user`)."),
+    Setting("limits_fail_open", parse_bool, False, "Admit requests when Redis is unreachable (default: 503)."),
+    Setting("redis_timeout", _parse_float, 0.25, "Seconds before a Redis connect or command gives up."),
     Setting("model_host", _parse_optional_str, None,
             "Internal: unix socket of the shared local-model host (set by the supervisor)."),
 )
@@ -133,7 +143,21 @@ class Settings:
     accounting: bool
     accounting_strict: bool
     key_refresh_seconds: float
+    rate_limit_rpm: int
+    rate_limit_rpd: int
+    rate_limit_tpm: int
+    user_rate_limit_rpm: int
+    user_rate_limit_tpm: int
+    limits_fail_open: bool
+    redis_timeout: float
     model_host: str | None
+
+    @property
+    def limit_defaults(self) -> Defaults:
+        from .ratelimit.rules import Defaults
+
+        return Defaults(rpm=self.rate_limit_rpm, rpd=self.rate_limit_rpd, tpm=self.rate_limit_tpm,
+                        user_rpm=self.user_rate_limit_rpm, user_tpm=self.user_rate_limit_tpm)
 
     def with_overrides(self, **values: Any) -> Settings:
         return dataclasses.replace(self, **values)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -13,6 +14,7 @@ from .auth.keystore import KeyCache, KeyStore
 from .auth.principal import Authenticator
 from .catalog import Catalog
 from .providers.base import Provider
+from .ratelimit.limiter import RateLimiter
 from .routing.router import Router
 from .settings import Settings
 
@@ -48,4 +50,6 @@ class AppState:
     authenticator: Authenticator
     usage: UsageSink
     accounts: Accounts | None = None
+    limiter: RateLimiter | None = None
     started: bool = False
+    background: set[asyncio.Task[None]] = dataclasses.field(default_factory=set)

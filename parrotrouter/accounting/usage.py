@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..pricing import ModelPricing, TokenUsage
 
 if TYPE_CHECKING:
+    from ..ratelimit.limiter import Ticket
     from .credits import Reservation
 
 STATUS_CLIENT_CLOSED = 499
@@ -60,6 +61,7 @@ class UsageRecord:
     deferred_count: Callable[[], tuple[int, int]] | None = None
     finalized: bool = False
     reservation: Reservation | None = None  # credits held for this request, settled by the ledger
+    limit_ticket: Ticket | None = None  # tokens taken from token rate limits, reconciled after
 
     def observe_usage(self, usage: dict[str, Any] | None) -> None:
         """Take the usage an upstream reported (OpenAI shape)."""

@@ -6,6 +6,7 @@ import logging
 
 from aiohttp import web
 
+from ..ratelimit.rules import limits_for
 from ..state import AppState
 from .chat_completions import routes as chat_routes
 from .completions import routes as completion_routes
@@ -39,11 +40,32 @@ async def _stop(app: web.Application) -> None:
             await state.accounts.stop()
         except Exception:
             log.exception("stopping accounting failed")
+    if state.limiter is not None:
+        await state.limiter.aclose()
     for provider in state.providers.values():
         try:
             await provider.aclose()
         except Exception:
             log.exception("closing provider %s failed", provider.name)
+
+
+async def _rate_limit_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Every response to a rate-limited caller carries the X-RateLimit-* headers: generation
+    requests set them when they take from the limits; other endpoints report without taking."""
+    headers = request.get("extra_headers")
+    if headers is None:
+        principal = request.get("principal")
+        state = request.app[STATE_KEY]
+        if principal is None or state.limiter is None or not request.path.startswith("/v1/"):
+            return
+        limits = limits_for(principal, None, state.settings.limit_defaults)
+        if not limits:
+            return
+        try:
+            headers = await state.limiter.peek(limits)
+        except Exception:
+            return
+    response.headers.update(headers)
 
 
 def create_app(state: AppState) -> web.Application:
@@ -52,6 +74,7 @@ def create_app(state: AppState) -> web.Application:
     for module in (chat_routes, completion_routes, model_routes, health_routes, key_routes, credit_routes,
                    generation_routes, usage_routes):
         module.add_routes(app)
+    app.on_response_prepare.append(_rate_limit_headers)
     app.on_startup.append(_start)
     app.on_cleanup.append(_stop)
     return app

@@ -54,13 +54,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ParrotError as err:
-        return error_response(err, request.get("extra_headers"))
+        return error_response(err)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(_from_http_exception(exc), request.get("extra_headers"))
+        return error_response(_from_http_exception(exc))
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(InternalServerError("Internal server error."), request.get("extra_headers"))
+        return error_response(InternalServerError("Internal server error."))

@@ -25,6 +25,7 @@ from ..catalog import ModelSpec
 from ..errors import ParrotError, UpstreamFailure
 from ..protocol.normalize import normalize_chunk, normalize_completion
 from ..providers.base import ChatCall, CompletionCall, Provider, malformed
+from ..ratelimit.rules import limits_for
 from ..routing.router import Candidate
 from ..state import AppState
 from ..tokens import count_text
@@ -78,6 +79,8 @@ async def serve(state: AppState, http: web.Request, endpoint: Endpoint, principa
         record.served_model = candidate.model.id
         record.provider = candidate.deployment.provider
         record.deployment = candidate.deployment.id
+        if state.limiter is not None:
+            await _admit(state, http, record, principal, endpoint, request, candidate.model)
         if state.accounts is not None:
             record.reservation = await _reserve(state.accounts.credits, principal, endpoint, request,
                                                 http.get("body_size", 0), candidate.model)
@@ -105,6 +108,8 @@ async def serve(state: AppState, http: web.Request, endpoint: Endpoint, principa
         raise
     finally:
         record.settle()
+        if record.limit_ticket is not None and state.limiter is not None:
+            _reconcile_later(state, record)
         state.usage.record(record)
 
 
@@ -262,3 +267,35 @@ def _image_count(request: Any) -> int:
         return 0
     return sum(1 for m in request.messages if isinstance(getattr(m, "content", None), list)
                for p in m.content if getattr(p, "image_url", None) is not None)
+
+
+DEFAULT_TPM_OUTPUT = 4096  # output tokens a token limit reserves when nothing bounds the answer
+
+
+async def _admit(state: AppState, http: web.Request, record: UsageRecord, principal: Principal,
+                 endpoint: Endpoint, request: Any, model: ModelSpec) -> None:
+    """Take the request from its rate limits (429 when over); the decision's headers go on the
+    response, whatever it turns out to be."""
+    assert state.limiter is not None
+    limits = limits_for(principal, getattr(request, "user", None), state.settings.limit_defaults)
+    if not limits:
+        return
+    tokens = 0
+    if any(lim.tokens for lim in limits):
+        output = request.output_limit or model.max_output_tokens or DEFAULT_TPM_OUTPUT
+        tokens = endpoint.count_prompt(request, model.id) + output
+    decision = await state.limiter.admit(limits, tokens)
+    http["extra_headers"] = decision.headers
+    record.limit_ticket = decision.ticket
+
+
+def _reconcile_later(state: AppState, record: UsageRecord) -> None:
+    """Replace the token reservation by the real count, off the response path."""
+    ticket, limiter = record.limit_ticket, state.limiter
+    assert ticket is not None and limiter is not None
+    if record.deferred_count is not None:
+        record.finalize()
+    task = asyncio.get_running_loop().create_task(
+        limiter.reconcile(ticket, record.prompt_tokens + record.completion_tokens))
+    state.background.add(task)
+    task.add_done_callback(state.background.discard)

@@ -26,6 +26,7 @@ def authenticate(request: web.Request, *, write: bool = False, read: bool = True
     read (403). `read=False`: the endpoint serves keys without 'read' too (in a reduced form)."""
     headers = request.headers
     principal = request.app[STATE_KEY].authenticator.authenticate(bearer_token(headers.get("Authorization")))
+    request["principal"] = principal
     policy = principal.policy
     if policy is not UNRESTRICTED:
         policy.check_client(request.remote, headers.get("Origin"), headers.get("Referer"), headers.get("User-Agent"))

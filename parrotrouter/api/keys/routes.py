@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ...auth.key_schema import CreditsAdd, KeyCreate, KeyUpdate
+from ...auth.key_schema import CreditsAdd, KeyCreate, KeyUpdate, Permissions
 from ...auth.keystore import KeyStore
-from ...errors import ServiceUnavailable
+from ...errors import InvalidRequest, ServiceUnavailable
 from ...protocol.validation import convert
 from ..json import json_response
 from ..request import app_state, read_json, require_master
@@ -27,9 +27,20 @@ async def _changed(http: web.Request) -> None:
     await accounts.key_cache.refresh()
 
 
+def _check_limits_backend(http: web.Request, permissions: Permissions | None) -> None:
+    """Keys with rate limits on several workers without Redis would get N times their limits."""
+    settings = app_state(http).settings
+    if permissions is None or settings.workers <= 1 or settings.redis_url:
+        return
+    if permissions.max_requests_per_minute or permissions.max_requests_per_day or permissions.max_tokens_per_minute:
+        raise InvalidRequest("Rate limits on keys need Redis when the gateway runs several workers: set redis_url "
+                             "(PARROTROUTER_REDIS_URL), or run one worker.", param="permissions")
+
+
 async def create_key(http: web.Request) -> web.Response:
     store = _store(http)
     body = convert(await read_json(http), KeyCreate)
+    _check_limits_backend(http, body.permissions)
     created, _ = await store.create(body)
     await _changed(http)
     return json_response(created, status=201)
@@ -47,6 +58,7 @@ async def update_key(http: web.Request) -> web.Response:
     store = _store(http)
     raw = await read_json(http)
     body = convert(raw, KeyUpdate)
+    _check_limits_backend(http, body.permissions)
     updated = await store.update(http.match_info["key_id"], body, set(raw))
     await _changed(http)
     return json_response(updated)
