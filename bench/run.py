@@ -14,6 +14,9 @@ Variants (same mock, same run):
     master     bench/mock.yaml with the master key: ledger on, no credit reservation
     key        bench/mock.yaml with an ordinary key holding credits: auth lookup, permission
                checks, credit reservation and settlement, ledger
+    limits-memory  as `key`, the key with a requests-per-minute limit (memory storage)
+    limits-redis   as `key`, the limit counted in Redis (bench/mock-redis.yaml)
+    tpm-redis      as limits-redis, plus a tokens-per-minute limit (prompt counted, reconciled)
 
 Compare ratios within one run: the machine is noisy.
 """
@@ -104,17 +107,23 @@ def measure(name: str, url: str, headers: dict[str, str]) -> dict[str, tuple[flo
     return results
 
 
-VARIANTS = {
-    "stateless": ("mock-stateless.yaml", False),
-    "master": ("mock.yaml", False),
-    "key": ("mock.yaml", True),
+HUGE = 10**9  # limits that never refuse: the cost of checking them is what is measured
+VARIANTS: dict[str, tuple[str, dict[str, int] | None]] = {
+    "stateless": ("mock-stateless.yaml", None),
+    "master": ("mock.yaml", None),
+    "key": ("mock.yaml", {}),
+    "limits-memory": ("mock.yaml", {"max_requests_per_minute": HUGE}),
+    "limits-redis": ("mock-redis.yaml", {"max_requests_per_minute": HUGE}),
+    "tpm-redis": ("mock-redis.yaml", {"max_requests_per_minute": HUGE, "max_tokens_per_minute": HUGE}),
 }
+DEFAULT_VARIANTS = ["stateless", "master", "key", "limits-memory", "limits-redis"]
 
 
-def ordinary_key() -> str:
+def ordinary_key(limits: dict[str, int]) -> str:
     """Create a key with plenty of credits through the admin API."""
     resp = httpx.post(f"http://127.0.0.1:{PORT}/v1/keys", headers={"Authorization": f"Bearer {KEY}"},
-                      json={"name": "bench", "credits": "100000", "permissions": {"models": ["gpt-4o-mini"]}})
+                      json={"name": "bench", "credits": "100000",
+                            "permissions": {"models": ["gpt-4o-mini"], **limits}})
     resp.raise_for_status()
     return str(resp.json()["key"])
 
@@ -122,21 +131,21 @@ def ordinary_key() -> str:
 def main() -> None:
     if not shutil.which("wrk"):
         sys.exit("wrk is needed (Debian package 'wrk', or ../shared/bench/run-anchors.sh --setup)")
-    variants = sys.argv[1:] or list(VARIANTS)
+    variants = sys.argv[1:] or DEFAULT_VARIANTS
     run_dir = Path(tempfile.mkdtemp(prefix="pr-bench-"))
     mock = start_mock(run_dir)
     table = []
     try:
         direct = measure("direct (mock)", MOCK, {})
         for variant in variants:
-            config, with_key = VARIANTS[variant]
+            config, key_limits = VARIANTS[variant]
             home = Path(tempfile.mkdtemp(prefix="pr-home-"))
             env = {**os.environ, "PARROTROUTER_HOME": str(home), "PARROTROUTER_MASTER_KEY": KEY}
             gw = subprocess.Popen([sys.executable, "-m", "parrotrouter", "serve", "--config", str(HERE / config),
                                    "--port", str(PORT)], env=env, cwd=REPO, stdout=subprocess.DEVNULL)
             try:
                 wait(f"http://127.0.0.1:{PORT}/ready")
-                token = ordinary_key() if with_key else KEY
+                token = ordinary_key(key_limits) if key_limits is not None else KEY
                 res = measure(variant, f"http://127.0.0.1:{PORT}/v1", {"Authorization": f"Bearer {token}"})
                 table.append((variant, res))
             finally:

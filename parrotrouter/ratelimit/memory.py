@@ -33,6 +33,10 @@ class MemoryRateLimiter(RateLimiter):
     async def _take(self, limits: list[Limit], tokens: int, take: bool = True) -> tuple[bool, list[Usage]]:
         async with self._lock:  # test all, then take all: one request never half-counted
             costs = [tokens if lim.tokens else 1 for lim in limits]
+            if take and len(limits) == 1:  # one limit: the strategy's hit tests and takes at once
+                allowed = costs[0] <= limits[0].amount and await self.strategy.hit(
+                    self._item(limits[0]), limits[0].key, cost=costs[0])
+                return allowed, [await self._usage(limits[0])]
             allowed = take
             if take:
                 for lim, cost in zip(limits, costs, strict=True):
@@ -42,12 +46,12 @@ class MemoryRateLimiter(RateLimiter):
             if allowed:
                 for lim, cost in zip(limits, costs, strict=True):
                     await self.strategy.hit(self._item(lim), lim.key, cost=cost)
-            usages = []
-            now = time.time()
-            for lim in limits:
-                stats = await self.strategy.get_window_stats(self._item(lim), lim.key)
-                usages.append(Usage(lim, lim.amount - stats.remaining, max(0.0, stats.reset_time - now)))
+            usages = [await self._usage(lim) for lim in limits]
         return allowed, usages
+
+    async def _usage(self, limit: Limit) -> Usage:
+        stats = await self.strategy.get_window_stats(self._item(limit), limit.key)
+        return Usage(limit, limit.amount - stats.remaining, max(0.0, stats.reset_time - time.time()))
 
     async def _adjust(self, limits: list[Limit], delta: int) -> None:
         # Reconciliation records what was used, over the limit or not, so it goes to the storage's
