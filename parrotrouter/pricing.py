@@ -114,15 +114,13 @@ def _current_price(info: gp_types.ModelInfo) -> gp_types.ModelPrice:
 
 @functools.cache
 def known_models(genai_provider_id: str) -> tuple[tuple[str, int | None, ModelPricing], ...]:
-    """(model id, context window, pricing) for every current model genai-prices lists for a provider."""
+    """(model id, context window, pricing) for every model genai-prices lists for a provider."""
     snapshot = get_snapshot()
     provider = next((p for p in snapshot.providers if p.id == genai_provider_id), None)
     if provider is None:
         return ()
     out = []
-    for info in provider.models:
-        if info.deprecated:
-            continue
+    for info in provider.models:  # deprecated ones too: providers keep serving them for a while
         pricing = pricing_from_table(info)
         if pricing is None:
             continue

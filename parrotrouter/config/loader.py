@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from pydantic import ValidationError
 from .. import catalog as cat
 from ..errors import ConfigError
 from ..pricing import FREE, known_models, lookup_pricing, pricing_override
-from ..providers.presets import PRESETS, Preset, is_chat_model_id
+from ..providers.presets import PRESETS, Preset, is_chat_model_id, newest
 from ..settings import Secret
 from .schema import ConfigFile, ModelConfig, ProviderConfig, SecretRef
 
@@ -211,12 +212,21 @@ def _well_known_models(provider: cat.ProviderSpec, taken: set[str]) -> list[cat.
     for model_id, context, pricing in known_models(preset.prices_id):
         if model_id in taken or not is_chat_model_id(model_id):
             continue
+        if preset.model_filter and not re.search(preset.model_filter, model_id):
+            continue
         out.append(cat.ModelSpec(
             id=model_id, deployments=(cat.Deployment(provider.name, model_id),),
             context_length=context, capabilities=_default_capabilities(model_id, provider),
             pricing=pricing, owned_by=provider.name,
         ))
         taken.add(model_id)
+    for alias, family in preset.family_aliases:
+        target = newest([m.id for m in out], family)
+        if target is None or alias in taken:
+            continue
+        i = next(i for i, m in enumerate(out) if m.id == target)
+        out[i] = dataclasses.replace(out[i], aliases=(*out[i].aliases, alias))
+        taken.add(alias)
     return out
 
 

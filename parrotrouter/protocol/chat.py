@@ -64,9 +64,12 @@ class FunctionCall(Struct):
     arguments: str
 
 
-class FunctionToolCall(Struct, tag_field="type", tag="function"):
+class FunctionToolCall(Struct, tag_field="type", tag="function", omit_defaults=True):
     id: str
     function: FunctionCall
+    # Provider data a client echoes back (Gemini's thought signatures, as Google's own
+    # OpenAI-compatible endpoint returns them).
+    extra_content: dict[str, Any] | None = None
 
 
 class CustomCall(Struct):

@@ -93,6 +93,14 @@ def build_provider(spec: ProviderSpec, model_host: str | None = None) -> Provide
         from .openai_compat import OpenAIAdapter
 
         return HttpProvider(spec, OpenAIAdapter(spec), supports_completions=True)
+    if spec.type == "anthropic":
+        from .anthropic import AnthropicAdapter
+
+        return HttpProvider(spec, AnthropicAdapter(spec), supports_completions=False)
+    if spec.type == "gemini":
+        from .gemini import GeminiAdapter
+
+        return HttpProvider(spec, GeminiAdapter(spec), supports_completions=False)
     if spec.type == "llamacpp":
         from .llamacpp import LlamaCppProvider
 
