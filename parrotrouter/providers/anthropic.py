@@ -239,6 +239,7 @@ class AnthropicStream:
         self.done = False
         self.usage: dict[str, Any] = {}
         self.tools: dict[int, int] = {}  # content block index -> tool call index
+        self.details: dict[int, int] = {}  # content block index -> reasoning_details index
 
     def feed(self, event: ServerSentEvent) -> list[dict[str, Any]]:
         try:
@@ -270,9 +271,12 @@ class AnthropicStream:
                                                  "function": {"name": block["name"], "arguments": ""}}]})]
         if block.get("type") == "text" and block.get("text"):
             return [self._chunk({"content": block["text"]})]
-        if block.get("type") == "redacted_thinking":
-            return [self._chunk({"reasoning_details": [{"type": "reasoning.encrypted", "data": block.get("data"),
-                                                        "format": SIGNATURE_FORMAT}]})]
+        if block.get("type") in ("thinking", "redacted_thinking"):
+            # reasoning_details entries carry an index, so stream accumulators merge their pieces
+            index = self.details[data["index"]] = len(self.details)
+            if block["type"] == "redacted_thinking":
+                return [self._chunk({"reasoning_details": [{"index": index, "type": "reasoning.encrypted",
+                                                            "data": block.get("data"), "format": SIGNATURE_FORMAT}]})]
         return []
 
     def _on_content_block_delta(self, data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -286,13 +290,15 @@ class AnthropicStream:
                 raise malformed("stream: tool input for a block that is not a tool call")
             return [self._chunk({"tool_calls": [{"index": index, "function": {"arguments": delta.get("partial_json")
                                                                                or ""}}]})]
-        if kind == "thinking_delta":
-            return [self._chunk({"reasoning": delta.get("thinking") or "",
-                                 "reasoning_details": [{"type": "reasoning.text", "text": delta.get("thinking") or "",
-                                                        "format": SIGNATURE_FORMAT}]})]
-        if kind == "signature_delta":
-            return [self._chunk({"reasoning_details": [{"type": "reasoning.text", "signature": delta.get("signature"),
-                                                        "format": SIGNATURE_FORMAT}]})]
+        if kind in ("thinking_delta", "signature_delta"):
+            index = self.details.get(data.get("index", -1))
+            if index is None:
+                raise malformed("stream: thinking for a block that is not a thinking block")
+            detail = {"index": index, "type": "reasoning.text", "format": SIGNATURE_FORMAT}
+            if kind == "signature_delta":
+                return [self._chunk({"reasoning_details": [{**detail, "signature": delta.get("signature")}]})]
+            text = delta.get("thinking") or ""
+            return [self._chunk({"reasoning": text, "reasoning_details": [{**detail, "text": text}]})]
         return []
 
     def _on_message_delta(self, data: dict[str, Any]) -> list[dict[str, Any]]:
