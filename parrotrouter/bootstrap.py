@@ -18,6 +18,7 @@ from .providers.http import build_provider
 from .ratelimit.limiter import RateLimiter
 from .ratelimit.memory import MemoryRateLimiter
 from .ratelimit.redis import RedisRateLimiter
+from .routing.health import BreakerSettings, Health, SharedHealth
 from .routing.router import Router
 from .settings import Settings, load_settings
 from .state import Accounts, AppState
@@ -66,12 +67,22 @@ def build_state(prepared: Prepared) -> AppState:
         settings=settings,
         catalog=catalog,
         providers=providers,
-        router=Router(catalog, providers),
+        router=Router(catalog, providers, build_health(settings)),
         authenticator=KeyAuthenticator(secret, master_hash, cache),
         usage=ledger,
         accounts=accounts,
         limiter=build_limiter(settings),
     )
+
+
+def build_health(settings: Settings) -> Health:
+    """Circuit breakers: shared through Redis when there is one (every worker and instance)."""
+    breaker = BreakerSettings(failure_threshold=settings.breaker_failure_threshold,
+                              success_threshold=settings.breaker_success_threshold,
+                              cooldown=settings.breaker_cooldown)
+    if settings.redis_url:
+        return SharedHealth(settings.redis_url, breaker, timeout=settings.redis_timeout)
+    return Health(breaker)
 
 
 def build_limiter(settings: Settings) -> RateLimiter:

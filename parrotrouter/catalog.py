@@ -46,6 +46,7 @@ class ProviderSpec:
     max_connections: int = 0
     drop_params: frozenset[str] = frozenset()
     local: LocalModelFile | None = None
+    region: str | None = None
     unix_socket: str | None = None  # reach base_url's host over this socket instead of TCP
 
 
@@ -67,6 +68,8 @@ class Deployment:
     provider: str
     upstream_model: str
     weight: float = 1.0
+    pricing: ModelPricing | None = dataclasses.field(default=None, compare=False)
+    region: str | None = None  # the provider's region, for geographic routing
 
     @property
     def id(self) -> str:
@@ -84,6 +87,7 @@ class ModelSpec:
     pricing: ModelPricing | None = None
     owned_by: str = "parrotrouter"
     created: int = 0
+    strategy: str | None = None  # routing strategy for this model's deployments (default weighted)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -111,6 +111,12 @@ class NotFound(ParrotError):
     type = "not_found_error"
 
 
+class NoRoute(NotFound):
+    """Routing filters left no deployment to try."""
+
+    code = "no_route"
+
+
 class MethodNotAllowed(ParrotError):
     status = 405
     code = "method_not_allowed"

@@ -119,6 +119,9 @@ REGISTRY: tuple[Setting, ...] = (
     Setting("user_rate_limit_tpm", _parse_int, 0, "Tokens per minute per end user (the request's `user`)."),
     Setting("limits_fail_open", parse_bool, False, "Admit requests when Redis is unreachable (default: 503)."),
     Setting("redis_timeout", _parse_float, 0.25, "Seconds before a Redis connect or command gives up."),
+    Setting("breaker_failure_threshold", _parse_int, 5, "Failures in a row that open a deployment's breaker."),
+    Setting("breaker_success_threshold", _parse_int, 1, "Successful probes that close it again."),
+    Setting("breaker_cooldown", _parse_float, 30.0, "Seconds a breaker stays open before probing."),
     Setting("model_host", _parse_optional_str, None,
             "Internal: unix socket of the shared local-model host (set by the supervisor)."),
 )
@@ -150,6 +153,9 @@ class Settings:
     user_rate_limit_tpm: int
     limits_fail_open: bool
     redis_timeout: float
+    breaker_failure_threshold: int
+    breaker_success_threshold: int
+    breaker_cooldown: float
     model_host: str | None
 
     @property

@@ -125,6 +125,8 @@ class Gateway:
 
 
 def fake_config(fake: FakeOpenAI, **server: Any) -> dict[str, Any]:
+    # Scenario models fail on purpose, again and again: keep their breakers out of other tests.
+    server.setdefault("breaker_failure_threshold", 10_000)
     models = [{"id": "gpt-4o-mini", "aliases": ["mini"],
                "deployments": [{"provider": "fake", "model": "gpt-4o-mini"}],
                "context_length": 128000, "max_output_tokens": 16384,

@@ -26,6 +26,7 @@ async def _start(app: web.Application) -> None:
     state = app[STATE_KEY]
     if state.accounts is not None:
         await state.accounts.start()
+    await state.router.health.start()
     for provider in state.providers.values():
         await provider.start()
     state.started = True
@@ -42,6 +43,7 @@ async def _stop(app: web.Application) -> None:
             log.exception("stopping accounting failed")
     if state.limiter is not None:
         await state.limiter.aclose()
+    await state.router.health.aclose()
     for provider in state.providers.values():
         try:
             await provider.aclose()

@@ -7,7 +7,6 @@ back, account for it in `finally` (also when the client goes away or the upstrea
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import os
 import time
@@ -24,11 +23,13 @@ from ..auth.principal import Principal
 from ..catalog import ModelSpec
 from ..errors import ParrotError, UpstreamFailure
 from ..protocol.normalize import normalize_chunk, normalize_completion
-from ..providers.base import ChatCall, CompletionCall, Provider, malformed
+from ..providers.base import ChatCall, CompletionCall, Provider
 from ..ratelimit.rules import limits_for
-from ..routing.router import Candidate
+from ..routing.policy import RoutingPolicy, parse_policy
+from ..routing.router import Candidate, Plan
 from ..state import AppState
 from ..tokens import count_text
+from .failover import Attempts, attempts_header, close_quietly, open_stream
 
 SSE_HEADERS = {
     "Content-Type": "text/event-stream",
@@ -73,33 +74,34 @@ async def serve(state: AppState, http: web.Request, endpoint: Endpoint, principa
         user=getattr(request, "user", None),
     )
     try:
-        candidate = state.router.candidates(request.model)[0]
-        principal.policy.check_model(request.model, candidate.model.id)
-        record.pricing = candidate.model.pricing
-        record.served_model = candidate.model.id
-        record.provider = candidate.deployment.provider
-        record.deployment = candidate.deployment.id
+        policy = parse_policy(http.headers, raw)
+        plan = _plan(state, endpoint, principal, request, raw, policy)
+        first = plan.candidates[0]
+        record.served_model, record.provider = first.model.id, first.deployment.provider
+        record.deployment, record.pricing = first.deployment.id, first.deployment.pricing or first.model.pricing
         if state.limiter is not None:
-            await _admit(state, http, record, principal, endpoint, request, candidate.model)
+            await _admit(state, http, record, principal, endpoint, request, first.model)
         if state.accounts is not None:
             record.reservation = await _reserve(state.accounts.credits, principal, endpoint, request,
-                                                http.get("body_size", 0), candidate.model)
-        call = endpoint.make_call(request, raw, candidate)
+                                                http.get("body_size", 0), plan.candidates)
+        attempts = Attempts(plan, policy, state.router.health, record)
         if request.stream:
-            return await _stream(http, endpoint, candidate, call, record, request.include_usage)
-        result = await endpoint.run(candidate.provider, call)
-        normalize_completion(result, id=record.id, created=int(record.created_at), model=candidate.model.id,
-                             provider=candidate.deployment.provider, object_type=endpoint.object_type)
+            return await _stream(state, http, endpoint, attempts, request, raw, record)
+        result, cand = await attempts.run(lambda c: endpoint.run(c.provider, endpoint.make_call(request, raw, c)))
+        _attempts_header(http, record)
+        normalize_completion(result, id=record.id, created=int(record.created_at), model=cand.model.id,
+                             provider=cand.deployment.provider, object_type=endpoint.object_type)
         record.observe_usage(result.get("usage"))
         choices = result["choices"]
         record.finish_reason = choices[0]["finish_reason"] if choices else None
         if not record.usage_reported:
-            count = _deferred_count(endpoint, request, candidate.model.id, [_choice_text(c) for c in choices])
+            count = _deferred_count(endpoint, request, cand.model.id, [_choice_text(c) for c in choices])
             record.prompt_tokens, record.completion_tokens = count()
         if "usage" not in result:
             result["usage"] = record.usage_payload()
         return web.Response(body=orjson.dumps(result), content_type="application/json")
     except ParrotError as err:
+        _attempts_header(http, record)
         client_err = err.to_client_error() if isinstance(err, UpstreamFailure) else err
         record.status, record.error_code = client_err.status, client_err.code
         raise client_err from None
@@ -111,6 +113,28 @@ async def serve(state: AppState, http: web.Request, endpoint: Endpoint, principa
         if record.limit_ticket is not None and state.limiter is not None:
             _reconcile_later(state, record)
         state.usage.record(record)
+
+
+def _plan(state: AppState, endpoint: Endpoint, principal: Principal, request: Any, raw: dict[str, Any],
+          policy: RoutingPolicy) -> Plan:
+    """The deployments to try, without the models this key may not use (403 if none is left)."""
+    plan = state.router.plan(request.model, request, policy, raw,
+                             lambda: endpoint.count_prompt(request, request.model))
+    keys = principal.policy
+    if keys.models_allowed is None and keys.models_denied is None:
+        return plan
+    first = plan.candidates[0].model.id
+    allowed = [c for c in plan.candidates
+               if keys.allows_model(c.model.id) or (c.model.id == first and keys.allows_model(request.model, first))]
+    if not allowed:
+        keys.check_model(request.model, first)  # raises the 403 that names the model
+    plan.candidates = allowed
+    return plan
+
+
+def _attempts_header(http: web.Request, record: UsageRecord) -> None:
+    if record.attempts:
+        http.setdefault("extra_headers", {})["X-ParrotRouter-Attempts"] = attempts_header(record)
 
 
 class _Relay:
@@ -153,44 +177,47 @@ class _Relay:
                      "usage": self.record.usage_payload()})
 
 
-async def _stream(http: web.Request, endpoint: Endpoint, candidate: Candidate, call: Call,
-                  record: UsageRecord, include_usage: bool) -> web.StreamResponse:
-    """Relay the upstream stream. Nothing is sent until the first chunk arrived, so an upstream
-    that fails before answering gets a plain HTTP error; after that, failures end the stream
-    with an error frame, never with a clean [DONE]."""
-    batches = endpoint.run_stream(candidate.provider, call).__aiter__()
-    try:
-        batch = await batches.__anext__()
-    except StopAsyncIteration:
-        raise malformed("stream: it ended without any chunk") from None
+async def _stream(state: AppState, http: web.Request, endpoint: Endpoint, attempts: Attempts, request: Any,
+                  raw: dict[str, Any], record: UsageRecord) -> web.StreamResponse:
+    """Relay the stream of the first deployment that produces content (earlier failures fail
+    over silently); after that, a failure ends the stream with an error frame, never [DONE]."""
+
+    async def attempt(cand: Candidate) -> tuple[list[list[dict[str, Any]]], AsyncIterator[list[dict[str, Any]]]]:
+        batches = endpoint.run_stream(cand.provider, endpoint.make_call(request, raw, cand)).__aiter__()
+        first_token = state.catalog.providers[cand.deployment.provider].timeouts.first_token
+        opened = await open_stream(batches, first_token)
+        record.first_token()
+        return opened
+
+    (held, batches), candidate = await attempts.run(attempt)
+    _attempts_header(http, record)
     response = web.StreamResponse(status=200, headers=SSE_HEADERS)
-    await response.prepare(http)
-    record.first_token()
     relay = _Relay(endpoint, candidate, record)
     try:
+        await response.prepare(http)
         try:
-            while True:
+            for batch in held:
                 data = relay.frames(batch)
                 if data:
                     await response.write(data)
-                try:
-                    batch = await batches.__anext__()
-                except StopAsyncIteration:
-                    break
+            async for batch in batches:
+                data = relay.frames(batch)
+                if data:
+                    await response.write(data)
         except ParrotError as err:
             await _error_frame(response, err, record, relay.meta, relay.is_chat)
             return response
         if not record.usage_reported:
-            count = _deferred_count(endpoint, call.request, candidate.model.id, relay.texts)
-            if include_usage:
+            count = _deferred_count(endpoint, request, candidate.model.id, relay.texts)
+            if request.include_usage:
                 record.prompt_tokens, record.completion_tokens = count()
             else:
                 record.deferred_count = count
-        await response.write(relay.usage_frame() + _DONE if include_usage else _DONE)
+        await response.write(relay.usage_frame() + _DONE if request.include_usage else _DONE)
     except ConnectionResetError:
         record.status, record.error_code = STATUS_CLIENT_CLOSED, "client_closed"
     finally:
-        await _close_quietly(batches)
+        await close_quietly(batches)
     return response
 
 
@@ -204,14 +231,6 @@ async def _error_frame(response: web.StreamResponse, err: ParrotError, record: U
              "model": meta["model"], "provider": meta["provider"], "choices": [choice],
              **client_err.envelope()}
     await response.write(_sse(frame))
-
-
-async def _close_quietly(chunks: AsyncIterator[list[dict[str, Any]]]) -> None:
-    aclose = getattr(chunks, "aclose", None)
-    if aclose is not None:
-        # closing an upstream that already failed must not mask the answer
-        with contextlib.suppress(Exception):
-            await aclose()
 
 
 def _delta_text(choice: dict[str, Any]) -> str:
@@ -245,18 +264,25 @@ _PER_IMAGE_BOUND = 3000  # upper bound of the prompt tokens of one image, for th
 
 
 async def _reserve(credits: CreditManager, principal: Principal, endpoint: Endpoint, request: Any,
-                   body_size: int, model: ModelSpec) -> Reservation | None:
+                   body_size: int, candidates: list[Candidate]) -> Reservation | None:
     """Hold the request's maximum cost: prompt tokens (bounded cheaply by the body's bytes, or
-    counted with the model family's tokenizer when the budget is tight) plus the output cap."""
-    pricing = model.pricing
-    if principal.is_master or pricing is None or pricing.is_free:
+    counted with the model family's tokenizer when the budget is tight) plus the output cap, at
+    the dearest price among the deployments it may fail over to."""
+    if principal.is_master:
         return None
-    output = request.output_limit or model.max_output_tokens or DEFAULT_RESERVED_OUTPUT
+    priced = {}
+    for cand in candidates:
+        pricing = cand.deployment.pricing or cand.model.pricing
+        if pricing is not None and not pricing.is_free:
+            output = request.output_limit or cand.model.max_output_tokens or DEFAULT_RESERVED_OUTPUT
+            priced[(id(pricing), output)] = (pricing, output, cand.model.id)
+    if not priced:
+        return None
     images = _PER_IMAGE_BOUND * _image_count(request)
-    bound = pricing.max_cost(body_size + images, output)
+    bound = max(p.max_cost(body_size + images, out) for p, out, _ in priced.values())
 
     def precise() -> Decimal:
-        return pricing.max_cost(endpoint.count_prompt(request, model.id), output)
+        return max(p.max_cost(endpoint.count_prompt(request, model), out) for p, out, model in priced.values())
 
     return await credits.reserve(principal, bound, precise)
 

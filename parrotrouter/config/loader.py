@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from .. import catalog as cat
 from ..errors import ConfigError
-from ..pricing import FREE, known_models, lookup_pricing, pricing_override
+from ..pricing import FREE, ModelPricing, known_models, lookup_pricing, pricing_override
 from ..providers.presets import PRESETS, Preset, is_chat_model_id, newest
 from ..settings import Secret
 from .schema import ConfigFile, ModelConfig, ProviderConfig, SecretRef
@@ -130,6 +130,7 @@ def _provider_from_config(i: int, p: ProviderConfig, env: Mapping[str, str]) -> 
         base_url=base_url, api_key=_secret(p.api_key, env, f"providers[{i}].api_key"),
         headers=dict(p.headers), timeouts=timeouts, max_connections=p.max_connections,
         drop_params=preset.drop_params if preset else frozenset(), local=local, unix_socket=p.unix_socket,
+        region=p.region,
     )
 
 
@@ -168,7 +169,8 @@ def _embedded_provider() -> cat.ProviderSpec | None:
 
 def _model_from_config(m: ModelConfig, providers: Mapping[str, cat.ProviderSpec]) -> cat.ModelSpec:
     deployments = tuple(
-        cat.Deployment(provider=d.provider, upstream_model=d.model or m.id, weight=d.weight)
+        cat.Deployment(provider=d.provider, upstream_model=d.model or m.id, weight=d.weight,
+                       region=providers[d.provider].region)
         for d in m.deployments
     )
     pricing = None
@@ -189,11 +191,23 @@ def _model_from_config(m: ModelConfig, providers: Mapping[str, cat.ProviderSpec]
     first = providers[deployments[0].provider]
     if caps is None:
         caps = _default_capabilities(m.id, first)
+    deployments = tuple(dataclasses.replace(d, pricing=_deployment_pricing(d, providers[d.provider], pricing,
+                                                                            m.pricing is not None))
+                        for d in deployments)
     return cat.ModelSpec(
         id=m.id, deployments=deployments, aliases=tuple(m.aliases), context_length=m.context_length,
         max_output_tokens=m.max_output_tokens, capabilities=caps, pricing=pricing,
-        owned_by=m.owned_by or first.name,
+        owned_by=m.owned_by or first.name, strategy=m.strategy,
     )
+
+
+def _deployment_pricing(d: cat.Deployment, provider: cat.ProviderSpec, model_pricing: ModelPricing | None,
+                        overridden: bool) -> ModelPricing | None:
+    """A deployment's own price (its provider's table entry), unless the model's price is configured."""
+    if overridden or provider.type == "llamacpp":
+        return model_pricing
+    preset = PRESETS.get(provider.name)
+    return lookup_pricing(d.upstream_model, preset.prices_id if preset else None) or model_pricing
 
 
 def _default_capabilities(model_id: str, provider: cat.ProviderSpec) -> cat.Capabilities:
@@ -215,7 +229,7 @@ def _well_known_models(provider: cat.ProviderSpec, taken: set[str]) -> list[cat.
         if preset.model_filter and not re.search(preset.model_filter, model_id):
             continue
         out.append(cat.ModelSpec(
-            id=model_id, deployments=(cat.Deployment(provider.name, model_id),),
+            id=model_id, deployments=(cat.Deployment(provider.name, model_id, pricing=pricing),),
             context_length=context, capabilities=_default_capabilities(model_id, provider),
             pricing=pricing, owned_by=provider.name,
         ))
@@ -258,7 +272,7 @@ def load_config(
     if (embedded is not None and embedded.local is not None and EMBEDDED_MODEL_ID not in taken
             and embedded.local.path == embedded_model_path()):
         models.append(cat.ModelSpec(
-            id=EMBEDDED_MODEL_ID, deployments=(cat.Deployment(EMBEDDED_PROVIDER, EMBEDDED_MODEL_ID),),
+            id=EMBEDDED_MODEL_ID, deployments=(cat.Deployment(EMBEDDED_PROVIDER, EMBEDDED_MODEL_ID, pricing=FREE),),
             context_length=8192, max_output_tokens=2048,
             capabilities=_default_capabilities(EMBEDDED_MODEL_ID, providers[EMBEDDED_PROVIDER]),
             pricing=FREE, owned_by="HuggingFaceTB",

@@ -71,6 +71,7 @@ class ProviderConfig(_Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     timeouts: Timeouts = Field(default_factory=Timeouts)
     max_connections: Annotated[int, Field(ge=0)] = 0
+    region: str | None = None
     # llamacpp only
     path: str | None = None
     threads: Annotated[int, Field(ge=1)] | None = None
@@ -119,6 +120,7 @@ class ModelConfig(_Strict):
     capabilities: Capabilities | None = None
     pricing: PricingConfig | None = None
     owned_by: str | None = None
+    strategy: Literal["weighted", "least-busy", "latency", "cost", "priority"] | None = None
 
 
 class ConfigFile(_Strict):

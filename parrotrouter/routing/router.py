@@ -1,14 +1,28 @@
-"""The router: resolve the requested name, order the deployments, hand out providers."""
+"""The router: which deployments to try for a request, in which order (the plan).
+
+It resolves the requested model (and fallback models), removes deployments that a filter rules
+out (pinned provider, only/ignore lists, price and latency limits, required parameters, open
+circuit breakers), orders the rest with the strategy and the caller's provider preferences, and
+notes every removal so `/v1/route/explain` can show it. It calls nothing.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
 
-from ..catalog import Catalog, Deployment, ModelSpec
-from ..errors import ServiceUnavailable
+from ..catalog import AUTO, Catalog, Deployment, ModelSpec
+from ..errors import NoRoute, ServiceUnavailable
 from ..providers.base import Provider
-from .strategies import Strategy, WeightedStrategy
+from . import auto
+from .health import Health
+from .params import sent_parameters, unsupported
+from .policy import DEFAULT, Fallback, RoutingPolicy
+from .strategies import STRATEGIES, Strategy
+
+_THOUSAND = Decimal(1000)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -16,22 +30,148 @@ class Candidate:
     model: ModelSpec
     deployment: Deployment
     provider: Provider
+    fallback: Fallback | None = None  # set for X-Failover-Config fallbacks: used only on their triggers
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Removed:
+    deployment: str
+    filter: str
+    reason: str
+
+
+@dataclasses.dataclass(slots=True)
+class Plan:
+    candidates: list[Candidate]
+    strategy: str
+    removed: list[Removed]
+    models: list[str]
+
+    def describe(self) -> dict[str, Any]:
+        return {"strategy": self.strategy, "models": self.models,
+                "candidates": [{"position": i, "model": c.model.id, "provider": c.deployment.provider,
+                                "deployment": c.deployment.id, "conditional": c.fallback is not None}
+                               for i, c in enumerate(self.candidates)],
+                "removed": [dataclasses.asdict(r) for r in self.removed]}
 
 
 class Router:
-    def __init__(self, catalog: Catalog, providers: Mapping[str, Provider],
-                 strategy: Strategy | None = None) -> None:
+    def __init__(self, catalog: Catalog, providers: Mapping[str, Provider], health: Health | None = None) -> None:
         self.catalog = catalog
         self.providers = providers
-        self.strategy = strategy or WeightedStrategy()
+        self.health = health or Health()
+        self.strategies: dict[str, Strategy] = {name: cls() for name, cls in STRATEGIES.items()}
 
     def candidates(self, model_name: str) -> list[Candidate]:
-        """Deployments for a requested model name, in the order they should be tried."""
-        resolution = self.catalog.resolve(model_name)
-        deployments = resolution.deployments()
-        ordered = self.strategy.order(deployments)
-        out = [Candidate(resolution.model, d, self.providers[d.provider]) for d in ordered
-               if d.provider in self.providers]
+        """The default plan's candidates (no routing headers)."""
+        return self.plan(model_name, None, DEFAULT, {}, lambda: 0).candidates
+
+    def plan(self, model_name: str, request: Any, policy: RoutingPolicy, raw: Mapping[str, Any],
+             prompt_tokens: Callable[[], int]) -> Plan:
+        removed: list[Removed] = []
+        chain: list[tuple[str, Fallback | None]] = [(policy.primary_model or model_name, None)]
+        chain += [(m, None) for m in policy.fallback_models if m != chain[0][0]]
+        chain += [(fb.model or chain[0][0], fb) for fb in policy.conditional_fallbacks]
+        out: list[Candidate] = []
+        strategy_name = "weighted"
+        for i, (name, fallback) in enumerate(chain):
+            model = self._resolve(name, request, policy, prompt_tokens)
+            strategy_name = policy.strategy or model.strategy or "weighted"
+            kept = self._filter(model, name, policy, raw, fallback, removed)
+            ordered = self._order(kept, strategy_name, policy)
+            if i == 0 and not ordered:
+                continue
+            out += [Candidate(model, d, self.providers[d.provider], fallback) for d in ordered
+                    if d.provider in self.providers]
+            if not policy.fallbacks_enabled and out:
+                out = out[:1]
+                break
         if not out:
-            raise ServiceUnavailable(f"No provider is available for model '{resolution.model.id}'.")
-        return out
+            if removed and all(r.filter == "circuit_open" for r in removed):
+                wait = min(self.health.retry_after(r.deployment) for r in removed)
+                raise ServiceUnavailable(f"Every deployment of '{model_name}' is failing; its circuit breakers are "
+                                         "open. Retry shortly.", retry_after=max(1.0, wait))
+            if removed:
+                last = next(r for r in reversed(removed) if r.filter != "circuit_open")
+                raise NoRoute(f"No deployment can serve this request: {last.reason} ({last.filter}).",
+                              param=last.filter)
+            raise ServiceUnavailable(f"No provider is available for model '{model_name}'.")
+        return Plan(out, strategy_name, removed, [n for n, _ in chain])
+
+    def _resolve(self, name: str, request: Any, policy: RoutingPolicy, prompt_tokens: Callable[[], int]) -> ModelSpec:
+        if name == AUTO and AUTO not in self.catalog.models and request is not None:
+            return auto.choose(self.catalog, request, policy, self.health, prompt_tokens,
+                               lambda m: any(self._price_ok(d, policy) for d in m.deployments))
+        resolution = self.catalog.resolve(name)
+        if resolution.pinned_provider is None:
+            return resolution.model
+        return dataclasses.replace(resolution.model, deployments=resolution.deployments())
+
+    def _price_ok(self, d: Deployment, policy: RoutingPolicy) -> bool:
+        pricing = d.pricing
+        cap = policy.max_cost_per_1k
+        if cap is not None and (pricing is None or max(pricing.prompt_mtok, pricing.completion_mtok) / _THOUSAND > cap):
+            return False
+        if policy.max_price is not None:
+            prompt_cap, completion_cap = policy.max_price
+            if pricing is None:
+                return False
+            if prompt_cap is not None and pricing.prompt_mtok > prompt_cap:
+                return False
+            if completion_cap is not None and pricing.completion_mtok > completion_cap:
+                return False
+        return True
+
+    def _filter(self, model: ModelSpec, name: str, policy: RoutingPolicy, raw: Mapping[str, Any],
+                fallback: Fallback | None, removed: list[Removed]) -> list[Deployment]:
+        kept = []
+        params = sent_parameters(raw) if policy.require_parameters else frozenset()
+        pinned = (fallback.provider if fallback is not None and fallback.provider else policy.force_provider)
+        for d in model.deployments:
+            why = self._rule_out(d, policy, pinned, params)
+            if why is not None:
+                removed.append(Removed(d.id, why[0], why[1]))
+            else:
+                kept.append(d)
+        return kept
+
+    def _rule_out(self, d: Deployment, policy: RoutingPolicy, pinned: str | None,
+                  params: frozenset[str]) -> tuple[str, str] | None:
+        if pinned is not None and d.provider != pinned:
+            return "X-Provider", f"the request pins provider '{pinned}'"
+        if policy.only is not None and d.provider not in policy.only:
+            return "provider.only", f"'{d.provider}' is not in provider.only"
+        if d.provider in policy.ignore:
+            return "provider.ignore", f"'{d.provider}' is in provider.ignore"
+        if not self._price_ok(d, policy):
+            which = "X-Max-Cost-Per-1K-Tokens" if policy.max_cost_per_1k is not None else "provider.max_price"
+            return which, f"the price of {d.id} is above the limit"
+        if policy.max_latency_ms is not None:
+            latency = self.health.state(d.id).latency_ms
+            if latency is not None and latency > policy.max_latency_ms:
+                return "X-Max-Latency-Ms", f"{d.id} answers in {latency:.0f} ms on average"
+        if params and d.provider in self.providers:
+            missing = unsupported(self.providers[d.provider].spec, params)
+            if missing:
+                return "provider.require_parameters", f"{d.id} does not support {', '.join(missing)}"
+        if not self.health.available(d.id):
+            return "circuit_open", f"the circuit breaker of {d.id} is open"
+        return None
+
+    def _order(self, deployments: list[Deployment], strategy: str, policy: RoutingPolicy) -> list[Deployment]:
+        if strategy == "geographic":
+            region = policy.user_region
+            ordered = self.strategies["weighted"].order(deployments, self.health)
+            ordered.sort(key=lambda d: 0 if region and d.region == region else 1)
+        else:
+            ordered = self.strategies[strategy].order(deployments, self.health)
+        if policy.preference:
+            rank = {p: i for i, p in enumerate(policy.preference)}
+            ordered.sort(key=lambda d: rank.get(d.provider, len(rank)))
+        if policy.failover_providers and len(ordered) > 1:
+            rank = {p: i for i, p in enumerate(policy.failover_providers)}
+            head, rest = ordered[0], ordered[1:]
+            rest.sort(key=lambda d: rank.get(d.provider, len(rank)))
+            ordered = [head, *rest]
+        return ordered
+

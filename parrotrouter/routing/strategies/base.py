@@ -4,6 +4,7 @@ import abc
 from collections.abc import Sequence
 
 from ...catalog import Deployment
+from ..health import Health
 
 
 class Strategy(abc.ABC):
@@ -12,4 +13,4 @@ class Strategy(abc.ABC):
     name: str = ""
 
     @abc.abstractmethod
-    def order(self, deployments: Sequence[Deployment]) -> list[Deployment]: ...
+    def order(self, deployments: Sequence[Deployment], health: Health) -> list[Deployment]: ...

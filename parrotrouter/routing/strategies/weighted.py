@@ -4,6 +4,7 @@ import random
 from collections.abc import Sequence
 
 from ...catalog import Deployment
+from ..health import Health
 from .base import Strategy
 
 
@@ -16,7 +17,7 @@ class WeightedStrategy(Strategy):
     def __init__(self, rng: random.Random | None = None) -> None:
         self._random = (rng or random.Random()).random
 
-    def order(self, deployments: Sequence[Deployment]) -> list[Deployment]:
+    def order(self, deployments: Sequence[Deployment], health: Health) -> list[Deployment]:
         if len(deployments) <= 1:
             return list(deployments)
         rnd = self._random

@@ -1,0 +1,235 @@
+"""A request's routing wishes: the ParrotRouter routing headers and the OpenRouter body fields.
+
+How they combine (documented in the README):
+  1. `X-Provider` (or `X-Failover-Config.primary`) pins the first attempt to one provider.
+  2. `provider.only` / `provider.ignore`, `X-Max-Cost-Per-1K-Tokens` / `provider.max_price`,
+     `X-Max-Latency-Ms`, `provider.require_parameters` and open circuit breakers remove
+     deployments.
+  3. The strategy orders what is left: `X-Routing-Strategy`, else `provider.sort`, else the
+     model's configured strategy, else weighted.
+  4. `X-Provider-Preference` / `provider.order` (the header wins) moves the named providers to
+     the front, in that order; `X-Failover-Providers` moves the named ones right after the first.
+  5. Fallback models follow the requested one: the body's `models`, then `X-Failover-Config`
+     fallbacks (each used only for the failure kinds its `trigger` lists).
+  6. `X-Failover-Enabled: false` or `provider.allow_fallbacks: false` keeps only the first
+     deployment; `X-Max-Retries` / `X-Retry-Delay-Ms` set retries of the same deployment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+
+from ..errors import FailureKind, InvalidRequest
+from ..settings import parse_bool
+from .strategies import ALIASES, STRATEGIES
+
+TRIGGERS = {"timeout": FailureKind.TIMEOUT, "rate_limit": FailureKind.RATE_LIMIT,
+            "server_error": FailureKind.SERVER_ERROR, "model_overloaded": FailureKind.MODEL_OVERLOADED}
+ROUTING_HEADERS = ("X-Provider", "X-Provider-Preference", "X-Routing-Strategy", "X-User-Region", "X-Max-Latency-Ms",
+                   "X-Max-Cost-Per-1K-Tokens", "X-Failover-Enabled", "X-Failover-Providers", "X-Max-Retries",
+                   "X-Retry-Delay-Ms", "X-Failover-Config")
+MAX_RETRIES = 5
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Fallback:
+    model: str | None
+    provider: str | None
+    triggers: frozenset[FailureKind] | None  # None: any error
+    reduce_max_tokens: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RoutingPolicy:
+    force_provider: str | None = None
+    primary_model: str | None = None
+    preference: tuple[str, ...] = ()
+    failover_providers: tuple[str, ...] = ()
+    strategy: str | None = None
+    user_region: str | None = None
+    max_latency_ms: float | None = None
+    max_cost_per_1k: Decimal | None = None
+    max_price: tuple[Decimal | None, Decimal | None] | None = None  # (prompt, completion) per 1M tokens
+    only: frozenset[str] | None = None
+    ignore: frozenset[str] = frozenset()
+    require_parameters: bool = False
+    fallbacks_enabled: bool = True
+    max_retries: int | None = None
+    retry_delay_ms: int | None = None
+    fallback_models: tuple[str, ...] = ()
+    conditional_fallbacks: tuple[Fallback, ...] = ()
+    breaker: dict[str, Any] | None = None
+
+    @property
+    def is_default(self) -> bool:
+        return self is DEFAULT
+
+
+DEFAULT = RoutingPolicy()
+
+
+def _bad(header: str, why: str) -> InvalidRequest:
+    return InvalidRequest(f"Invalid {header} header: {why}.", param=header)
+
+
+def _names(value: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in value.split(",") if p.strip())
+
+
+def _number(header: str, value: str, low: float, high: float) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise _bad(header, "not a number") from None
+    if not low <= number <= high:
+        raise _bad(header, f"must be between {low:g} and {high:g}")
+    return number
+
+
+def _strategy(name: str, where: str) -> str:
+    name = ALIASES.get(name, name)
+    if name == "geographic":
+        return name
+    if name not in STRATEGIES:
+        choices = sorted({*ALIASES, *STRATEGIES, "geographic"})
+        raise InvalidRequest(f"Unknown routing strategy '{name}' ({where}); use one of {', '.join(choices)}.",
+                             param=where)
+    return name
+
+
+def _failover_config(raw: str) -> dict[str, Any]:
+    header = "X-Failover-Config"
+    try:
+        config = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise _bad(header, "not valid JSON") from None
+    if not isinstance(config, dict):
+        raise _bad(header, "must be a JSON object")
+    out: dict[str, Any] = {}
+    primary = config.get("primary")
+    if primary is not None:
+        if not isinstance(primary, dict):
+            raise _bad(header, "'primary' must be an object {provider, model}")
+        out["primary"] = primary
+    fallbacks = []
+    for i, fb in enumerate(config.get("fallbacks") or []):
+        if not isinstance(fb, dict) or not (fb.get("model") or fb.get("provider")):
+            raise _bad(header, f"fallbacks[{i}] needs a model or a provider")
+        trigger = fb.get("trigger", "any_error")
+        if trigger == "any_error" or trigger == ["any_error"]:
+            kinds = None
+        elif isinstance(trigger, list) and all(t in TRIGGERS for t in trigger):
+            kinds = frozenset(TRIGGERS[t] for t in trigger)
+        else:
+            raise _bad(header, f"fallbacks[{i}].trigger must be any_error or a list of {', '.join(TRIGGERS)}")
+        reduce = fb.get("reduce_max_tokens")
+        if reduce is not None and (not isinstance(reduce, int) or reduce < 1):
+            raise _bad(header, f"fallbacks[{i}].reduce_max_tokens must be a positive integer")
+        fallbacks.append(Fallback(fb.get("model"), fb.get("provider"), kinds, reduce))
+    out["fallbacks"] = tuple(fallbacks)
+    breaker = {}
+    for key in ("failure_threshold", "success_threshold", "health_check_interval"):
+        if key in config:
+            value = config[key]
+            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+                raise _bad(header, f"'{key}' must be a positive number")
+            breaker[key] = value
+    out["breaker"] = breaker or None
+    return out
+
+
+def _price(value: Any, where: str) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        price = Decimal(str(value))
+    except InvalidOperation:
+        raise InvalidRequest(f"'{where}' must be a number (USD per million tokens).", param=where) from None
+    if price < 0:
+        raise InvalidRequest(f"'{where}' must not be negative.", param=where)
+    return price
+
+
+def _openrouter(raw: Mapping[str, Any], values: dict[str, Any]) -> None:
+    models = raw.get("models")
+    if models is not None:
+        if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
+            raise InvalidRequest("'models' must be a list of model names.", param="models")
+        values["fallback_models"] = tuple(models)
+    prefs = raw.get("provider")
+    if prefs is None:
+        return
+    if not isinstance(prefs, dict):
+        raise InvalidRequest("'provider' must be an object of provider preferences.", param="provider")
+    for key in ("order", "only", "ignore"):
+        value = prefs.get(key)
+        if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
+            raise InvalidRequest(f"'provider.{key}' must be a list of provider names.", param=f"provider.{key}")
+    if prefs.get("order"):
+        values.setdefault("preference", tuple(prefs["order"]))
+    if prefs.get("only") is not None:
+        values["only"] = frozenset(prefs["only"])
+    if prefs.get("ignore"):
+        values["ignore"] = frozenset(prefs["ignore"])
+    for key in ("allow_fallbacks", "require_parameters"):
+        if key in prefs and not isinstance(prefs[key], bool):
+            raise InvalidRequest(f"'provider.{key}' must be true or false.", param=f"provider.{key}")
+    if prefs.get("allow_fallbacks") is False:
+        values["fallbacks_enabled"] = False
+    values["require_parameters"] = bool(prefs.get("require_parameters"))
+    if prefs.get("sort") is not None:
+        if prefs["sort"] not in ("price", "throughput", "latency"):
+            raise InvalidRequest("'provider.sort' must be price, throughput or latency.", param="provider.sort")
+        values.setdefault("strategy", ALIASES[prefs["sort"]])
+    max_price = prefs.get("max_price")
+    if max_price is not None:
+        if not isinstance(max_price, dict):
+            raise InvalidRequest("'provider.max_price' must be {prompt, completion}.", param="provider.max_price")
+        values["max_price"] = (_price(max_price.get("prompt"), "provider.max_price.prompt"),
+                               _price(max_price.get("completion"), "provider.max_price.completion"))
+
+
+def parse_policy(headers: Mapping[str, str], raw: Mapping[str, Any]) -> RoutingPolicy:
+    """The request's routing policy; 400 naming the header or field for a bad value."""
+    if "models" not in raw and "provider" not in raw and not any(h in headers for h in ROUTING_HEADERS):
+        return DEFAULT
+    values: dict[str, Any] = {}
+    if value := headers.get("X-Provider"):
+        values["force_provider"] = value.strip()
+    if value := headers.get("X-Provider-Preference"):
+        values["preference"] = _names(value)
+    if value := headers.get("X-Failover-Providers"):
+        values["failover_providers"] = _names(value)
+    if value := headers.get("X-Routing-Strategy"):
+        values["strategy"] = _strategy(value.strip(), "X-Routing-Strategy")
+    if value := headers.get("X-User-Region"):
+        values["user_region"] = value.strip()
+    if value := headers.get("X-Max-Latency-Ms"):
+        values["max_latency_ms"] = _number("X-Max-Latency-Ms", value, 1, 3_600_000)
+    if value := headers.get("X-Max-Cost-Per-1K-Tokens"):
+        values["max_cost_per_1k"] = Decimal(str(_number("X-Max-Cost-Per-1K-Tokens", value, 0, 1_000)))
+    if (value := headers.get("X-Failover-Enabled")) is not None:
+        try:
+            values["fallbacks_enabled"] = parse_bool(value)
+        except ValueError:
+            raise _bad("X-Failover-Enabled", "use true or false") from None
+    if value := headers.get("X-Max-Retries"):
+        values["max_retries"] = int(_number("X-Max-Retries", value, 0, MAX_RETRIES))
+    if value := headers.get("X-Retry-Delay-Ms"):
+        values["retry_delay_ms"] = int(_number("X-Retry-Delay-Ms", value, 0, 60_000))
+    if value := headers.get("X-Failover-Config"):
+        config = _failover_config(value)
+        primary = config.get("primary") or {}
+        if primary.get("provider") and "force_provider" not in values:
+            values["force_provider"] = primary["provider"]
+        if primary.get("model"):
+            values["primary_model"] = str(primary["model"])
+        values["conditional_fallbacks"] = config["fallbacks"]
+        values["breaker"] = config["breaker"]
+    _openrouter(raw, values)
+    return RoutingPolicy(**values)

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ...catalog import Deployment
+from ..health import Health
+from .base import Strategy
+
+
+class PriorityStrategy(Strategy):
+    """The configured order: the first deployment, then the next as fallback."""
+
+    name = "priority"
+
+    def order(self, deployments: Sequence[Deployment], health: Health) -> list[Deployment]:
+        return list(deployments)
