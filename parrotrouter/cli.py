@@ -68,7 +68,7 @@ def _announce(prepared: Any) -> None:
         click.echo("Models (GET /v1/models lists them with prices):")
     for provider, names in sorted(by_provider.items()):
         names.sort()
-        shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
+        shown = ", ".join(names[:50]) + (f", ... ({len(names)} in all)" if len(names) > 50 else "")
         click.echo(f"  {provider}: {shown}")
     if settings.master_key is None:
         key = home.create_master_key()

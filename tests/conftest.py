@@ -23,8 +23,28 @@ MASTER_KEY = "pr-test-master-key-0123456789abcdefghijklmnopqrstuvwxyz"
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = bool(os.environ.get("CI"))
 
-FAKE_SCENARIOS = ["slow", "tools", "429", "500", "503", "401", "400-context", "stall", "slow-first-byte", "cut-3",
-                  "malformed", "error-in-stream", "stall-after-2", "no-usage", "paced"]
+FAKE_SCENARIOS = [
+    "slow",
+    "flaky",
+    "error-first",
+    "stall-first",
+    "malformed-first",
+    "cut-0",
+    "tools",
+    "429",
+    "500",
+    "503",
+    "401",
+    "400-context",
+    "stall",
+    "slow-first-byte",
+    "cut-3",
+    "malformed",
+    "error-in-stream",
+    "stall-after-2",
+    "no-usage",
+    "paced",
+]
 
 
 def free_port() -> int:

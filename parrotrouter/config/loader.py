@@ -191,9 +191,12 @@ def _model_from_config(m: ModelConfig, providers: Mapping[str, cat.ProviderSpec]
     first = providers[deployments[0].provider]
     if caps is None:
         caps = _default_capabilities(m.id, first)
-    deployments = tuple(dataclasses.replace(d, pricing=_deployment_pricing(d, providers[d.provider], pricing,
-                                                                            m.pricing is not None))
-                        for d in deployments)
+    deployments = tuple(
+        dataclasses.replace(d, pricing=pricing_override(dc.pricing.prompt, dc.pricing.completion,
+                                                        dc.pricing.cached_prompt, dc.pricing.unit)
+                            if dc.pricing is not None else
+                            _deployment_pricing(d, providers[d.provider], pricing, m.pricing is not None))
+        for d, dc in zip(deployments, m.deployments, strict=True))
     return cat.ModelSpec(
         id=m.id, deployments=deployments, aliases=tuple(m.aliases), context_length=m.context_length,
         max_output_tokens=m.max_output_tokens, capabilities=caps, pricing=pricing,

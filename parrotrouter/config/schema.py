@@ -89,10 +89,18 @@ class ProviderConfig(_Strict):
         return value.rstrip("/") if value else value
 
 
+class PricingConfig(_Strict):
+    prompt: Annotated[Decimal, Field(ge=0)]
+    completion: Annotated[Decimal, Field(ge=0)]
+    cached_prompt: Annotated[Decimal, Field(ge=0)] | None = None
+    unit: Literal["1m_tokens", "1k_tokens"] = "1m_tokens"
+
+
 class DeploymentConfig(_Strict):
     provider: Annotated[str, Field(min_length=1)]
     model: Annotated[str, Field(min_length=1)] | None = None
     weight: Annotated[float, Field(gt=0)] = 1.0
+    pricing: PricingConfig | None = None  # this deployment's own price, if it differs from the model's
 
 
 class Capabilities(_Strict):
@@ -102,13 +110,6 @@ class Capabilities(_Strict):
     vision: bool = False
     embeddings: bool = False
     json_mode: bool = True
-
-
-class PricingConfig(_Strict):
-    prompt: Annotated[Decimal, Field(ge=0)]
-    completion: Annotated[Decimal, Field(ge=0)]
-    cached_prompt: Annotated[Decimal, Field(ge=0)] | None = None
-    unit: Literal["1m_tokens", "1k_tokens"] = "1m_tokens"
 
 
 class ModelConfig(_Strict):

@@ -67,7 +67,7 @@ class Router:
         return self.plan(model_name, None, DEFAULT, {}, lambda: 0).candidates
 
     def plan(self, model_name: str, request: Any, policy: RoutingPolicy, raw: Mapping[str, Any],
-             prompt_tokens: Callable[[], int]) -> Plan:
+             prompt_tokens: Callable[[], int], allow_empty: bool = False) -> Plan:
         removed: list[Removed] = []
         chain: list[tuple[str, Fallback | None]] = [(policy.primary_model or model_name, None)]
         chain += [(m, None) for m in policy.fallback_models if m != chain[0][0]]
@@ -86,7 +86,7 @@ class Router:
             if not policy.fallbacks_enabled and out:
                 out = out[:1]
                 break
-        if not out:
+        if not out and not allow_empty:
             if removed and all(r.filter == "circuit_open" for r in removed):
                 wait = min(self.health.retry_after(r.deployment) for r in removed)
                 raise ServiceUnavailable(f"Every deployment of '{model_name}' is failing; its circuit breakers are "
@@ -124,38 +124,58 @@ class Router:
 
     def _filter(self, model: ModelSpec, name: str, policy: RoutingPolicy, raw: Mapping[str, Any],
                 fallback: Fallback | None, removed: list[Removed]) -> list[Deployment]:
-        kept = []
+        """Apply the filters one after the other, so the one that removes the last deployment
+        standing is the one a `no_route` error names (it is appended last)."""
         params = sent_parameters(raw) if policy.require_parameters else frozenset()
         pinned = (fallback.provider if fallback is not None and fallback.provider else policy.force_provider)
-        for d in model.deployments:
-            why = self._rule_out(d, policy, pinned, params)
-            if why is not None:
-                removed.append(Removed(d.id, why[0], why[1]))
-            else:
-                kept.append(d)
+        kept = list(model.deployments)
+        for rule in self._rules(policy, pinned, params):
+            survivors = []
+            for d in kept:
+                why = rule(d)
+                if why is None:
+                    survivors.append(d)
+                else:
+                    removed.append(Removed(d.id, why[0], why[1]))
+            kept = survivors
         return kept
 
-    def _rule_out(self, d: Deployment, policy: RoutingPolicy, pinned: str | None,
-                  params: frozenset[str]) -> tuple[str, str] | None:
-        if pinned is not None and d.provider != pinned:
-            return "X-Provider", f"the request pins provider '{pinned}'"
-        if policy.only is not None and d.provider not in policy.only:
-            return "provider.only", f"'{d.provider}' is not in provider.only"
-        if d.provider in policy.ignore:
-            return "provider.ignore", f"'{d.provider}' is in provider.ignore"
-        if not self._price_ok(d, policy):
+    def _rules(self, policy: RoutingPolicy, pinned: str | None,
+               params: frozenset[str]) -> list[Callable[[Deployment], tuple[str, str] | None]]:
+        rules: list[Callable[[Deployment], tuple[str, str] | None]] = []
+        if pinned is not None:
+            rules.append(lambda d: None if d.provider == pinned else
+                         ("X-Provider", f"the request pins provider '{pinned}'"))
+        if policy.only is not None:
+            only = policy.only
+            rules.append(lambda d: None if d.provider in only else
+                         ("provider.only", f"'{d.provider}' is not in provider.only"))
+        if policy.ignore:
+            rules.append(lambda d: ("provider.ignore", f"'{d.provider}' is in provider.ignore")
+                         if d.provider in policy.ignore else None)
+        if policy.max_cost_per_1k is not None or policy.max_price is not None:
             which = "X-Max-Cost-Per-1K-Tokens" if policy.max_cost_per_1k is not None else "provider.max_price"
-            return which, f"the price of {d.id} is above the limit"
+            rules.append(lambda d: None if self._price_ok(d, policy) else
+                         (which, f"the price of {d.id} is above the limit"))
         if policy.max_latency_ms is not None:
-            latency = self.health.state(d.id).latency_ms
-            if latency is not None and latency > policy.max_latency_ms:
-                return "X-Max-Latency-Ms", f"{d.id} answers in {latency:.0f} ms on average"
-        if params and d.provider in self.providers:
-            missing = unsupported(self.providers[d.provider].spec, params)
-            if missing:
-                return "provider.require_parameters", f"{d.id} does not support {', '.join(missing)}"
-        if not self.health.available(d.id):
-            return "circuit_open", f"the circuit breaker of {d.id} is open"
+            rules.append(lambda d: self._too_slow(d, policy.max_latency_ms))
+        if params:
+            rules.append(lambda d: self._lacks(d, params))
+        rules.append(lambda d: None if self.health.available(d.id) else
+                     ("circuit_open", f"the circuit breaker of {d.id} is open"))
+        return rules
+
+    def _too_slow(self, d: Deployment, limit: float | None) -> tuple[str, str] | None:
+        latency = self.health.state(d.id).latency_ms
+        if limit is not None and latency is not None and latency > limit:
+            return "X-Max-Latency-Ms", f"{d.id} answers in {latency:.0f} ms on average"
+        return None
+
+    def _lacks(self, d: Deployment, params: frozenset[str]) -> tuple[str, str] | None:
+        provider = self.providers.get(d.provider)
+        missing = unsupported(provider.spec, params) if provider is not None else []
+        if missing:
+            return "provider.require_parameters", f"{d.id} does not support {', '.join(missing)}"
         return None
 
     def _order(self, deployments: list[Deployment], strategy: str, policy: RoutingPolicy) -> list[Deployment]:

@@ -50,6 +50,7 @@ class FakeOpenAI:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.disconnects = 0
+        self.calls: dict[str, int] = {}
         self.port = 0
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -135,6 +136,11 @@ class FakeOpenAI:
         scenario = str(body.get("model", "ok")).split("/")[-1]
         if scenario.startswith("fake-"):
             scenario = scenario[5:]
+        self.calls[scenario] = self.calls.get(scenario, 0) + 1
+        if scenario == "flaky" and self.calls[scenario] % 2 == 1:  # every other call: 429, retry in 1 s
+            return web.json_response({"error": {"message": "Slow down", "type": "requests",
+                                                "code": "rate_limit_exceeded"}}, status=429,
+                                     headers={"Retry-After": "1"})
         status_errors = {
             "429": (429, {"message": "Rate limit reached for requests", "type": "requests",
                           "code": "rate_limit_exceeded"}, {"Retry-After": "7"}),
@@ -203,6 +209,20 @@ class FakeOpenAI:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         cut = int(scenario[4:]) if scenario.startswith("cut-") else None
         stall_after = int(scenario[12:]) if scenario.startswith("stall-after-") else None
+        if scenario == "error-first":  # an error event before any content, in a 200 stream
+            yield _chunk(model, {"role": "assistant", "content": ""})
+            yield b'data: {"error": {"message": "upstream busy", "type": "server_error", "code": 503}}\n\n'
+            return
+        if scenario == "stall-first":  # headers and a role chunk, then nothing
+            yield _chunk(model, {"role": "assistant", "content": ""})
+            await asyncio.sleep(3600)
+        if scenario == "malformed-first":
+            yield b"data: {broken\n\n"
+            return
+        if scenario == "cut-0":
+            yield _chunk(model, {"role": "assistant", "content": ""})
+            yield None
+            return
         if scenario == "error-in-stream":
             yield _chunk(model, {"role": "assistant", "content": ""})
             yield _chunk(model, {"content": "Hello"})
