@@ -9,13 +9,14 @@ The upstream model name selects the behaviour, so one gateway config can reach e
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 from aiohttp import web
+
+from .threaded import ThreadedServer
 
 ANSWER = "Hello from the fake upstream. It has several words in it."
 WORDS = ["Hello", " from", " the", " fake", " upstream.", " It", " has", " several", " words", " in", " it."]
@@ -44,54 +45,15 @@ TOOL_CALLS = [
 ]
 
 
-class FakeOpenAI:
+class FakeOpenAI(ThreadedServer):
     def __init__(self, keepalive_timeout: float = 75.0) -> None:
-        self.keepalive_timeout = keepalive_timeout
-        self.requests: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
+        super().__init__(keepalive_timeout=keepalive_timeout)
         self.disconnects = 0
         self.calls: dict[str, int] = {}
-        self.port = 0
-        self._runner: web.AppRunner | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
 
-    # ------------------------------------------------------------------ lifecycle
-    def start(self) -> FakeOpenAI:
-        ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            asyncio.set_event_loop(loop)
-            loop.run_until_complete(self._start())
-            ready.set()
-            loop.run_forever()
-            loop.close()
-
-        self._thread = threading.Thread(target=run, daemon=True, name="fake-openai")
-        self._thread.start()
-        ready.wait(10)
-        return self
-
-    async def _start(self) -> None:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_post("/v1/completions", self.completions)
-        self._runner = web.AppRunner(app, handler_cancellation=True, keepalive_timeout=self.keepalive_timeout)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-    def stop(self) -> None:
-        if self._loop is None:
-            return
-        assert self._runner is not None
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        assert self._thread is not None
-        self._thread.join(10)
 
     @property
     def base_url(self) -> str:
@@ -105,8 +67,7 @@ class FakeOpenAI:
 
     # ------------------------------------------------------------------ handlers
     async def completions(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        self.requests.append(body)
+        body = await self.record(request)
         prompt = body.get("prompt")
         if body.get("stream"):
             resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -130,9 +91,7 @@ class FakeOpenAI:
             "usage": {"prompt_tokens": 2, "completion_tokens": 4 * n, "total_tokens": 2 + 4 * n}})
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        self.requests.append(body)
-        self.headers.append(dict(request.headers))
+        body = await self.record(request)
         scenario = str(body.get("model", "ok")).split("/")[-1]
         if scenario.startswith("fake-"):
             scenario = scenario[5:]
@@ -261,7 +220,8 @@ class FakeOpenAI:
 
 
 if __name__ == "__main__":  # manual use: python -m tests.fakes.openai_upstream
-    fake = FakeOpenAI().start()
+    fake = FakeOpenAI()
+    fake.start()
     print(fake.base_url)
     while True:
         time.sleep(3600)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
 
 class ThreadedServer:
-    def __init__(self) -> None:
+    def __init__(self, keepalive_timeout: float = 75.0) -> None:
+        self.keepalive_timeout = keepalive_timeout
         self.port = 0
         self.requests: list[dict[str, Any]] = []
         self.paths: list[str] = []
@@ -22,7 +23,7 @@ class ThreadedServer:
     def routes(self, app: web.Application) -> None:
         raise NotImplementedError
 
-    def start(self) -> ThreadedServer:
+    def start(self) -> Self:
         ready = threading.Event()
 
         def run() -> None:
@@ -42,7 +43,7 @@ class ThreadedServer:
     async def _start(self) -> None:
         app = web.Application()
         self.routes(app)
-        self._runner = web.AppRunner(app, handler_cancellation=True)
+        self._runner = web.AppRunner(app, handler_cancellation=True, keepalive_timeout=self.keepalive_timeout)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
