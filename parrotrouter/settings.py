@@ -8,6 +8,7 @@ default. Booleans are parsed explicitly ("false", "0", "no", "off" are false).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -158,8 +159,8 @@ class Settings:
     breaker_cooldown: float
     model_host: str | None
 
-    @property
-    def limit_defaults(self) -> Defaults:
+    @functools.cached_property
+    def limit_defaults(self) -> Defaults:  # asked on every request: built once
         from .ratelimit.rules import Defaults
 
         return Defaults(rpm=self.rate_limit_rpm, rpd=self.rate_limit_rpd, tpm=self.rate_limit_tpm,

@@ -38,15 +38,15 @@ COLUMNS = ("id", "endpoint", "key_id", "account_id", "requested_model", "served_
 
 
 def row_of(rec: UsageRecord, sqlite: bool) -> tuple[Any, ...]:
-    """One ledger row as driver parameters (a batch goes to the driver's executemany directly:
-    per-row SQLAlchemy parameter processing costs more than the insert itself)."""
+    """One ledger row as driver parameters (rows go to the driver directly: per-row SQLAlchemy
+    parameter processing costs more than the insert itself)."""
     created = datetime.fromtimestamp(rec.created_at, UTC)
     return (
         rec.id, rec.endpoint, rec.key_id, rec.account_id, rec.requested_model[:200], rec.served_model,
         rec.provider, rec.deployment, rec.prompt_tokens, rec.completion_tokens, rec.cached_tokens,
-        rec.reasoning_tokens, to_nanos(rec.cost), rec.latency_ms, rec.ttft_ms, rec.status, rec.error_code,
-        rec.streamed, rec.finish_reason, rec.user[:256] if rec.user else None,
-        orjson.dumps([a.as_dict() for a in rec.attempts]).decode(),
+        rec.reasoning_tokens, to_nanos(rec.cost) if rec.cost else 0, rec.latency_ms, rec.ttft_ms, rec.status,
+        rec.error_code, rec.streamed, rec.finish_reason, rec.user[:256] if rec.user else None,
+        orjson.dumps([a.as_dict() for a in rec.attempts]).decode() if rec.attempts else "[]",
         # SQLAlchemy's SQLite DATETIME storage format, so reads through the ORM layer agree.
         created.replace(tzinfo=None).isoformat(" ", "microseconds") if sqlite else created,
     )

@@ -26,7 +26,8 @@ class Attempt:
     latency_ms: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {"provider": self.provider, "deployment": self.deployment, "status": self.status,
+                "error_code": self.error_code, "latency_ms": self.latency_ms}
 
 
 @dataclasses.dataclass(slots=True)
