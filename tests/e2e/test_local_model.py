@@ -125,7 +125,7 @@ WEATHER = {"type": "function", "function": {"name": "get_weather", "description"
 def test_named_tool_choice_produces_a_tool_call(local_gw: Gateway) -> None:
     client = local_gw.client()
     kwargs: dict[str, Any] = {"model": MODEL, "messages": [{"role": "user", "content": "Weather in Paris?"}],
-                              "tools": [WEATHER], "max_tokens": 40,
+                              "tools": [WEATHER], "max_tokens": 120, "temperature": 0,
                               "tool_choice": {"type": "function", "function": {"name": "get_weather"}}}
     resp = client.chat.completions.create(**kwargs)
     choice = resp.choices[0]
