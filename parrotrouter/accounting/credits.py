@@ -34,6 +34,10 @@ from ..store.sql import insert_ignore
 log = logging.getLogger("parrotrouter.credits")
 ZERO = Decimal(0)
 LEASE_REQUESTS = 20  # a lease covers this many requests like the current one when money allows
+# ... doubled while leases run out within LEASE_PERIOD of each other (a busy key extends its lease
+# about once a second, not once every 20 requests), back to LEASE_REQUESTS after a quiet spell.
+LEASE_REQUESTS_MAX = 4096
+LEASE_PERIOD = 1.0
 LEASE_TTL = timedelta(seconds=30)  # a process that has not renewed its leases for this long is gone
 IDLE_RELEASE = 10.0  # seconds without use after which the unused part of a lease is given back
 
@@ -67,6 +71,8 @@ class Bucket:
     last_used: float = 0.0
     # The budget could not grant a lease for many requests: admit request by request, exactly.
     tight: bool = True
+    lease_requests: int = LEASE_REQUESTS  # how many requests the next generous extension covers
+    extended_at: float = -1e9  # monotonic time of the last extension
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
 
 
@@ -134,8 +140,9 @@ class CreditManager:
         async with bucket.lock:
             if bucket.in_flight + amount > bucket.lease:
                 short = bucket.in_flight + amount - bucket.lease
-                # Room for LEASE_REQUESTS more, plus as much again as is in flight (concurrency).
-                generous = short + max(bound, amount) * LEASE_REQUESTS + bucket.in_flight
+                # Room for lease_requests more, plus as much again as is in flight (concurrency).
+                self._pace(bucket)
+                generous = short + max(bound, amount) * bucket.lease_requests + bucket.in_flight
                 if await self._extend(bucket, generous):
                     bucket.lease += generous
                     bucket.tight = False
@@ -147,6 +154,16 @@ class CreditManager:
                     raise self._refusal(bucket)
             bucket.in_flight += amount
             bucket.last_used = time.monotonic()
+
+    @staticmethod
+    def _pace(bucket: Bucket) -> None:
+        now = time.monotonic()
+        since = now - bucket.extended_at
+        if since < LEASE_PERIOD:
+            bucket.lease_requests = min(bucket.lease_requests * 2, LEASE_REQUESTS_MAX)
+        elif since > 10 * LEASE_PERIOD:
+            bucket.lease_requests = LEASE_REQUESTS
+        bucket.extended_at = now
 
     @staticmethod
     def _refusal(bucket: Bucket) -> InsufficientCredits:

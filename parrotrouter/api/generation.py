@@ -22,6 +22,7 @@ from ..accounting.usage import STATUS_CLIENT_CLOSED, UsageRecord
 from ..auth.principal import Principal
 from ..catalog import ModelSpec
 from ..errors import ParrotError, UpstreamFailure
+from ..pricing import ModelPricing
 from ..protocol.normalize import normalize_chunk, normalize_completion
 from ..providers.base import ChatCall, CompletionCall, Provider
 from ..ratelimit.rules import limits_for
@@ -270,19 +271,20 @@ async def _reserve(credits: CreditManager, principal: Principal, endpoint: Endpo
     the dearest price among the deployments it may fail over to."""
     if principal.is_master:
         return None
-    priced = {}
+    priced: list[tuple[ModelPricing, int, str]] = []  # distinct (price, output cap) pairs
     for cand in candidates:
         pricing = cand.deployment.pricing or cand.model.pricing
         if pricing is not None and not pricing.is_free:
             output = request.output_limit or cand.model.max_output_tokens or DEFAULT_RESERVED_OUTPUT
-            priced[(id(pricing), output)] = (pricing, output, cand.model.id)
+            if not any(p is pricing and out == output for p, out, _ in priced):
+                priced.append((pricing, output, cand.model.id))
     if not priced:
         return None
-    images = _PER_IMAGE_BOUND * _image_count(request)
-    bound = max(p.max_cost(body_size + images, out) for p, out, _ in priced.values())
+    prompt_bound = body_size + _PER_IMAGE_BOUND * _image_count(request)
+    bound = max([p.max_cost(prompt_bound, out) for p, out, _ in priced])
 
     def precise() -> Decimal:
-        return max(p.max_cost(endpoint.count_prompt(request, model), out) for p, out, model in priced.values())
+        return max([p.max_cost(endpoint.count_prompt(request, model), out) for p, out, model in priced])
 
     return await credits.reserve(principal, bound, precise)
 

@@ -29,7 +29,9 @@ def authenticate(request: web.Request, *, write: bool = False, read: bool = True
     request["principal"] = principal
     policy = principal.policy
     if policy is not UNRESTRICTED:
-        policy.check_client(request.remote, headers.get("Origin"), headers.get("Referer"), headers.get("User-Agent"))
+        if policy.restricts_clients():
+            policy.check_client(request.remote, headers.get("Origin"), headers.get("Referer"),
+                                headers.get("User-Agent"))
         if write or read:
             policy.check_operation(write)
     return principal

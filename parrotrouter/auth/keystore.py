@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..errors import ExpiredApiKey, InvalidApiKey, InvalidRequest, MissingApiKey, NotFound
-from ..home import KEY_PREFIX, display_prefix, hash_key, new_api_key
+from ..home import KEY_PREFIX, KeyHasher, display_prefix, hash_key, new_api_key
 from ..store.schema import accounts, api_keys, meta
 from .key_schema import KeyCreate, KeyUpdate, check_body, check_money, to_json
 from .permissions import Policy
@@ -242,7 +242,7 @@ class KeyAuthenticator:
     master key is compared with `hmac.compare_digest`."""
 
     def __init__(self, secret: bytes, master_hash: str | None, cache: KeyCache) -> None:
-        self._secret = secret
+        self._hash = KeyHasher(secret)
         self._master_hash = master_hash
         self._cache = cache
 
@@ -251,7 +251,7 @@ class KeyAuthenticator:
             raise MissingApiKey("No API key provided. Send it as 'Authorization: Bearer pr-...'.")
         if not token.startswith(KEY_PREFIX):
             raise InvalidApiKey("The API key is not valid.")
-        digest = hash_key(self._secret, token)
+        digest = self._hash(token)
         if self._master_hash is not None and hmac.compare_digest(digest, self._master_hash):
             return MASTER
         entry = self._cache.by_hash.get(digest)

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from ..errors import PermissionDenied
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+_VERDICTS_KEPT = 1024
 
 
 def _patterns(values: Iterable[str] | None) -> re.Pattern[str] | None:
@@ -40,6 +41,8 @@ class Policy:
     max_requests_per_day: int | None = None
     max_tokens_per_minute: int | None = None
     max_cost_per_day: Decimal | None = None
+    # allows_model's answers by names, bounded (names come from callers); not part of equality.
+    _verdicts: dict[tuple[str, ...], bool] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_json(cls, permissions: dict[str, Any], restrictions: dict[str, Any]) -> Policy:
@@ -78,6 +81,14 @@ class Policy:
     def allows_model(self, *names: str) -> bool:
         """Denied patterns win; with an allow list, one of the names (as requested, as resolved)
         must match it. Patterns are shell-style (`gpt-4o*`)."""
+        verdict = self._verdicts.get(names)
+        if verdict is None:
+            verdict = self._judge_models(names)
+            if len(self._verdicts) < _VERDICTS_KEPT:
+                self._verdicts[names] = verdict
+        return verdict
+
+    def _judge_models(self, names: tuple[str, ...]) -> bool:
         if self.models_denied is not None and any(self.models_denied.fullmatch(n) for n in names):
             return False
         return self.models_allowed is None or any(self.models_allowed.fullmatch(n) for n in names)
@@ -92,6 +103,10 @@ class Policy:
         for feature in used:
             if feature not in self.features:
                 raise PermissionDenied(f"This API key is not allowed to use the feature '{feature}'.")
+
+    def restricts_clients(self) -> bool:
+        return (self.ip_networks is not None or self.domains is not None or self.referrers is not None
+                or self.user_agents is not None)
 
     def check_client(self, ip: str | None, origin: str | None, referer: str | None, user_agent: str | None) -> None:
         if self.ip_networks is not None:

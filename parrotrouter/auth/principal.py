@@ -5,7 +5,7 @@ import hmac
 from typing import Protocol
 
 from ..errors import InvalidApiKey, MissingApiKey
-from ..home import KEY_PREFIX, hash_key
+from ..home import KEY_PREFIX, KeyHasher
 from .permissions import UNRESTRICTED, Policy
 
 
@@ -50,7 +50,7 @@ class MasterKeyAuthenticator:
     """Accepts only the master key (the seam the full key system fills)."""
 
     def __init__(self, secret: bytes, master_hash: str | None) -> None:
-        self._secret = secret
+        self._hash = KeyHasher(secret)
         self._master_hash = master_hash
 
     def authenticate(self, token: str | None) -> Principal:
@@ -58,6 +58,6 @@ class MasterKeyAuthenticator:
             raise MissingApiKey(
                 "No API key provided. Send it as 'Authorization: Bearer pr-...'.")
         if (self._master_hash is not None and token.startswith(KEY_PREFIX)
-                and hmac.compare_digest(hash_key(self._secret, token), self._master_hash)):
+                and hmac.compare_digest(self._hash(token), self._master_hash)):
             return MASTER
         raise InvalidApiKey("The API key is not valid.")

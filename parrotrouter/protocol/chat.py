@@ -253,8 +253,12 @@ class ChatCompletionRequest(Struct, omit_defaults=True):
         return used
 
     def has_images(self) -> bool:
-        return any(isinstance(p, ImagePart) for m in self.messages if isinstance(m, UserMessage)
-                   and isinstance(m.content, list) for p in m.content)
+        for m in self.messages:
+            if isinstance(m, UserMessage) and isinstance(m.content, list):
+                for part in m.content:
+                    if isinstance(part, ImagePart):
+                        return True
+        return False
 
 
 def message_text(content: str | list[Any] | None) -> str:

@@ -22,14 +22,14 @@ class Money(sa.types.TypeDecorator[Decimal]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> int | None:
         if value is None:
             return None
-        return int((Decimal(value) / NANO).to_integral_value(ROUND_HALF_EVEN))
+        return int(Decimal(value).scaleb(9).to_integral_value(ROUND_HALF_EVEN))
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         return None if value is None else from_nanos(value)
 
 
 def to_nanos(value: Decimal) -> int:
-    return int((value / NANO).to_integral_value(ROUND_HALF_EVEN))
+    return int(value.scaleb(9).to_integral_value(ROUND_HALF_EVEN))  # exact, unlike a division
 
 
 def from_nanos(value: Any) -> Decimal:
