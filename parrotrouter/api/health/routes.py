@@ -19,13 +19,13 @@ async def ready(http: web.Request) -> web.Response:
         ledger = state.accounts.ledger.health()
         checks["ledger"] = ledger
         checks["credits"] = state.accounts.credits.health()
+        ok = ok and bool(ledger["ok"])
     if state.limiter is not None:
         if hasattr(state.limiter, "ping"):
             await state.limiter.ping()
         limits = state.limiter.health()
         checks["limits"] = limits
         ok = ok and (bool(limits["ok"]) or bool(limits["fail_open"]))
-        ok = ok and bool(ledger["ok"])
     return web.Response(body=orjson.dumps({"status": "ready" if ok else "not_ready", "checks": checks}),
                         status=200 if ok else 503, content_type="application/json")
 
