@@ -2,12 +2,14 @@
 """Gateway overhead benchmark: requests/s and added latency against a fast mock upstream.
 
 Starts the mock upstream (the anchor benchmark's nginx mock when ../shared/bench is present and
-nginx has its js module, else bench/mock_upstream.py), then measures with wrk, in one run:
-the mock directly, and the gateway with each configuration given (default: bench/mock.yaml).
+nginx has its js module, else bench/mock_upstream.py) and one gateway per variant, side by side,
+then measures with wrk in interleaved rounds (the mock directly, then every variant in rotated
+order, for each scenario) and reports medians: on a noisy machine, runs minutes apart differ
+more than the variants do.
 
-    python bench/run.py                      # default variants: stateless, master, key
+    python bench/run.py                      # default variants (below)
     python bench/run.py stateless key        # a subset
-    DURATION=10 CONCS="1 64" python bench/run.py
+    ROUNDS=10 DURATION=4 CONCS="1 64" STREAM_CONCS=16 python bench/run.py
 
 Variants (same mock, same run):
     stateless  bench/mock-stateless.yaml: no keys, credits or ledger (master key only)
@@ -27,6 +29,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,10 +42,11 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SHARED = REPO.parent / "shared" / "bench"
 KEY = "pr-bench-0123456789abcdefghijklmnopqrstuvwxyz"
-DURATION = int(os.environ.get("DURATION", "8"))
+DURATION = int(os.environ.get("DURATION", "4"))
+ROUNDS = int(os.environ.get("ROUNDS", "5"))
 CONCS = [int(c) for c in os.environ.get("CONCS", "1 64").split()]
 STREAM_CONCS = [int(c) for c in os.environ.get("STREAM_CONCS", "16").split()]
-PORT = 8000
+PORT = 8000  # variants listen on 8000, 8001, ...
 MOCK = "http://127.0.0.1:18000/v1"
 
 
@@ -95,18 +99,6 @@ def wrk(url: str, conc: int, stream: bool, headers: dict[str, str]) -> tuple[flo
     return rps, float(p50.group(1)) * scale
 
 
-def measure(name: str, url: str, headers: dict[str, str]) -> dict[str, tuple[float, float]]:
-    wrk(url, 16, False, headers)  # warm-up
-    results = {}
-    for c in CONCS:
-        results[f"ns-c{c}"] = wrk(url, c, False, headers)
-    for c in STREAM_CONCS:
-        results[f"st-c{c}"] = wrk(url, c, True, headers)
-    for scenario, (rps, p50) in results.items():
-        print(f"  {name:28} {scenario:7} {rps:9.0f} req/s   p50 {p50:7.2f} ms", flush=True)
-    return results
-
-
 HUGE = 10**9  # limits that never refuse: the cost of checking them is what is measured
 VARIANTS: dict[str, tuple[str, dict[str, int] | None]] = {
     "stateless": ("mock-stateless.yaml", None),
@@ -119,13 +111,28 @@ VARIANTS: dict[str, tuple[str, dict[str, int] | None]] = {
 DEFAULT_VARIANTS = ["stateless", "master", "key", "limits-memory", "limits-redis"]
 
 
-def ordinary_key(limits: dict[str, int]) -> str:
+def ordinary_key(port: int, limits: dict[str, int]) -> str:
     """Create a key with plenty of credits through the admin API."""
-    resp = httpx.post(f"http://127.0.0.1:{PORT}/v1/keys", headers={"Authorization": f"Bearer {KEY}"},
+    resp = httpx.post(f"http://127.0.0.1:{port}/v1/keys", headers={"Authorization": f"Bearer {KEY}"},
                       json={"name": "bench", "credits": "100000",
                             "permissions": {"models": ["gpt-4o-mini"], **limits}})
     resp.raise_for_status()
     return str(resp.json()["key"])
+
+
+def scenarios() -> list[tuple[str, int, bool]]:
+    return [(f"ns-c{c}", c, False) for c in CONCS] + [(f"st-c{c}", c, True) for c in STREAM_CONCS]
+
+
+def start_gateway(variant: str, port: int) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    config, key_limits = VARIANTS[variant]
+    home = Path(tempfile.mkdtemp(prefix="pr-home-"))
+    env = {**os.environ, "PARROTROUTER_HOME": str(home), "PARROTROUTER_MASTER_KEY": KEY}
+    gw = subprocess.Popen([sys.executable, "-m", "parrotrouter", "serve", "--config", str(HERE / config),
+                           "--port", str(port)], env=env, cwd=REPO, stdout=subprocess.DEVNULL)
+    wait(f"http://127.0.0.1:{port}/ready")
+    token = ordinary_key(port, key_limits) if key_limits is not None else KEY
+    return gw, {"Authorization": f"Bearer {token}"}
 
 
 def main() -> None:
@@ -134,33 +141,48 @@ def main() -> None:
     variants = sys.argv[1:] or DEFAULT_VARIANTS
     run_dir = Path(tempfile.mkdtemp(prefix="pr-bench-"))
     mock = start_mock(run_dir)
-    table = []
+    gateways: dict[str, tuple[subprocess.Popen[bytes], str, dict[str, str]]] = {}
+    # results[target][scenario] = [(rps, p50), ...], one entry per round
+    results: dict[str, dict[str, list[tuple[float, float]]]] = {}
     try:
-        direct = measure("direct (mock)", MOCK, {})
-        for variant in variants:
-            config, key_limits = VARIANTS[variant]
-            home = Path(tempfile.mkdtemp(prefix="pr-home-"))
-            env = {**os.environ, "PARROTROUTER_HOME": str(home), "PARROTROUTER_MASTER_KEY": KEY}
-            gw = subprocess.Popen([sys.executable, "-m", "parrotrouter", "serve", "--config", str(HERE / config),
-                                   "--port", str(PORT)], env=env, cwd=REPO, stdout=subprocess.DEVNULL)
-            try:
-                wait(f"http://127.0.0.1:{PORT}/ready")
-                token = ordinary_key(key_limits) if key_limits is not None else KEY
-                res = measure(variant, f"http://127.0.0.1:{PORT}/v1", {"Authorization": f"Bearer {token}"})
-                table.append((variant, res))
-            finally:
-                gw.send_signal(signal.SIGTERM)
-                gw.wait()
+        for i, variant in enumerate(variants):  # all side by side: each round measures every one
+            port = PORT + i
+            gw, headers = start_gateway(variant, port)
+            gateways[variant] = (gw, f"http://127.0.0.1:{port}/v1", headers)
+        targets = [("direct (mock)", MOCK, {})] + [(v, url, h) for v, (_, url, h) in gateways.items()]
+        for _, url, headers in targets:
+            wrk(url, 16, False, headers)  # warm-up
+        for r in range(ROUNDS):
+            for scenario, conc, stream in scenarios():
+                order = targets[1:][r % len(variants):] + targets[1:][:r % len(variants)]
+                for name, url, headers in [targets[0], *order]:  # rotated, so no variant always runs first
+                    res = wrk(url, conc, stream, headers)
+                    results.setdefault(name, {}).setdefault(scenario, []).append(res)
+                    print(f"  round {r + 1} {name:16} {scenario:7} {res[0]:9.0f} req/s   p50 {res[1]:7.2f} ms",
+                          flush=True)
     finally:
+        for gw, _, _ in gateways.values():
+            gw.send_signal(signal.SIGTERM)
+            gw.wait()
         mock.terminate()
         mock.wait()
-    base = dict(table).get("stateless")
-    print("\n| variant | scenario | req/s | p50 ms | added p50 ms | req/s vs stateless |")
+    report(results)
+
+
+def report(results: dict[str, dict[str, list[tuple[float, float]]]]) -> None:
+    """Medians over the rounds; the ratio to `stateless` is the median of the per-round ratios."""
+    direct, base = results["direct (mock)"], results.get("stateless")
+    print(f"\nmedians of {ROUNDS} interleaved rounds of {DURATION} s")
+    print("| variant | scenario | req/s | p50 ms | added p50 ms | req/s vs stateless |")
     print("|---|---|---:|---:|---:|---:|")
-    for name, res in [("direct (mock)", direct), *table]:
-        for scenario, (rps, p50) in res.items():
-            added = "-" if name.startswith("direct") else f"{p50 - direct[scenario][1]:.2f}"
-            ratio = f"{rps / base[scenario][0]:.0%}" if base and not name.startswith("direct") else "-"
+    for name, res in results.items():
+        for scenario, runs in res.items():
+            rps = statistics.median(x[0] for x in runs)
+            p50 = statistics.median(x[1] for x in runs)
+            added = "-" if name.startswith("direct") else f"{p50 - statistics.median(x[1] for x in direct[scenario]):.2f}"
+            ratio = "-"
+            if base and not name.startswith("direct"):
+                ratio = f"{statistics.median(a[0] / b[0] for a, b in zip(runs, base[scenario])):.1%}"
             print(f"| {name} | {scenario} | {rps:.0f} | {p50:.2f} | {added} | {ratio} |")
 
 

@@ -34,6 +34,19 @@ class TokenUsage:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Linear:
+    """A genai-prices price that is linear in the token counts (no tiers), as per-million-token
+    prices read off the table's own calculation: the same answer for a fraction of the work
+    (`calc_price` resolves units and validates on every call, ~80 µs)."""
+
+    request: Decimal  # per request, not per million tokens
+    uncached_mtok: Decimal
+    cache_read_mtok: Decimal
+    cache_write_mtok: Decimal
+    output_mtok: Decimal
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class ModelPricing:
     """Flat per-million-token prices; `table` keeps genai-prices' full price (tiers, cache)."""
 
@@ -44,6 +57,7 @@ class ModelPricing:
     # The highest prices of tiered tables (long prompts cost more): for upper bounds.
     prompt_max_mtok: Decimal | None = None
     completion_max_mtok: Decimal | None = None
+    linear: Linear | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def is_free(self) -> bool:
@@ -51,16 +65,15 @@ class ModelPricing:
 
     def cost(self, usage: TokenUsage) -> Decimal:
         """USD cost of `usage` (prompt tokens include cached tokens, as in OpenAI's usage)."""
+        lin = self.linear
+        if lin is not None:
+            read = min(usage.cached_tokens, usage.prompt_tokens)
+            write = min(usage.cache_write_tokens, usage.prompt_tokens - read)
+            total = ((usage.prompt_tokens - read - write) * lin.uncached_mtok + read * lin.cache_read_mtok
+                     + write * lin.cache_write_mtok + usage.completion_tokens * lin.output_mtok)
+            return total.scaleb(-6) + lin.request
         if self.table is not None:
-            calc = self.table.calc_price(
-                Usage(
-                    input_tokens=usage.prompt_tokens,
-                    cache_read_tokens=usage.cached_tokens or None,
-                    cache_write_tokens=usage.cache_write_tokens or None,
-                    output_tokens=usage.completion_tokens,
-                )
-            )
-            return Decimal(calc["total_price"])
+            return _table_cost(self.table, usage)
         cached = min(usage.cached_tokens, usage.prompt_tokens)
         cached_price = self.prompt_mtok if self.cached_prompt_mtok is None else self.cached_prompt_mtok
         total = (
@@ -107,6 +120,40 @@ def _highest(price: Any) -> Decimal | None:
     return max([base, *(t.price for t in tiers)]) if base is not None else None
 
 
+def _table_cost(table: gp_types.ModelPrice, usage: TokenUsage) -> Decimal:
+    calc = table.calc_price(
+        Usage(
+            input_tokens=usage.prompt_tokens,
+            cache_read_tokens=usage.cached_tokens or None,
+            cache_write_tokens=usage.cache_write_tokens or None,
+            output_tokens=usage.completion_tokens,
+        )
+    )
+    return Decimal(calc["total_price"])
+
+
+_M = 1_000_000
+
+
+def linear_form(table: gp_types.ModelPrice) -> Linear | None:
+    """The table's price as a linear function of the token counts, or None when it is not one
+    (tiered prices) or the table cannot price the probes. Each coefficient is what the table
+    itself charges for a million tokens of one kind."""
+    if any(isinstance(v, gp_types.TieredPrices) for v in vars(table).values()):
+        return None
+    try:
+        base = _table_cost(table, TokenUsage())
+        return Linear(
+            request=base,
+            uncached_mtok=_table_cost(table, TokenUsage(prompt_tokens=_M)) - base,
+            cache_read_mtok=_table_cost(table, TokenUsage(prompt_tokens=_M, cached_tokens=_M)) - base,
+            cache_write_mtok=_table_cost(table, TokenUsage(prompt_tokens=_M, cache_write_tokens=_M)) - base,
+            output_mtok=_table_cost(table, TokenUsage(completion_tokens=_M)) - base,
+        )
+    except Exception:  # noqa: BLE001 - a table we cannot probe is priced by genai-prices each time
+        return None
+
+
 def _current_price(info: gp_types.ModelInfo) -> gp_types.ModelPrice:
     return info.get_prices(datetime.now(tz=UTC))
 
@@ -139,6 +186,7 @@ def pricing_from_table(info: gp_types.ModelInfo) -> ModelPricing | None:
         table=price,
         prompt_max_mtok=_highest(price.input_mtok),
         completion_max_mtok=_highest(price.output_mtok),
+        linear=linear_form(price),
     )
 
 

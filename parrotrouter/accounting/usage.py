@@ -43,6 +43,7 @@ class UsageRecord:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    cache_write_tokens: int = 0  # priced (Anthropic's cache writes cost more), not a ledger column
     reasoning_tokens: int = 0
     usage_reported: bool = False
     cost: Decimal = Decimal(0)
@@ -73,6 +74,7 @@ class UsageRecord:
         self.completion_tokens = usage.get("completion_tokens") or 0
         details = usage.get("prompt_tokens_details") or {}
         self.cached_tokens = details.get("cached_tokens") or 0
+        self.cache_write_tokens = details.get("cache_write_tokens") or 0
         cdetails = usage.get("completion_tokens_details") or {}
         self.reasoning_tokens = cdetails.get("reasoning_tokens") or 0
 
@@ -82,7 +84,8 @@ class UsageRecord:
 
     def token_usage(self) -> TokenUsage:
         return TokenUsage(prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
-                          cached_tokens=self.cached_tokens, reasoning_tokens=self.reasoning_tokens)
+                          cached_tokens=self.cached_tokens, cache_write_tokens=self.cache_write_tokens,
+                          reasoning_tokens=self.reasoning_tokens)
 
     def settle(self) -> None:
         """Close the record on the request path: only what must be measured now (latency)."""
