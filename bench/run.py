@@ -9,7 +9,7 @@ more than the variants do.
 
     python bench/run.py                      # default variants (below)
     python bench/run.py stateless key        # a subset
-    ROUNDS=10 DURATION=4 CONCS="1 64" STREAM_CONCS=16 python bench/run.py
+    ROUNDS=10 DURATION=4 CONCS="1 64" STREAM_CONCS=16 PIN=0 python bench/run.py
 
 Variants (same mock, same run):
     stateless  bench/mock-stateless.yaml: no keys, credits or ledger (master key only)
@@ -47,6 +47,13 @@ ROUNDS = int(os.environ.get("ROUNDS", "5"))
 CONCS = [int(c) for c in os.environ.get("CONCS", "1 64").split()]
 STREAM_CONCS = [int(c) for c in os.environ.get("STREAM_CONCS", "16").split()]
 PORT = 8000  # variants listen on 8000, 8001, ...
+# With PIN=1 (the default on machines with 2+ CPUs) each gateway runs on the last CPU, wrk and the
+# mock on the others: a gateway's own threads (the ledger writer's included) share one core, as
+# when every core runs a worker, and it does not fight the load generator for CPU time.
+_CPUS = sorted(os.sched_getaffinity(0))
+PIN = os.environ.get("PIN", "1" if len(_CPUS) >= 2 else "0") == "1"
+GATEWAY_CPUS = ["taskset", "-c", str(_CPUS[-1])] if PIN else []
+LOAD_CPUS = ["taskset", "-c", ",".join(map(str, _CPUS[:-1]))] if PIN else []
 MOCK = "http://127.0.0.1:18000/v1"
 
 
@@ -70,14 +77,15 @@ def start_mock(run_dir: Path) -> subprocess.Popen[bytes]:
         conf = conf.replace("@BENCH@", str(SHARED)).replace("@RUN@", str(run_dir)).replace("@DELAY@", "0")
         (run_dir / "mock.conf").write_text(conf)
         (run_dir / "mock.js").write_text((SHARED / "mock" / "mock.js").read_text().replace("@BENCH@", str(SHARED)))
-        proc = subprocess.Popen(["nginx", "-p", str(run_dir), "-c", str(run_dir / "mock.conf")])
+        proc = subprocess.Popen([*LOAD_CPUS, "nginx", "-p", str(run_dir), "-c", str(run_dir / "mock.conf")])
     else:
-        proc = subprocess.Popen([sys.executable, str(HERE / "mock_upstream.py"), "--port", "18000"])
+        proc = subprocess.Popen([*LOAD_CPUS, sys.executable, str(HERE / "mock_upstream.py"), "--port", "18000"])
     wait(MOCK + "/models")
     return proc
 
 
-def wrk(url: str, conc: int, stream: bool, headers: dict[str, str]) -> tuple[float, float]:
+def wrk(url: str, conc: int, stream: bool, headers: dict[str, str]) -> tuple[float, float, int]:
+    """requests/s, p50 latency in ms, requests completed."""
     lua = Path(tempfile.mkdtemp()) / "bench.lua"
     body = {"model": "gpt-4o-mini", "stream": stream, "temperature": 0.2, "max_tokens": 300,
             "messages": [{"role": "system", "content": "You are a careful assistant."},
@@ -87,7 +95,7 @@ def wrk(url: str, conc: int, stream: bool, headers: dict[str, str]) -> tuple[flo
     hdrs = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items())
     lua.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(json.dumps(body))}\n'
                    f'wrk.headers["Content-Type"] = "application/json"\n{hdrs}')
-    out = subprocess.run(["wrk", "-t1", f"-c{conc}", f"-d{DURATION}s", "--latency", "-s", str(lua),
+    out = subprocess.run([*LOAD_CPUS, "wrk", "-t1", f"-c{conc}", f"-d{DURATION}s", "--latency", "-s", str(lua),
                           url + "/chat/completions"], capture_output=True, text=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
@@ -96,7 +104,14 @@ def wrk(url: str, conc: int, stream: bool, headers: dict[str, str]) -> tuple[flo
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non2xx:
         raise RuntimeError(f"{non2xx.group(1)} error responses from {url}:\n{out}")
-    return rps, float(p50.group(1)) * scale
+    done = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return rps, float(p50.group(1)) * scale, done
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (the ledger writer's included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 HUGE = 10**9  # limits that never refuse: the cost of checking them is what is measured
@@ -128,7 +143,7 @@ def start_gateway(variant: str, port: int) -> tuple[subprocess.Popen[bytes], dic
     config, key_limits = VARIANTS[variant]
     home = Path(tempfile.mkdtemp(prefix="pr-home-"))
     env = {**os.environ, "PARROTROUTER_HOME": str(home), "PARROTROUTER_MASTER_KEY": KEY}
-    gw = subprocess.Popen([sys.executable, "-m", "parrotrouter", "serve", "--config", str(HERE / config),
+    gw = subprocess.Popen([*GATEWAY_CPUS, sys.executable, "-m", "parrotrouter", "serve", "--config", str(HERE / config),
                            "--port", str(port)], env=env, cwd=REPO, stdout=subprocess.DEVNULL)
     wait(f"http://127.0.0.1:{port}/ready")
     token = ordinary_key(port, key_limits) if key_limits is not None else KEY
@@ -142,24 +157,27 @@ def main() -> None:
     run_dir = Path(tempfile.mkdtemp(prefix="pr-bench-"))
     mock = start_mock(run_dir)
     gateways: dict[str, tuple[subprocess.Popen[bytes], str, dict[str, str]]] = {}
-    # results[target][scenario] = [(rps, p50), ...], one entry per round
-    results: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    # results[target][scenario] = [(rps, p50, CPU µs per request), ...], one entry per round
+    results: dict[str, dict[str, list[tuple[float, float, float]]]] = {}
     try:
         for i, variant in enumerate(variants):  # all side by side: each round measures every one
             port = PORT + i
             gw, headers = start_gateway(variant, port)
             gateways[variant] = (gw, f"http://127.0.0.1:{port}/v1", headers)
         targets = [("direct (mock)", MOCK, {})] + [(v, url, h) for v, (_, url, h) in gateways.items()]
+        pids = {v: gw.pid for v, (gw, _, _) in gateways.items()}
         for _, url, headers in targets:
             wrk(url, 16, False, headers)  # warm-up
         for r in range(ROUNDS):
             for scenario, conc, stream in scenarios():
                 order = targets[1:][r % len(variants):] + targets[1:][:r % len(variants)]
                 for name, url, headers in [targets[0], *order]:  # rotated, so no variant always runs first
-                    res = wrk(url, conc, stream, headers)
-                    results.setdefault(name, {}).setdefault(scenario, []).append(res)
-                    print(f"  round {r + 1} {name:16} {scenario:7} {res[0]:9.0f} req/s   p50 {res[1]:7.2f} ms",
-                          flush=True)
+                    cpu = cpu_seconds(pids[name]) if name in pids else 0.0
+                    rps, p50, done = wrk(url, conc, stream, headers)
+                    cpu_us = (cpu_seconds(pids[name]) - cpu) / done * 1e6 if name in pids else 0.0
+                    results.setdefault(name, {}).setdefault(scenario, []).append((rps, p50, cpu_us))
+                    print(f"  round {r + 1} {name:16} {scenario:7} {rps:9.0f} req/s   p50 {p50:7.2f} ms   "
+                          f"CPU {cpu_us:6.0f} µs/req", flush=True)
     finally:
         for gw, _, _ in gateways.values():
             gw.send_signal(signal.SIGTERM)
@@ -169,21 +187,29 @@ def main() -> None:
     report(results)
 
 
-def report(results: dict[str, dict[str, list[tuple[float, float]]]]) -> None:
-    """Medians over the rounds; the ratio to `stateless` is the median of the per-round ratios."""
+def report(results: dict[str, dict[str, list[tuple[float, float, float]]]]) -> None:
+    """Medians over the rounds, and their ratios to `stateless`. CPU per
+    request (all the gateway's threads) is the steadier figure on a noisy machine: it is what
+    limits throughput when every core runs a worker."""
     direct, base = results["direct (mock)"], results.get("stateless")
-    print(f"\nmedians of {ROUNDS} interleaved rounds of {DURATION} s")
-    print("| variant | scenario | req/s | p50 ms | added p50 ms | req/s vs stateless |")
-    print("|---|---|---:|---:|---:|---:|")
+    pinned = f"gateways pinned to {GATEWAY_CPUS[-1]}, wrk and mock to {LOAD_CPUS[-1]}" if PIN else "nothing pinned"
+    print(f"\nmedians of {ROUNDS} interleaved rounds of {DURATION} s; {pinned}")
+    print("| variant | scenario | req/s | p50 ms | added p50 ms | req/s vs stateless | CPU µs/req | "
+          "stateless CPU / this CPU |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for name, res in results.items():
         for scenario, runs in res.items():
             rps = statistics.median(x[0] for x in runs)
             p50 = statistics.median(x[1] for x in runs)
-            added = "-" if name.startswith("direct") else f"{p50 - statistics.median(x[1] for x in direct[scenario]):.2f}"
-            ratio = "-"
-            if base and not name.startswith("direct"):
-                ratio = f"{statistics.median(a[0] / b[0] for a, b in zip(runs, base[scenario])):.1%}"
-            print(f"| {name} | {scenario} | {rps:.0f} | {p50:.2f} | {added} | {ratio} |")
+            cpu = statistics.median(x[2] for x in runs)
+            is_direct = name.startswith("direct")
+            added = "-" if is_direct else f"{p50 - statistics.median(x[1] for x in direct[scenario]):.2f}"
+            ratio = cpu_ratio = "-"
+            if base and not is_direct:
+                ratio = f"{rps / statistics.median(x[0] for x in base[scenario]):.1%}"
+                cpu_ratio = f"{statistics.median(x[2] for x in base[scenario]) / cpu:.1%}"
+            print(f"| {name} | {scenario} | {rps:.0f} | {p50:.2f} | {added} | {ratio} | "
+                  f"{'-' if is_direct else f'{cpu:.0f}'} | {cpu_ratio} |")
 
 
 if __name__ == "__main__":
