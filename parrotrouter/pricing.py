@@ -35,15 +35,23 @@ class TokenUsage:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Linear:
-    """A genai-prices price that is linear in the token counts (no tiers), as per-million-token
-    prices read off the table's own calculation: the same answer for a fraction of the work
-    (`calc_price` resolves units and validates on every call, ~80 µs)."""
+    """A price that is linear in the token counts, per million tokens. For a genai-prices table
+    without tiers the coefficients are read off the table's own calculation: the same answer for a
+    fraction of the work (`calc_price` resolves units and validates on every call, ~80 µs)."""
 
     request: Decimal  # per request, not per million tokens
     uncached_mtok: Decimal
     cache_read_mtok: Decimal
     cache_write_mtok: Decimal
     output_mtok: Decimal
+
+    def pico_rates(self) -> tuple[int, int, int, int, int] | None:
+        exact = [self.request.scaleb(12), *(price.scaleb(6) for price in (
+            self.uncached_mtok, self.cache_read_mtok, self.cache_write_mtok, self.output_mtok))]
+        if any(x != x.to_integral_value() for x in exact):
+            return None
+        r = [int(x) for x in exact]
+        return r[0], r[1], r[2], r[3], r[4]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -58,6 +66,17 @@ class ModelPricing:
     prompt_max_mtok: Decimal | None = None
     completion_max_mtok: Decimal | None = None
     linear: Linear | None = dataclasses.field(default=None, compare=False, repr=False)
+    # `linear` in integer pico-dollars (per request, per uncached prompt token, per cache read, per
+    # cache write, per completion token), where every price is a whole number of them: the
+    # per-request cost in exact integer arithmetic.
+    rates: tuple[int, int, int, int, int] | None = dataclasses.field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.linear is None and self.table is None:  # flat prices (config): linear too
+            cached = self.prompt_mtok if self.cached_prompt_mtok is None else self.cached_prompt_mtok
+            object.__setattr__(self, "linear", Linear(ZERO, self.prompt_mtok, cached, self.prompt_mtok,
+                                                      self.completion_mtok))
+        object.__setattr__(self, "rates", None if self.linear is None else self.linear.pico_rates())
 
     @property
     def is_free(self) -> bool:
@@ -65,23 +84,29 @@ class ModelPricing:
 
     def cost(self, usage: TokenUsage) -> Decimal:
         """USD cost of `usage` (prompt tokens include cached tokens, as in OpenAI's usage)."""
+        return self.cost_of(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens,
+                            usage.cache_write_tokens)
+
+    def cost_of(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0,
+                cache_write_tokens: int = 0) -> Decimal:
+        """`cost` from the counts themselves (the ledger's per-request call)."""
+        rates = self.rates
+        if rates is not None:
+            read = min(cached_tokens, prompt_tokens)
+            write = min(cache_write_tokens, prompt_tokens - read)
+            pico = (rates[0] + (prompt_tokens - read - write) * rates[1] + read * rates[2] + write * rates[3]
+                    + completion_tokens * rates[4])
+            return Decimal(pico).scaleb(-12)
         lin = self.linear
-        if lin is not None:
-            read = min(usage.cached_tokens, usage.prompt_tokens)
-            write = min(usage.cache_write_tokens, usage.prompt_tokens - read)
-            total = ((usage.prompt_tokens - read - write) * lin.uncached_mtok + read * lin.cache_read_mtok
-                     + write * lin.cache_write_mtok + usage.completion_tokens * lin.output_mtok)
-            return total.scaleb(-6) + lin.request
-        if self.table is not None:
-            return _table_cost(self.table, usage)
-        cached = min(usage.cached_tokens, usage.prompt_tokens)
-        cached_price = self.prompt_mtok if self.cached_prompt_mtok is None else self.cached_prompt_mtok
-        total = (
-            (usage.prompt_tokens - cached) * self.prompt_mtok
-            + cached * cached_price
-            + usage.completion_tokens * self.completion_mtok
-        )
-        return total.scaleb(-6)  # per million tokens; exact, unlike a division
+        if lin is not None:  # a price finer than a pico-dollar per token
+            read = min(cached_tokens, prompt_tokens)
+            write = min(cache_write_tokens, prompt_tokens - read)
+            total = ((prompt_tokens - read - write) * lin.uncached_mtok + read * lin.cache_read_mtok
+                     + write * lin.cache_write_mtok + completion_tokens * lin.output_mtok)
+            return total.scaleb(-6) + lin.request  # per million tokens; exact, unlike a division
+        assert self.table is not None  # tiered: the tier depends on the prompt's size
+        return _table_cost(self.table, TokenUsage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                                                  cached_tokens=cached_tokens, cache_write_tokens=cache_write_tokens))
 
     def max_cost(self, prompt_tokens: int, max_completion_tokens: int) -> Decimal:
         """Upper bound of the cost of a request: highest tier prices, no cache discount."""
@@ -150,7 +175,7 @@ def linear_form(table: gp_types.ModelPrice) -> Linear | None:
             cache_write_mtok=_table_cost(table, TokenUsage(prompt_tokens=_M, cache_write_tokens=_M)) - base,
             output_mtok=_table_cost(table, TokenUsage(completion_tokens=_M)) - base,
         )
-    except Exception:  # noqa: BLE001 - a table we cannot probe is priced by genai-prices each time
+    except Exception:  # a table we cannot probe is priced by genai-prices on each call
         return None
 
 

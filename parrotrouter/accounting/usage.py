@@ -100,7 +100,8 @@ class UsageRecord:
             self.prompt_tokens, self.completion_tokens = self.deferred_count()
             self.deferred_count = None
         if self.pricing is not None and (self.prompt_tokens or self.completion_tokens):
-            self.cost = self.pricing.cost(self.token_usage())
+            self.cost = self.pricing.cost_of(self.prompt_tokens, self.completion_tokens, self.cached_tokens,
+                                             self.cache_write_tokens)
 
     def usage_payload(self) -> dict[str, Any]:
         """OpenAI `usage` object for this request."""

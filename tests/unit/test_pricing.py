@@ -1,14 +1,16 @@
-"""Costs from the genai-prices table: the linear shortcut must give the table's own answer."""
+"""Costs: the linear shortcut gives the genai-prices table's own answer; integer and Decimal
+arithmetic agree exactly."""
 
 from __future__ import annotations
 
 import random
 from decimal import Decimal
 
+import pytest
 from genai_prices.data_snapshot import get_snapshot
 
 from parrotrouter.accounting.usage import UsageRecord
-from parrotrouter.pricing import TokenUsage, _current_price, _table_cost, linear_form, lookup_pricing
+from parrotrouter.pricing import TokenUsage, _current_price, _table_cost, linear_form, lookup_pricing, pricing_override
 from parrotrouter.providers.anthropic import usage_of
 
 
@@ -61,8 +63,8 @@ def test_cached_tokens_cost_less_on_a_table_price() -> None:
     assert pricing is not None and pricing.linear is not None
     full = pricing.cost(TokenUsage(prompt_tokens=1000, completion_tokens=100))
     cached = pricing.cost(TokenUsage(prompt_tokens=1000, completion_tokens=100, cached_tokens=1000))
-    assert full == Decimal("0.000210")  # 1000 × $0.15/M + 100 × $0.60/M
-    assert cached == Decimal("0.000135")  # 1000 × $0.075/M + 100 × $0.60/M
+    assert full == Decimal("0.000210")  # 1000 x $0.15/M + 100 x $0.60/M
+    assert cached == Decimal("0.000135")  # 1000 x $0.075/M + 100 x $0.60/M
 
 
 def test_anthropic_cache_writes_are_priced_as_writes() -> None:
@@ -80,3 +82,20 @@ def test_anthropic_cache_writes_are_priced_as_writes() -> None:
                 + 4 * table.output_mtok) / 1_000_000
     assert table.cache_write_mtok > table.input_mtok
     assert rec.cost == expected
+
+
+@pytest.mark.parametrize(("prompt", "completion", "cached", "integer"), [
+    ("0.15", "0.6", None, True),  # whole pico-dollars per token: integer arithmetic
+    ("2.5", "10", "1.25", True),
+    ("0.0000001", "0.0000003", None, False),  # finer than a pico-dollar per token: Decimal
+])
+def test_config_prices_cost_exactly(prompt: str, completion: str, cached: str | None, integer: bool) -> None:
+    pricing = pricing_override(Decimal(prompt), Decimal(completion), None if cached is None else Decimal(cached),
+                               "1m_tokens")
+    assert (pricing.rates is not None) is integer
+    cached_price = Decimal(cached or prompt)
+    for p, c, k, w in [(0, 0, 0, 0), (1, 1, 0, 0), (1000, 250, 400, 0), (777, 3, 900, 0), (50, 5, 10, 20)]:
+        read = min(k, p)
+        expected = ((p - read) * Decimal(prompt) + read * cached_price + c * Decimal(completion)) / 1_000_000
+        assert pricing.cost(TokenUsage(prompt_tokens=p, completion_tokens=c, cached_tokens=k,
+                                       cache_write_tokens=w)) == expected
