@@ -62,7 +62,8 @@ class ModelPricing:
     completion_mtok: Decimal
     cached_prompt_mtok: Decimal | None = None
     table: gp_types.ModelPrice | None = dataclasses.field(default=None, compare=False, repr=False)
-    # The highest prices of tiered tables (long prompts cost more): for upper bounds.
+    # The highest prices of a table (long prompts cost more in tiered ones; a cache write can cost
+    # more than plain input): for upper bounds.
     prompt_max_mtok: Decimal | None = None
     completion_max_mtok: Decimal | None = None
     linear: Linear | None = dataclasses.field(default=None, compare=False, repr=False)
@@ -70,6 +71,8 @@ class ModelPricing:
     # cache write, per completion token), where every price is a whole number of them: the
     # per-request cost in exact integer arithmetic.
     rates: tuple[int, int, int, int, int] | None = dataclasses.field(init=False, compare=False, repr=False)
+    # max_cost's prices: per million prompt tokens, per million completion tokens, per request
+    _bounds: tuple[Decimal, Decimal, Decimal] = dataclasses.field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.linear is None and self.table is None:  # flat prices (config): linear too
@@ -77,6 +80,16 @@ class ModelPricing:
             object.__setattr__(self, "linear", Linear(ZERO, self.prompt_mtok, cached, self.prompt_mtok,
                                                       self.completion_mtok))
         object.__setattr__(self, "rates", None if self.linear is None else self.linear.pico_rates())
+        prompt = self.prompt_max_mtok if self.prompt_max_mtok is not None else self.prompt_mtok
+        completion = self.completion_max_mtok if self.completion_max_mtok is not None else self.completion_mtok
+        request = ZERO
+        if self.table is not None and self.linear is None:
+            request = _table_cost(self.table, TokenUsage())  # a per-request price, if any
+        if self.linear is not None:
+            prompt = max(prompt, self.linear.uncached_mtok, self.linear.cache_read_mtok, self.linear.cache_write_mtok)
+            completion = max(completion, self.linear.output_mtok)
+            request = max(request, self.linear.request)
+        object.__setattr__(self, "_bounds", (prompt, completion, request))
 
     @property
     def is_free(self) -> bool:
@@ -109,10 +122,10 @@ class ModelPricing:
                                                   cached_tokens=cached_tokens, cache_write_tokens=cache_write_tokens))
 
     def max_cost(self, prompt_tokens: int, max_completion_tokens: int) -> Decimal:
-        """Upper bound of the cost of a request: highest tier prices, no cache discount."""
-        prompt = self.prompt_max_mtok if self.prompt_max_mtok is not None else self.prompt_mtok
-        completion = self.completion_max_mtok if self.completion_max_mtok is not None else self.completion_mtok
-        return (prompt_tokens * prompt + max_completion_tokens * completion).scaleb(-6)
+        """Upper bound of the cost of a request: highest tier prices, every prompt token at the
+        dearest of the input, cache-read and cache-write prices, plus any per-request price."""
+        prompt, completion, request = self._bounds
+        return (prompt_tokens * prompt + max_completion_tokens * completion).scaleb(-6) + request
 
     def per_1k(self) -> dict[str, str]:
         return {
@@ -209,7 +222,8 @@ def pricing_from_table(info: gp_types.ModelInfo) -> ModelPricing | None:
         completion_mtok=completion,
         cached_prompt_mtok=_base(price.cache_read_mtok),
         table=price,
-        prompt_max_mtok=_highest(price.input_mtok),
+        prompt_max_mtok=max(x for x in (_highest(price.input_mtok), _highest(price.cache_read_mtok),
+                                         _highest(price.cache_write_mtok), prompt) if x is not None),
         completion_max_mtok=_highest(price.output_mtok),
         linear=linear_form(price),
     )

@@ -17,7 +17,9 @@ from parrotrouter.providers.anthropic import usage_of
 def _usages(rng: random.Random) -> list[TokenUsage]:
     out = [TokenUsage(), TokenUsage(prompt_tokens=1), TokenUsage(completion_tokens=1),
            TokenUsage(prompt_tokens=1234, completion_tokens=567, cached_tokens=1234),
-           TokenUsage(prompt_tokens=10, cached_tokens=4, cache_write_tokens=6)]
+           TokenUsage(prompt_tokens=10, cached_tokens=4, cache_write_tokens=6),
+           TokenUsage(prompt_tokens=300_000, completion_tokens=9000, cache_write_tokens=250_000),
+           TokenUsage(prompt_tokens=300_000, completion_tokens=9000, cached_tokens=299_000)]
     for _ in range(20):
         prompt = rng.randrange(0, 150_000)
         cached = rng.randrange(0, prompt + 1)
@@ -99,3 +101,21 @@ def test_config_prices_cost_exactly(prompt: str, completion: str, cached: str | 
         expected = ((p - read) * Decimal(prompt) + read * cached_price + c * Decimal(completion)) / 1_000_000
         assert pricing.cost(TokenUsage(prompt_tokens=p, completion_tokens=c, cached_tokens=k,
                                        cache_write_tokens=w)) == expected
+
+
+def test_max_cost_bounds_every_table_cost() -> None:
+    """The reservation never falls short of the cost: cache writes dearer than input (Anthropic),
+    long-context tiers and per-request prices are all inside the bound."""
+    rng = random.Random(11)
+    usages = _usages(rng)
+    checked = 0
+    for provider in get_snapshot().providers:
+        for info in provider.models:
+            pricing = lookup_pricing(info.id, provider.id)
+            if pricing is None:
+                continue
+            for usage in usages:
+                bound = pricing.max_cost(usage.prompt_tokens, usage.completion_tokens)
+                assert pricing.cost(usage) <= bound, (provider.id, info.id, usage)
+            checked += 1
+    assert checked > 200
