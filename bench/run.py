@@ -51,7 +51,7 @@ PORT = 8000  # variants listen on 8000, 8001, ...
 # mock on the others: a gateway's own threads (the ledger writer's included) share one core, as
 # when every core runs a worker, and it does not fight the load generator for CPU time.
 _CPUS = sorted(os.sched_getaffinity(0))
-PIN = os.environ.get("PIN", "1" if len(_CPUS) >= 2 else "0") == "1"
+PIN = os.environ.get("PIN", "1") == "1" and len(_CPUS) >= 2
 GATEWAY_CPUS = ["taskset", "-c", str(_CPUS[-1])] if PIN else []
 LOAD_CPUS = ["taskset", "-c", ",".join(map(str, _CPUS[:-1]))] if PIN else []
 MOCK = "http://127.0.0.1:18000/v1"
