@@ -156,30 +156,31 @@ def main() -> None:
     variants = sys.argv[1:] or DEFAULT_VARIANTS
     run_dir = Path(tempfile.mkdtemp(prefix="pr-bench-"))
     mock = start_mock(run_dir)
-    gateways: dict[str, tuple[subprocess.Popen[bytes], str, dict[str, str]]] = {}
+    gateways: list[subprocess.Popen[bytes]] = []
     # results[target][scenario] = [(rps, p50, CPU µs per request), ...], one entry per round
     results: dict[str, dict[str, list[tuple[float, float, float]]]] = {}
     try:
-        for i, variant in enumerate(variants):  # all side by side: each round measures every one
-            port = PORT + i
-            gw, headers = start_gateway(variant, port)
-            gateways[variant] = (gw, f"http://127.0.0.1:{port}/v1", headers)
-        targets = [("direct (mock)", MOCK, {})] + [(v, url, h) for v, (_, url, h) in gateways.items()]
-        pids = {v: gw.pid for v, (gw, _, _) in gateways.items()}
-        for _, url, headers in targets:
+        # (name, url, headers, gateway process): all side by side, so each round measures every one
+        direct = ("direct (mock)", MOCK, {}, None)
+        targets: list[tuple[str, str, dict[str, str], subprocess.Popen[bytes] | None]] = []
+        for i, variant in enumerate(variants):
+            gw, headers = start_gateway(variant, PORT + i)
+            gateways.append(gw)
+            targets.append((variant, f"http://127.0.0.1:{PORT + i}/v1", headers, gw))
+        for _, url, headers, _ in [direct, *targets]:
             wrk(url, 16, False, headers)  # warm-up
         for r in range(ROUNDS):
             for scenario, conc, stream in scenarios():
-                order = targets[1:][r % len(variants):] + targets[1:][:r % len(variants)]
-                for name, url, headers in [targets[0], *order]:  # rotated, so no variant always runs first
-                    cpu = cpu_seconds(pids[name]) if name in pids else 0.0
+                order = targets[r % len(targets):] + targets[:r % len(targets)]  # no variant always first
+                for name, url, headers, proc in [direct, *order]:
+                    cpu = cpu_seconds(proc.pid) if proc else 0.0
                     rps, p50, done = wrk(url, conc, stream, headers)
-                    cpu_us = (cpu_seconds(pids[name]) - cpu) / done * 1e6 if name in pids else 0.0
+                    cpu_us = (cpu_seconds(proc.pid) - cpu) / done * 1e6 if proc else 0.0
                     results.setdefault(name, {}).setdefault(scenario, []).append((rps, p50, cpu_us))
                     print(f"  round {r + 1} {name:16} {scenario:7} {rps:9.0f} req/s   p50 {p50:7.2f} ms   "
                           f"CPU {cpu_us:6.0f} µs/req", flush=True)
     finally:
-        for gw, _, _ in gateways.values():
+        for gw in gateways:
             gw.send_signal(signal.SIGTERM)
             gw.wait()
         mock.terminate()

@@ -80,15 +80,15 @@ class ModelPricing:
             object.__setattr__(self, "linear", Linear(ZERO, self.prompt_mtok, cached, self.prompt_mtok,
                                                       self.completion_mtok))
         object.__setattr__(self, "rates", None if self.linear is None else self.linear.pico_rates())
-        prompt = self.prompt_max_mtok if self.prompt_max_mtok is not None else self.prompt_mtok
+        prompt = self.prompt_max_mtok
+        if prompt is None:  # config prices: a cached price is not assumed to be the cheaper one
+            prompt = max(self.prompt_mtok, self.cached_prompt_mtok or ZERO)
         completion = self.completion_max_mtok if self.completion_max_mtok is not None else self.completion_mtok
-        request = ZERO
-        if self.table is not None and self.linear is None:
-            request = _table_cost(self.table, TokenUsage())  # a per-request price, if any
         if self.linear is not None:
-            prompt = max(prompt, self.linear.uncached_mtok, self.linear.cache_read_mtok, self.linear.cache_write_mtok)
-            completion = max(completion, self.linear.output_mtok)
-            request = max(request, self.linear.request)
+            request = self.linear.request
+        else:  # tiered table: probe its per-request price once
+            assert self.table is not None
+            request = _table_cost(self.table, TokenUsage())
         object.__setattr__(self, "_bounds", (prompt, completion, request))
 
     @property
@@ -103,23 +103,23 @@ class ModelPricing:
     def cost_of(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0,
                 cache_write_tokens: int = 0) -> Decimal:
         """`cost` from the counts themselves (the ledger's per-request call)."""
+        lin = self.linear
+        if lin is None:  # tiered: the tier depends on the prompt's size
+            assert self.table is not None
+            usage = TokenUsage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                               cached_tokens=cached_tokens, cache_write_tokens=cache_write_tokens)
+            return _table_cost(self.table, usage)
+        read = min(cached_tokens, prompt_tokens)
+        write = min(cache_write_tokens, prompt_tokens - read)
+        uncached = prompt_tokens - read - write
         rates = self.rates
         if rates is not None:
-            read = min(cached_tokens, prompt_tokens)
-            write = min(cache_write_tokens, prompt_tokens - read)
-            pico = (rates[0] + (prompt_tokens - read - write) * rates[1] + read * rates[2] + write * rates[3]
-                    + completion_tokens * rates[4])
+            pico = rates[0] + uncached * rates[1] + read * rates[2] + write * rates[3] + completion_tokens * rates[4]
             return Decimal(pico).scaleb(-12)
-        lin = self.linear
-        if lin is not None:  # a price finer than a pico-dollar per token
-            read = min(cached_tokens, prompt_tokens)
-            write = min(cache_write_tokens, prompt_tokens - read)
-            total = ((prompt_tokens - read - write) * lin.uncached_mtok + read * lin.cache_read_mtok
-                     + write * lin.cache_write_mtok + completion_tokens * lin.output_mtok)
-            return total.scaleb(-6) + lin.request  # per million tokens; exact, unlike a division
-        assert self.table is not None  # tiered: the tier depends on the prompt's size
-        return _table_cost(self.table, TokenUsage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                                                  cached_tokens=cached_tokens, cache_write_tokens=cache_write_tokens))
+        # a price finer than a pico-dollar per token; per million tokens, exact (unlike a division)
+        total = (uncached * lin.uncached_mtok + read * lin.cache_read_mtok + write * lin.cache_write_mtok
+                 + completion_tokens * lin.output_mtok)
+        return total.scaleb(-6) + lin.request
 
     def max_cost(self, prompt_tokens: int, max_completion_tokens: int) -> Decimal:
         """Upper bound of the cost of a request: highest tier prices, every prompt token at the

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..pricing import ModelPricing, TokenUsage
+from ..pricing import ModelPricing
 
 if TYPE_CHECKING:
     from ..ratelimit.limiter import Ticket
@@ -81,11 +81,6 @@ class UsageRecord:
     def first_token(self) -> None:
         if self.ttft_ms is None:
             self.ttft_ms = (time.perf_counter() - self.started) * 1000
-
-    def token_usage(self) -> TokenUsage:
-        return TokenUsage(prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
-                          cached_tokens=self.cached_tokens, cache_write_tokens=self.cache_write_tokens,
-                          reasoning_tokens=self.reasoning_tokens)
 
     def settle(self) -> None:
         """Close the record on the request path: only what must be measured now (latency)."""
