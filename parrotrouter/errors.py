@@ -12,6 +12,20 @@ import enum
 from typing import Any, ClassVar
 
 
+ECHO_LIMIT = 80  # characters of a caller's value an error message may quote
+
+
+def echo(value: object, limit: int = ECHO_LIMIT) -> str:
+    """A caller-supplied value as an error message may quote it: at most `limit` characters,
+    control characters escaped, so a 1 MB model name never comes back in a 1 MB message."""
+    text = value if isinstance(value, str) else repr(value)
+    cut = len(text) - limit
+    if cut > 0:
+        text = text[:limit]
+    text = text.encode("unicode_escape", "backslashreplace").decode("ascii") if not text.isprintable() else text
+    return f"{text}… ({cut} more characters)" if cut > 0 else text
+
+
 class ParrotError(Exception):
     """Base of every client-visible error."""
 

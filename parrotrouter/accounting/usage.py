@@ -52,6 +52,8 @@ class UsageRecord:
     streamed: bool = False
     finish_reason: str | None = None
     user: str | None = None
+    # Who ended a stream that did not run to its end: "client", "upstream" or "shutdown".
+    ended_by: str | None = None
     created_at: float = dataclasses.field(default_factory=time.time)
     started: float = dataclasses.field(default_factory=time.perf_counter)
     latency_ms: float = 0.0
