@@ -132,6 +132,11 @@ REGISTRY: tuple[Setting, ...] = (
     Setting("breaker_failure_threshold", _parse_int, 5, "Failures in a row that open a deployment's breaker."),
     Setting("breaker_success_threshold", _parse_int, 1, "Successful probes that close it again."),
     Setting("breaker_cooldown", _parse_float, 30.0, "Seconds a breaker stays open before probing."),
+    Setting("max_attempts", _parse_int, 8, "Upstream calls one request may make (retries and failovers included)."),
+    Setting("request_timeout", _parse_positive, 600.0,
+            "Seconds one request may spend on upstream attempts, retries and waits before its answer starts."),
+    Setting("max_retry_wait", _parse_float, 5.0,
+            "Longest wait before a retry (an upstream's Retry-After included) unless X-Retry-Delay-Ms asks more."),
     Setting("model_host", _parse_optional_str, None,
             "Internal: unix socket of the shared local-model host (set by the supervisor)."),
 )
@@ -167,6 +172,9 @@ class Settings:
     breaker_failure_threshold: int
     breaker_success_threshold: int
     breaker_cooldown: float
+    max_attempts: int
+    request_timeout: float
+    max_retry_wait: float
     model_host: str | None
 
     @functools.cached_property
@@ -211,6 +219,11 @@ def load_settings(
         values["home"] = _default_home()
     if not 1 <= values["workers"] <= 64:
         raise ConfigError([f"workers: must be between 1 and 64, got {values['workers']}"], "settings")
+    if not 1 <= values["max_attempts"] <= 100:
+        raise ConfigError([f"max_attempts: must be between 1 and 100, got {values['max_attempts']}"], "settings")
+    if not 0 <= values["max_retry_wait"] <= 3600:
+        raise ConfigError([f"max_retry_wait: must be between 0 and 3600 s, got {values['max_retry_wait']}"],
+                          "settings")
     return Settings(**values)
 
 

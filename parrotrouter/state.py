@@ -53,3 +53,7 @@ class AppState:
     limiter: RateLimiter | None = None
     started: bool = False
     background: set[asyncio.Task[None]] = dataclasses.field(default_factory=set)
+    # Set when the server starts shutting down; streams still open after the drain period are cut
+    # (each ends with an error frame and is billed as ended by "shutdown").
+    stopping: bool = False
+    streams: set[asyncio.Task[object]] = dataclasses.field(default_factory=set)

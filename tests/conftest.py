@@ -44,6 +44,8 @@ FAKE_SCENARIOS = [
     "stall-after-2",
     "no-usage",
     "paced",
+    "hold",
+    "paced-slow",
 ]
 
 

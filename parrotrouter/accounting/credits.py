@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -109,7 +109,7 @@ class CreditManager:
         return out
 
     async def reserve(self, principal: Principal, bound: Decimal,
-                      precise: Callable[[], Decimal]) -> Reservation | None:
+                      precise: Callable[[], Awaitable[Decimal]]) -> Reservation | None:
         """Reserve the request's maximum cost; 402 when the budget cannot cover it.
 
         `bound` is a cheap upper bound used when the lease has room; `precise` (the tokenizer's
@@ -124,7 +124,7 @@ class CreditManager:
                 b.in_flight += bound
                 b.last_used = now
             return Reservation(bound, tuple(buckets), principal.account_id, principal.key_id, day)
-        amount = precise()
+        amount = await precise()
         taken: list[Bucket] = []
         try:
             for bucket in buckets:

@@ -12,6 +12,7 @@ from .chat_completions import routes as chat_routes
 from .completions import routes as completion_routes
 from .credits import routes as credit_routes
 from .errors import error_middleware
+from .generation import drain_streams
 from .generations import routes as generation_routes
 from .health import routes as health_routes
 from .keys import routes as key_routes
@@ -31,6 +32,11 @@ async def _start(app: web.Application) -> None:
     for provider in state.providers.values():
         await provider.start()
     state.started = True
+
+
+async def _shutdown(app: web.Application) -> None:
+    """Before connections close: let streams drain, then cut the rest cleanly."""
+    await drain_streams(app[STATE_KEY])
 
 
 async def _stop(app: web.Application) -> None:
@@ -79,5 +85,6 @@ def create_app(state: AppState) -> web.Application:
         module.add_routes(app)
     app.on_response_prepare.append(_rate_limit_headers)
     app.on_startup.append(_start)
+    app.on_shutdown.append(_shutdown)
     app.on_cleanup.append(_stop)
     return app

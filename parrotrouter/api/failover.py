@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import random
 import time
@@ -18,14 +19,24 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from ..accounting.usage import Attempt, UsageRecord
-from ..errors import FailureKind, UpstreamFailure
+from ..errors import FailureKind, ServiceUnavailable, UpstreamFailure
 from ..providers.base import malformed
 from ..routing.health import Health
 from ..routing.policy import RoutingPolicy
 from ..routing.router import Candidate, Plan
 
-MAX_WAIT = 5.0  # longest Retry-After worth waiting for when another deployment could answer now
 BASE_DELAY = 0.1
+MAX_ATTEMPTS_HEADER = 4096  # bytes of X-ParrotRouter-Attempts, at most (the ledger keeps every attempt)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Budget:
+    """What one request may spend on upstream attempts: calls, wall time until its answer starts,
+    and the longest single wait before a retry (an upstream's Retry-After included)."""
+
+    max_attempts: int = 8
+    seconds: float = 600.0
+    max_wait: float = 5.0
 
 
 class Action(enum.Enum):
@@ -62,17 +73,26 @@ def retry_delay(attempt: int, retry_after: float | None, policy: RoutingPolicy) 
 
 
 class Attempts:
-    """Walks a plan's candidates, recording each attempt in the usage record and in health."""
+    """Walks a plan's candidates within the request's budget, recording each attempt in the usage
+    record and in health. Circuit breakers are consulted before every attempt, retries included."""
 
-    def __init__(self, plan: Plan, policy: RoutingPolicy, health: Health, record: UsageRecord) -> None:
+    def __init__(self, plan: Plan, policy: RoutingPolicy, health: Health, record: UsageRecord,
+                 budget: Budget = Budget()) -> None:
         self.plan = plan
         self.policy = policy
         self.health = health
         self.record = record
+        self.budget = budget
         self.last: UpstreamFailure | None = None
+        self.calls = 0
+        # The caller's X-Retry-Delay-Ms is its consent to wait that long; otherwise the setting.
+        wished = policy.retry_delay_ms / 1000 if policy.retry_delay_ms is not None else 0.0
+        self.max_wait = max(budget.max_wait, wished)
 
     async def run(self, attempt: Callable[[Candidate], Awaitable[Any]]) -> tuple[Any, Candidate]:
+        deadline = time.monotonic() + self.budget.seconds
         candidates = self.plan.candidates
+        skipped: list[str] = []
         for position, cand in enumerate(candidates):
             fallback = cand.fallback
             if fallback is not None and fallback.triggers is not None and (
@@ -81,8 +101,17 @@ class Attempts:
             more = self.policy.fallbacks_enabled and position < len(candidates) - 1
             retries = self.policy.max_retries if self.policy.max_retries is not None else (0 if more else 1)
             for n in range(retries + 1):
+                if not self.health.available(cand.deployment.id):
+                    skipped.append(cand.deployment.id)  # its breaker opened meanwhile
+                    break
+                if self.calls >= self.budget.max_attempts:
+                    raise self._exhausted(f"the gateway's limit of {self.budget.max_attempts} upstream attempts "
+                                          "per request was reached")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise self._exhausted(f"the request's time budget ({self.budget.seconds:g} s) ran out")
                 try:
-                    return await self._one(cand, attempt), cand
+                    return await self._timed(cand, attempt, remaining), cand
                 except UpstreamFailure as failure:
                     self.last = failure
                     action = action_for(failure.kind, self.policy.max_retries is not None)
@@ -91,16 +120,39 @@ class Attempts:
                     if action is Action.NEXT or n == retries:
                         break
                     delay = retry_delay(n, failure.retry_after, self.policy)
-                    if delay > MAX_WAIT and more:
-                        break
-                    await asyncio.sleep(min(delay, MAX_WAIT * 4))
+                    if delay > self.max_wait or delay >= deadline - time.monotonic():
+                        if more:
+                            break  # another deployment may answer now
+                        raise  # the client hears the upstream's Retry-After at once
+                    await asyncio.sleep(delay)
             if not self.policy.fallbacks_enabled:
                 break
-        assert self.last is not None
+        if self.last is None:
+            wait = min((self.health.retry_after(d) for d in skipped), default=1.0)
+            raise ServiceUnavailable("Every deployment of this request is failing; their circuit breakers are open. "
+                                     "Retry shortly.", retry_after=max(1.0, wait))
         raise self.last
+
+    def _exhausted(self, why: str) -> UpstreamFailure:
+        """The last failure, told with the budget that stopped the retries."""
+        last = self.last
+        if last is None:
+            return UpstreamFailure(f"No upstream answered: {why}.", kind=FailureKind.TIMEOUT)
+        last.message = f"{last.message} (no further attempt: {why})"
+        last.args = (last.message,)
+        return last
+
+    async def _timed(self, cand: Candidate, attempt: Callable[[Candidate], Awaitable[Any]], remaining: float) -> Any:
+        try:
+            async with asyncio.timeout(remaining):
+                return await self._one(cand, attempt)
+        except TimeoutError:
+            raise UpstreamFailure(f"The request's time budget ({self.budget.seconds:g} s) ran out while waiting "
+                                  "for the upstream provider.", kind=FailureKind.TIMEOUT) from None
 
     async def _one(self, cand: Candidate, attempt: Callable[[Candidate], Awaitable[Any]]) -> Any:
         deployment = cand.deployment.id
+        self.calls += 1
         began = time.perf_counter()
         self.health.started(deployment)
         self.record.served_model, self.record.provider = cand.model.id, cand.deployment.provider
@@ -166,5 +218,14 @@ async def close_quietly(batches: AsyncIterator[list[dict[str, Any]]]) -> None:
 
 
 def attempts_header(record: UsageRecord) -> str:
-    return ", ".join(f"{a.deployment};status={a.status}" + (f";error={a.error_code}" if a.error_code else "")
-                     for a in record.attempts)
+    """The attempts, for the X-ParrotRouter-Attempts header: at most MAX_ATTEMPTS_HEADER bytes."""
+    parts: list[str] = []
+    size = 0
+    for i, a in enumerate(record.attempts):
+        part = f"{a.deployment};status={a.status}" + (f";error={a.error_code}" if a.error_code else "")
+        if size + len(part) + 2 > MAX_ATTEMPTS_HEADER - 32:
+            parts.append(f"...;more={len(record.attempts) - i}")
+            break
+        parts.append(part)
+        size += len(part) + 2
+    return ", ".join(parts)

@@ -7,6 +7,7 @@ back, account for it in `finally` (also when the client goes away or the upstrea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import time
@@ -17,20 +18,23 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ..accounting.bounds import Billable
 from ..accounting.credits import CreditManager, Reservation
 from ..accounting.usage import STATUS_CLIENT_CLOSED, UsageRecord
+from ..auth.permissions import Policy
 from ..auth.principal import Principal
-from ..catalog import ModelSpec
-from ..errors import ParrotError, UpstreamFailure
+from ..catalog import Deployment, ModelSpec
+from ..errors import ParrotError, ServiceUnavailable, UpstreamFailure
 from ..pricing import ModelPricing
 from ..protocol.normalize import normalize_chunk, normalize_completion
 from ..providers.base import ChatCall, CompletionCall, Provider
 from ..ratelimit.rules import limits_for
 from ..routing.policy import RoutingPolicy, parse_policy
-from ..routing.router import Candidate, Plan
+from ..routing.router import Candidate, Permit, Plan
+from ..settings import Settings
 from ..state import AppState
 from ..tokens import count_text
-from .failover import Attempts, attempts_header, close_quietly, open_stream
+from .failover import Attempts, Budget, attempts_header, close_quietly, open_stream
 
 SSE_HEADERS = {
     "Content-Type": "text/event-stream",
@@ -55,6 +59,10 @@ class Endpoint:
     run_stream: Callable[[Provider, Any], AsyncIterator[list[dict[str, Any]]]]
     # Prompt tokens counted by the gateway, for upstreams that report no usage.
     count_prompt: Callable[[Any, str], int]
+    # Upper bounds of the billed tokens, for credit reservations: (request, raw, upstream model,
+    # output cap) tokenized, and (request, raw, body bytes, output cap) without a tokenizer.
+    billable: Callable[[Any, dict[str, Any], str, int], Billable]
+    cheap_billable: Callable[[Any, dict[str, Any], int, int], Billable]
 
 
 def new_id(prefix: str) -> str:
@@ -74,6 +82,7 @@ async def serve(state: AppState, http: web.Request, endpoint: Endpoint, principa
         key_id=principal.key_id, account_id=principal.account_id, streamed=bool(request.stream),
         user=getattr(request, "user", None),
     )
+    attempts: Attempts | None = None
     try:
         policy = parse_policy(http.headers, raw)
         plan = _plan(state, endpoint, principal, request, raw, policy)
@@ -83,9 +92,9 @@ async def serve(state: AppState, http: web.Request, endpoint: Endpoint, principa
         if state.limiter is not None:
             await _admit(state, http, record, principal, endpoint, request, first.model)
         if state.accounts is not None:
-            record.reservation = await _reserve(state.accounts.credits, principal, endpoint, request,
+            record.reservation = await _reserve(state.accounts.credits, principal, endpoint, request, raw,
                                                 http.get("body_size", 0), plan.candidates)
-        attempts = Attempts(plan, policy, state.router.health, record)
+        attempts = Attempts(plan, policy, state.router.health, record, _budget(state.settings))
         if request.stream:
             return await _stream(state, http, endpoint, attempts, request, raw, record)
         result, cand = await attempts.run(lambda c: endpoint.run(c.provider, endpoint.make_call(request, raw, c)))
@@ -107,7 +116,11 @@ async def serve(state: AppState, http: web.Request, endpoint: Endpoint, principa
         record.status, record.error_code = client_err.status, client_err.code
         raise client_err from None
     except asyncio.CancelledError:
-        record.status, record.error_code = STATUS_CLIENT_CLOSED, "client_closed"
+        if record.ended_by is None:  # cut while waiting for the upstream (a stream records its own end)
+            _ended(state, record, None)
+            if attempts is not None and attempts.calls:
+                # the upstream had the prompt: it bills it, so do we
+                record.deferred_count = _deferred_count(endpoint, request, record.served_model or request.model, [])
         raise
     finally:
         record.settle()
@@ -118,19 +131,36 @@ async def serve(state: AppState, http: web.Request, endpoint: Endpoint, principa
 
 def _plan(state: AppState, endpoint: Endpoint, principal: Principal, request: Any, raw: dict[str, Any],
           policy: RoutingPolicy) -> Plan:
-    """The deployments to try, without the models this key may not use (403 if none is left)."""
-    plan = state.router.plan(request.model, request, policy, raw,
-                             lambda: endpoint.count_prompt(request, request.model))
-    keys = principal.policy
+    """The deployments to try: only those of models (and providers) this key may use."""
+    return state.router.plan(request.model, request, policy, raw, lambda: endpoint.count_prompt(request, request.model),
+                             permit=permit_for(principal.policy))
+
+
+def permit_for(keys: Policy) -> Permit | None:
+    """The key's model permissions as the router asks them: by the name a model was asked for, its
+    id, and `provider/model` (so `openai/*` can allow or deny a provider). None: unrestricted."""
     if keys.models_allowed is None and keys.models_denied is None:
-        return plan
-    first = plan.candidates[0].model.id
-    allowed = [c for c in plan.candidates
-               if keys.allows_model(c.model.id) or (c.model.id == first and keys.allows_model(request.model, first))]
-    if not allowed:
-        keys.check_model(request.model, first)  # raises the 403 that names the model
-    plan.candidates = allowed
-    return plan
+        return None
+
+    def permit(name: str, model: ModelSpec, deployment: Deployment) -> bool:
+        return keys.allows_model(name, model.id, f"{deployment.provider}/{model.id}")
+
+    return permit
+
+
+def _budget(settings: Settings) -> Budget:
+    return Budget(max_attempts=settings.max_attempts, seconds=settings.request_timeout,
+                  max_wait=settings.max_retry_wait)
+
+
+def _ended(state: AppState, record: UsageRecord, by: str | None) -> None:
+    """Who cut a request short: shutdown (the server is stopping), else the client, or `by`."""
+    if state.stopping:
+        record.status, record.error_code, record.ended_by = 503, "shutdown", "shutdown"
+    elif by is None or by == "client":
+        record.status, record.error_code, record.ended_by = STATUS_CLIENT_CLOSED, "client_closed", "client"
+    else:
+        record.ended_by = by
 
 
 def _attempts_header(http: web.Request, record: UsageRecord) -> None:
@@ -181,7 +211,11 @@ class _Relay:
 async def _stream(state: AppState, http: web.Request, endpoint: Endpoint, attempts: Attempts, request: Any,
                   raw: dict[str, Any], record: UsageRecord) -> web.StreamResponse:
     """Relay the stream of the first deployment that produces content (earlier failures fail
-    over silently); after that, a failure ends the stream with an error frame, never [DONE]."""
+    over silently); after that, a failure ends the stream with an error frame, never [DONE].
+
+    However the stream ends — the client hangs up, the upstream fails, the server shuts down — the
+    request is billed for its prompt and for every token relayed so far (counted with the model
+    family's tokenizer when the upstream reported no usage), and the record says who ended it."""
 
     async def attempt(cand: Candidate) -> tuple[list[list[dict[str, Any]]], AsyncIterator[list[dict[str, Any]]]]:
         batches = endpoint.run_stream(cand.provider, endpoint.make_call(request, raw, cand)).__aiter__()
@@ -194,6 +228,9 @@ async def _stream(state: AppState, http: web.Request, endpoint: Endpoint, attemp
     _attempts_header(http, record)
     response = web.StreamResponse(status=200, headers=SSE_HEADERS)
     relay = _Relay(endpoint, candidate, record)
+    task = asyncio.current_task()
+    if task is not None:
+        state.streams.add(task)
     try:
         await response.prepare(http)
         try:
@@ -206,6 +243,7 @@ async def _stream(state: AppState, http: web.Request, endpoint: Endpoint, attemp
                 if data:
                     await response.write(data)
         except ParrotError as err:
+            record.ended_by = "upstream"
             await _error_frame(response, err, record, relay.meta, relay.is_chat)
             return response
         if not record.usage_reported:
@@ -216,10 +254,28 @@ async def _stream(state: AppState, http: web.Request, endpoint: Endpoint, attemp
                 record.deferred_count = count
         await response.write(relay.usage_frame() + _DONE if request.include_usage else _DONE)
     except ConnectionResetError:
-        record.status, record.error_code = STATUS_CLIENT_CLOSED, "client_closed"
+        _ended(state, record, "client")
+    except asyncio.CancelledError:
+        _ended(state, record, "client")
+        if state.stopping:  # cut by shutdown: the client is told so
+            await _cut_by_shutdown(response, record, relay)
+        raise
     finally:
+        if task is not None:
+            state.streams.discard(task)
+        if record.ended_by is not None and not record.usage_reported:
+            record.deferred_count = _deferred_count(endpoint, request, candidate.model.id, relay.texts)
         await close_quietly(batches)
     return response
+
+
+async def _cut_by_shutdown(response: web.StreamResponse, record: UsageRecord, relay: _Relay) -> None:
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(1.0):
+            await _error_frame(response, ServiceUnavailable("The server is shutting down; the stream was cut. "
+                                                            "Retry the request."), record, relay.meta, relay.is_chat)
+            await response.write_eof()
+    record.status, record.error_code, record.ended_by = 503, "shutdown", "shutdown"
 
 
 async def _error_frame(response: web.StreamResponse, err: ParrotError, record: UsageRecord,
@@ -261,40 +317,44 @@ def _deferred_count(endpoint: Endpoint, request: Any, model: str,
 
 
 DEFAULT_RESERVED_OUTPUT = 16384  # when neither the request nor the catalog bounds the output
-_PER_IMAGE_BOUND = 3000  # upper bound of the prompt tokens of one image, for the cheap bound
+_PRECISE_IN_THREAD = 256 * 1024  # bodies this large are tokenized off the event loop (tiktoken drops the GIL)
 
 
 async def _reserve(credits: CreditManager, principal: Principal, endpoint: Endpoint, request: Any,
-                   body_size: int, candidates: list[Candidate]) -> Reservation | None:
-    """Hold the request's maximum cost: prompt tokens (bounded cheaply by the body's bytes, or
-    counted with the model family's tokenizer when the budget is tight) plus the output cap, at
-    the dearest price among the deployments it may fail over to."""
+                   raw: dict[str, Any], body_size: int, candidates: list[Candidate]) -> Reservation | None:
+    """Hold the request's maximum cost — everything the upstream can bill (`accounting/bounds.py`):
+    the prompt (bounded cheaply by the body's bytes, or tokenized when the budget is tight) plus
+    the output cap times every answer asked for, at the dearest price among the deployments it may
+    fail over to."""
     if principal.is_master:
         return None
-    priced: list[tuple[ModelPricing, int, str]] = []  # distinct (price, output cap) pairs
+    priced: list[tuple[ModelPricing, int, str]] = []  # distinct (price, output cap, upstream model)
     for cand in candidates:
         pricing = cand.deployment.pricing or cand.model.pricing
         if pricing is not None and not pricing.is_free:
             output = request.output_limit or cand.model.max_output_tokens or DEFAULT_RESERVED_OUTPUT
-            if not any(p is pricing and out == output for p, out, _ in priced):
-                priced.append((pricing, output, cand.model.id))
+            entry = (pricing, output, cand.deployment.upstream_model)
+            if not any(p is pricing and out == output and m == entry[2] for p, out, m in priced):
+                priced.append(entry)
     if not priced:
         return None
-    prompt_bound = body_size + _PER_IMAGE_BOUND * _image_count(request)
-    bound = max([p.max_cost(prompt_bound, out) for p, out, _ in priced])
+    caps = {out for _, out, _ in priced}
+    cheap = {out: endpoint.cheap_billable(request, raw, body_size, out) for out in caps}
+    bound = max([p.max_cost(cheap[out].prompt, cheap[out].output) for p, out, _ in priced])
 
-    def precise() -> Decimal:
-        return max([p.max_cost(endpoint.count_prompt(request, model), out) for p, out, model in priced])
+    def precise_now() -> Decimal:
+        costs = []
+        for pricing, out, model in priced:
+            billable = endpoint.billable(request, raw, model, out)
+            costs.append(pricing.max_cost(billable.prompt, billable.output))
+        return max(costs)
+
+    async def precise() -> Decimal:
+        if body_size >= _PRECISE_IN_THREAD:
+            return await asyncio.to_thread(precise_now)
+        return precise_now()
 
     return await credits.reserve(principal, bound, precise)
-
-
-def _image_count(request: Any) -> int:
-    has_images = getattr(request, "has_images", None)
-    if has_images is None or not has_images():
-        return 0
-    return sum(1 for m in request.messages if isinstance(getattr(m, "content", None), list)
-               for p in m.content if getattr(p, "image_url", None) is not None)
 
 
 DEFAULT_TPM_OUTPUT = 4096  # output tokens a token limit reserves when nothing bounds the answer
@@ -315,6 +375,20 @@ async def _admit(state: AppState, http: web.Request, record: UsageRecord, princi
     decision = await state.limiter.admit(limits, tokens)
     http["extra_headers"] = decision.headers
     record.limit_ticket = decision.ticket
+
+
+async def drain_streams(state: AppState) -> None:
+    """On shutdown: give open streams the drain period to finish, then cut the rest — each ends with
+    an error frame and is billed as ended by shutdown."""
+    if state.streams:
+        grace = max(0.0, state.settings.shutdown_timeout - 1.0)
+        await asyncio.wait(set(state.streams), timeout=grace)
+    state.stopping = True
+    cut = set(state.streams)
+    for task in cut:
+        task.cancel()
+    if cut:
+        await asyncio.wait(cut, timeout=2.0)
 
 
 def _reconcile_later(state: AppState, record: UsageRecord) -> None:

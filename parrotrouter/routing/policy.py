@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import FailureKind, InvalidRequest
+from ..errors import FailureKind, InvalidRequest, echo
 from ..settings import parse_bool
 from .strategies import ALIASES, STRATEGIES
 
@@ -34,6 +34,13 @@ ROUTING_HEADERS = ("X-Provider", "X-Provider-Preference", "X-Routing-Strategy", 
                    "X-Max-Cost-Per-1K-Tokens", "X-Failover-Enabled", "X-Failover-Providers", "X-Max-Retries",
                    "X-Retry-Delay-Ms", "X-Failover-Config")
 MAX_RETRIES = 5
+# Bounds on what one request may ask of the router (documented in the README). OpenRouter takes
+# up to 3 fallback `models`; the same cap holds for X-Failover-Config fallbacks.
+MAX_FALLBACK_MODELS = 3
+MAX_FALLBACKS = 3
+MAX_PROVIDER_NAMES = 32  # entries of provider.order/only/ignore and of the provider-list headers
+MAX_NAME_LENGTH = 256  # a model or provider name
+MAX_PRICE = Decimal(1_000_000)  # USD per million tokens: far above any real price
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -77,8 +84,21 @@ def _bad(header: str, why: str) -> InvalidRequest:
     return InvalidRequest(f"Invalid {header} header: {why}.", param=header)
 
 
-def _names(value: str) -> tuple[str, ...]:
-    return tuple(p.strip() for p in value.split(",") if p.strip())
+def _name(value: Any, where: str) -> str:
+    """A model or provider name: a non-empty string of bounded length."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequest(f"'{where}' must be a non-empty string.", param=where)
+    if len(value) > MAX_NAME_LENGTH:
+        raise InvalidRequest(f"'{where}' is longer than {MAX_NAME_LENGTH} characters.", param=where)
+    return value.strip()
+
+
+def _names(value: str, header: str) -> tuple[str, ...]:
+    """A comma-separated header list, deduplicated, in order."""
+    names = tuple(dict.fromkeys(_name(p, header) for p in value.split(",") if p.strip()))
+    if len(names) > MAX_PROVIDER_NAMES:
+        raise _bad(header, f"at most {MAX_PROVIDER_NAMES} providers")
+    return names
 
 
 def _number(header: str, value: str, low: float, high: float) -> float:
@@ -97,8 +117,8 @@ def _strategy(name: str, where: str) -> str:
         return name
     if name not in STRATEGIES:
         choices = sorted({*ALIASES, *STRATEGIES, "geographic"})
-        raise InvalidRequest(f"Unknown routing strategy '{name}' ({where}); use one of {', '.join(choices)}.",
-                             param=where)
+        raise InvalidRequest(f"Unknown routing strategy '{echo(name)}' ({where}); use one of "
+                             f"{', '.join(choices)}.", param=where)
     return name
 
 
@@ -115,67 +135,95 @@ def _failover_config(raw: str) -> dict[str, Any]:
     if primary is not None:
         if not isinstance(primary, dict):
             raise _bad(header, "'primary' must be an object {provider, model}")
-        out["primary"] = primary
-    fallbacks = []
-    for i, fb in enumerate(config.get("fallbacks") or []):
-        if not isinstance(fb, dict) or not (fb.get("model") or fb.get("provider")):
-            raise _bad(header, f"fallbacks[{i}] needs a model or a provider")
-        trigger = fb.get("trigger", "any_error")
-        if trigger == "any_error" or trigger == ["any_error"]:
-            kinds = None
-        elif isinstance(trigger, list) and all(t in TRIGGERS for t in trigger):
-            kinds = frozenset(TRIGGERS[t] for t in trigger)
-        else:
-            raise _bad(header, f"fallbacks[{i}].trigger must be any_error or a list of {', '.join(TRIGGERS)}")
-        reduce = fb.get("reduce_max_tokens")
-        if reduce is not None and (not isinstance(reduce, int) or reduce < 1):
-            raise _bad(header, f"fallbacks[{i}].reduce_max_tokens must be a positive integer")
-        fallbacks.append(Fallback(fb.get("model"), fb.get("provider"), kinds, reduce))
-    out["fallbacks"] = tuple(fallbacks)
+        out["primary"] = {k: _name(primary[k], f"{header}.primary.{k}")
+                          for k in ("provider", "model") if primary.get(k) is not None}
+    fallbacks = config.get("fallbacks")
+    if fallbacks is None:
+        fallbacks = []
+    if not isinstance(fallbacks, list):
+        raise _bad(header, "'fallbacks' must be a list")
+    if len(fallbacks) > MAX_FALLBACKS:
+        raise _bad(header, f"at most {MAX_FALLBACKS} fallbacks")
+    out["fallbacks"] = tuple(_fallback(fb, i) for i, fb in enumerate(fallbacks))
     breaker = {}
     for key in ("failure_threshold", "success_threshold", "health_check_interval"):
         if key in config:
             value = config[key]
-            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+            if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value <= 1_000_000:
                 raise _bad(header, f"'{key}' must be a positive number")
             breaker[key] = value
     out["breaker"] = breaker or None
     return out
 
 
+def _fallback(fb: Any, i: int) -> Fallback:
+    header = "X-Failover-Config"
+    if not isinstance(fb, dict) or not (fb.get("model") or fb.get("provider")):
+        raise _bad(header, f"fallbacks[{i}] needs a model or a provider")
+    model = _name(fb["model"], f"{header}.fallbacks[{i}].model") if fb.get("model") is not None else None
+    provider = _name(fb["provider"], f"{header}.fallbacks[{i}].provider") if fb.get("provider") is not None else None
+    trigger = fb.get("trigger", "any_error")
+    if trigger == "any_error" or trigger == ["any_error"]:
+        kinds = None
+    elif (isinstance(trigger, list) and trigger and len(trigger) <= len(TRIGGERS)
+          and all(isinstance(t, str) and t in TRIGGERS for t in trigger)):
+        kinds = frozenset(TRIGGERS[t] for t in trigger)
+    else:
+        raise _bad(header, f"fallbacks[{i}].trigger must be any_error or a list of {', '.join(TRIGGERS)}")
+    reduce = fb.get("reduce_max_tokens")
+    if reduce is not None and (not isinstance(reduce, int) or isinstance(reduce, bool) or not 1 <= reduce <= 2**31 - 1):
+        raise _bad(header, f"fallbacks[{i}].reduce_max_tokens must be a positive integer")
+    return Fallback(model, provider, kinds, reduce)
+
+
 def _price(value: Any, where: str) -> Decimal | None:
     if value is None:
         return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str) or (
+            isinstance(value, str) and len(value) > 40):
+        raise InvalidRequest(f"'{where}' must be a number (USD per million tokens).", param=where)
     try:
         price = Decimal(str(value))
     except InvalidOperation:
         raise InvalidRequest(f"'{where}' must be a number (USD per million tokens).", param=where) from None
-    if price < 0:
-        raise InvalidRequest(f"'{where}' must not be negative.", param=where)
+    if not price.is_finite() or not 0 <= price <= MAX_PRICE:
+        raise InvalidRequest(f"'{where}' must be between 0 and {MAX_PRICE} (USD per million tokens).", param=where)
     return price
 
 
 def _openrouter(raw: Mapping[str, Any], values: dict[str, Any]) -> None:
     models = raw.get("models")
     if models is not None:
-        if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
+        if not isinstance(models, list):
             raise InvalidRequest("'models' must be a list of model names.", param="models")
-        values["fallback_models"] = tuple(models)
+        # Checked before anything else looks at the list: its length is the caller's.
+        if len(models) > MAX_FALLBACK_MODELS + 1:
+            raise InvalidRequest(f"'models' may list at most {MAX_FALLBACK_MODELS} fallback models.", param="models")
+        unique = dict.fromkeys(_name(m, f"models[{i}]") for i, m in enumerate(models))
+        unique.pop(str(raw.get("model")), None)
+        if len(unique) > MAX_FALLBACK_MODELS:
+            raise InvalidRequest(f"'models' may list at most {MAX_FALLBACK_MODELS} fallback models.", param="models")
+        values["fallback_models"] = tuple(unique)
     prefs = raw.get("provider")
     if prefs is None:
         return
     if not isinstance(prefs, dict):
         raise InvalidRequest("'provider' must be an object of provider preferences.", param="provider")
+    lists: dict[str, tuple[str, ...]] = {}
     for key in ("order", "only", "ignore"):
         value = prefs.get(key)
-        if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
-            raise InvalidRequest(f"'provider.{key}' must be a list of provider names.", param=f"provider.{key}")
-    if prefs.get("order"):
-        values.setdefault("preference", tuple(prefs["order"]))
-    if prefs.get("only") is not None:
-        values["only"] = frozenset(prefs["only"])
-    if prefs.get("ignore"):
-        values["ignore"] = frozenset(prefs["ignore"])
+        if value is None:
+            continue
+        if not isinstance(value, list) or len(value) > MAX_PROVIDER_NAMES:
+            raise InvalidRequest(f"'provider.{key}' must be a list of at most {MAX_PROVIDER_NAMES} provider names.",
+                                 param=f"provider.{key}")
+        lists[key] = tuple(dict.fromkeys(_name(v, f"provider.{key}[{i}]") for i, v in enumerate(value)))
+    if lists.get("order"):
+        values.setdefault("preference", lists["order"])
+    if "only" in lists:
+        values["only"] = frozenset(lists["only"])
+    if lists.get("ignore"):
+        values["ignore"] = frozenset(lists["ignore"])
     for key in ("allow_fallbacks", "require_parameters"):
         if key in prefs and not isinstance(prefs[key], bool):
             raise InvalidRequest(f"'provider.{key}' must be true or false.", param=f"provider.{key}")
@@ -183,7 +231,7 @@ def _openrouter(raw: Mapping[str, Any], values: dict[str, Any]) -> None:
         values["fallbacks_enabled"] = False
     values["require_parameters"] = bool(prefs.get("require_parameters"))
     if prefs.get("sort") is not None:
-        if prefs["sort"] not in ("price", "throughput", "latency"):
+        if not isinstance(prefs["sort"], str) or prefs["sort"] not in ("price", "throughput", "latency"):
             raise InvalidRequest("'provider.sort' must be price, throughput or latency.", param="provider.sort")
         values.setdefault("strategy", ALIASES[prefs["sort"]])
     max_price = prefs.get("max_price")
@@ -200,15 +248,15 @@ def parse_policy(headers: Mapping[str, str], raw: Mapping[str, Any]) -> RoutingP
         return DEFAULT
     values: dict[str, Any] = {}
     if value := headers.get("X-Provider"):
-        values["force_provider"] = value.strip()
+        values["force_provider"] = _name(value, "X-Provider")
     if value := headers.get("X-Provider-Preference"):
-        values["preference"] = _names(value)
+        values["preference"] = _names(value, "X-Provider-Preference")
     if value := headers.get("X-Failover-Providers"):
-        values["failover_providers"] = _names(value)
+        values["failover_providers"] = _names(value, "X-Failover-Providers")
     if value := headers.get("X-Routing-Strategy"):
         values["strategy"] = _strategy(value.strip(), "X-Routing-Strategy")
     if value := headers.get("X-User-Region"):
-        values["user_region"] = value.strip()
+        values["user_region"] = _name(value, "X-User-Region")
     if value := headers.get("X-Max-Latency-Ms"):
         values["max_latency_ms"] = _number("X-Max-Latency-Ms", value, 1, 3_600_000)
     if value := headers.get("X-Max-Cost-Per-1K-Tokens"):
@@ -228,7 +276,7 @@ def parse_policy(headers: Mapping[str, str], raw: Mapping[str, Any]) -> RoutingP
         if primary.get("provider") and "force_provider" not in values:
             values["force_provider"] = primary["provider"]
         if primary.get("model"):
-            values["primary_model"] = str(primary["model"])
+            values["primary_model"] = primary["model"]
         values["conditional_fallbacks"] = config["fallbacks"]
         values["breaker"] = config["breaker"]
     _openrouter(raw, values)

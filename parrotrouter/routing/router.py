@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..catalog import AUTO, Catalog, Deployment, ModelSpec
-from ..errors import NoRoute, ServiceUnavailable
+from ..errors import NoRoute, PermissionDenied, ServiceUnavailable, echo
 from ..providers.base import Provider
 from . import auto
 from .health import Health
@@ -23,6 +23,10 @@ from .policy import DEFAULT, Fallback, RoutingPolicy
 from .strategies import STRATEGIES, Strategy
 
 _THOUSAND = Decimal(1000)
+
+# Whether the caller may use a deployment of a model, given the name it asked for the model by
+# (the key's permissions, compiled by the caller; the router knows nothing of keys).
+Permit = Callable[[str, ModelSpec, Deployment], bool]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -67,17 +71,25 @@ class Router:
         return self.plan(model_name, None, DEFAULT, {}, lambda: 0).candidates
 
     def plan(self, model_name: str, request: Any, policy: RoutingPolicy, raw: Mapping[str, Any],
-             prompt_tokens: Callable[[], int], allow_empty: bool = False) -> Plan:
+             prompt_tokens: Callable[[], int], allow_empty: bool = False, permit: Permit | None = None) -> Plan:
+        """Every model the request can reach — `model` or the failover config's primary, the
+        `models` fallbacks, the failover config's fallbacks, `auto`'s choice — and every provider
+        pin is checked against `permit` before anything else: a model or pinned provider the
+        caller may not use is a 403 naming where it was asked for."""
         removed: list[Removed] = []
-        chain: list[tuple[str, Fallback | None]] = [(policy.primary_model or model_name, None)]
-        chain += [(m, None) for m in policy.fallback_models if m != chain[0][0]]
-        chain += [(fb.model or chain[0][0], fb) for fb in policy.conditional_fallbacks]
+        primary = policy.primary_model or model_name
+        chain: list[tuple[str, Fallback | None, str]] = [
+            (primary, None, "X-Failover-Config" if policy.primary_model else "model")]
+        chain += [(m, None, "models") for m in policy.fallback_models if m != primary]
+        chain += [(fb.model or primary, fb, "X-Failover-Config") for fb in policy.conditional_fallbacks]
         out: list[Candidate] = []
         strategy_name = "weighted"
-        for i, (name, fallback) in enumerate(chain):
-            model = self._resolve(name, request, policy, prompt_tokens)
+        for i, (name, fallback, source) in enumerate(chain):
+            model = self._resolve(name, request, policy, prompt_tokens, permit)
             strategy_name = policy.strategy or model.strategy or "weighted"
-            kept = self._filter(model, name, policy, raw, fallback, removed)
+            pinned = fallback.provider if fallback is not None and fallback.provider else policy.force_provider
+            allowed = self._permitted(model, model.id if name == AUTO else name, pinned, permit, source)
+            kept = self._filter(allowed, pinned, policy, raw, removed)
             ordered = self._order(kept, strategy_name, policy)
             if i == 0 and not ordered:
                 continue
@@ -89,19 +101,38 @@ class Router:
         if not out and not allow_empty:
             if removed and all(r.filter == "circuit_open" for r in removed):
                 wait = min(self.health.retry_after(r.deployment) for r in removed)
-                raise ServiceUnavailable(f"Every deployment of '{model_name}' is failing; its circuit breakers are "
-                                         "open. Retry shortly.", retry_after=max(1.0, wait))
+                raise ServiceUnavailable(f"Every deployment of '{echo(model_name)}' is failing; its circuit breakers "
+                                         "are open. Retry shortly.", retry_after=max(1.0, wait))
             if removed:
                 last = next(r for r in reversed(removed) if r.filter != "circuit_open")
                 raise NoRoute(f"No deployment can serve this request: {last.reason} ({last.filter}).",
                               param=last.filter)
-            raise ServiceUnavailable(f"No provider is available for model '{model_name}'.")
-        return Plan(out, strategy_name, removed, [n for n, _ in chain])
+            raise ServiceUnavailable(f"No provider is available for model '{echo(model_name)}'.")
+        return Plan(out, strategy_name, removed, [n for n, _, _ in chain])
 
-    def _resolve(self, name: str, request: Any, policy: RoutingPolicy, prompt_tokens: Callable[[], int]) -> ModelSpec:
+    @staticmethod
+    def _permitted(model: ModelSpec, name: str, pinned: str | None, permit: Permit | None,
+                   source: str) -> list[Deployment]:
+        """The model's deployments the caller may use; 403 when the request asks for the model (or
+        pins a provider of it) and none of what it asked for is allowed."""
+        if permit is None:
+            return list(model.deployments)
+        allowed = [d for d in model.deployments if permit(name, model, d)]
+        wanted = [d for d in model.deployments if pinned is None or d.provider == pinned]
+        if wanted and not any(d in allowed for d in wanted):
+            where = f" on provider '{echo(pinned)}'" if pinned is not None else ""
+            raise PermissionDenied(f"This API key is not allowed to use the model '{echo(name)}'{where}.",
+                                   param=source)
+        return allowed
+
+    def _resolve(self, name: str, request: Any, policy: RoutingPolicy, prompt_tokens: Callable[[], int],
+                 permit: Permit | None = None) -> ModelSpec:
         if name == AUTO and AUTO not in self.catalog.models and request is not None:
-            return auto.choose(self.catalog, request, policy, self.health, prompt_tokens,
-                               lambda m: any(self._price_ok(d, policy) for d in m.deployments))
+            def usable(m: ModelSpec) -> bool:  # auto picks among what the caller may use, within its prices
+                return any(self._price_ok(d, policy) and (permit is None or permit(m.id, m, d))
+                           for d in m.deployments)
+
+            return auto.choose(self.catalog, request, policy, self.health, prompt_tokens, usable)
         resolution = self.catalog.resolve(name)
         if resolution.pinned_provider is None:
             return resolution.model
@@ -122,13 +153,12 @@ class Router:
                 return False
         return True
 
-    def _filter(self, model: ModelSpec, name: str, policy: RoutingPolicy, raw: Mapping[str, Any],
-                fallback: Fallback | None, removed: list[Removed]) -> list[Deployment]:
+    def _filter(self, deployments: list[Deployment], pinned: str | None, policy: RoutingPolicy,
+                raw: Mapping[str, Any], removed: list[Removed]) -> list[Deployment]:
         """Apply the filters one after the other, so the one that removes the last deployment
         standing is the one a `no_route` error names (it is appended last)."""
         params = sent_parameters(raw) if policy.require_parameters else frozenset()
-        pinned = (fallback.provider if fallback is not None and fallback.provider else policy.force_provider)
-        kept = list(model.deployments)
+        kept = deployments
         for rule in self._rules(policy, pinned, params):
             survivors = []
             for d in kept:
@@ -145,7 +175,7 @@ class Router:
         rules: list[Callable[[Deployment], tuple[str, str] | None]] = []
         if pinned is not None:
             rules.append(lambda d: None if d.provider == pinned else
-                         ("X-Provider", f"the request pins provider '{pinned}'"))
+                         ("X-Provider", f"the request pins provider '{echo(pinned)}'"))
         if policy.only is not None:
             only = policy.only
             rules.append(lambda d: None if d.provider in only else

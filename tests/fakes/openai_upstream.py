@@ -3,7 +3,10 @@
 The upstream model name selects the behaviour, so one gateway config can reach every scenario:
 `ok` (default), `tools`, `n`, `429`, `500`, `503`, `401`, `400-context`, `stall`, `slow-first-byte`,
 `cut-N` (stream cut after N chunks, no [DONE]), `malformed`, `error-in-stream`, `stall-after-N`,
-`no-usage`, `paced`. Every request body is recorded for assertions.
+`no-usage`, `paced`, `paced-slow` (0.4 s a word), `hold` (answers after 4 s, so that concurrent requests overlap). A model
+name ending in `+greedy` (e.g. `gpt-4o+greedy`) answers after 2 s and bills the most a real
+upstream could: every answer runs to `max_tokens`, and the prompt counts every prompt-side field.
+Every request body is recorded for assertions.
 """
 
 from __future__ import annotations
@@ -26,6 +29,37 @@ def _usage(body: dict[str, Any], completion: int) -> dict[str, Any]:
     prompt = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", [])) or 1
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
             "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}}
+
+
+def _greedy_usage(body: dict[str, Any]) -> dict[str, Any]:
+    """The most an upstream bills for this request: the prompt's every field (OpenAI's recipe, tool,
+    function and schema definitions as JSON) and every answer at its output cap."""
+    from parrotrouter.tokens import count_text
+
+    model = "gpt-4o"
+
+    def count(value: Any) -> int:
+        return count_text(value if isinstance(value, str) else orjson.dumps(value).decode(), model)
+
+    if "messages" in body:
+        prompt = 3
+        for m in body["messages"]:
+            content = m.get("content")
+            parts = [content] if isinstance(content, str) else [p.get("text", "") for p in content or []]
+            prompt += 3 + sum(count(p) for p in parts) + count(m.get("name") or "")
+            if m.get("tool_calls"):
+                prompt += count(m["tool_calls"])
+        prompt += sum(count(body[k]) for k in ("tools", "functions", "response_format") if body.get(k))
+        answers = body.get("n") or 1
+        cap = body.get("max_completion_tokens") or body.get("max_tokens")
+    else:
+        prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
+        prompt = sum(count(p) for p in prompts)
+        answers = len(prompts) * max(body.get("n") or 1, body.get("best_of") or 1)
+        cap = body.get("max_tokens")
+    assert isinstance(cap, int), "a greedy upstream needs max_tokens to know its worst case"
+    completion = answers * cap
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
 def _chunk(model: str, delta: dict[str, Any] | None, finish: str | None = None, index: int = 0,
@@ -69,6 +103,12 @@ class FakeOpenAI(ThreadedServer):
     async def completions(self, request: web.Request) -> web.StreamResponse:
         body = await self.record(request)
         prompt = body.get("prompt")
+        if str(body.get("model")).endswith("+greedy"):
+            await asyncio.sleep(2)
+            return web.json_response({
+                "id": "cmpl-up", "object": "text_completion", "created": 1, "model": body["model"],
+                "choices": [{"index": 0, "text": "greedy", "logprobs": None, "finish_reason": "length"}],
+                "usage": _greedy_usage(body)})
         if body.get("stream"):
             resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
             await resp.prepare(request)
@@ -119,6 +159,13 @@ class FakeOpenAI(ThreadedServer):
             await asyncio.sleep(3)
         if scenario == "slow":
             await asyncio.sleep(1.5)
+        if scenario == "hold":
+            await asyncio.sleep(4)
+        if scenario.endswith("+greedy"):
+            await asyncio.sleep(2)
+            out = self._completion(body, scenario)
+            out["usage"] = _greedy_usage(body)
+            return web.json_response(out)
         if scenario == "stall":
             try:
                 await asyncio.sleep(3600)
@@ -212,6 +259,8 @@ class FakeOpenAI(ThreadedServer):
                     sent += 1
                     if scenario == "paced":
                         await asyncio.sleep(0.05)
+                    elif scenario == "paced-slow":
+                        await asyncio.sleep(0.4)
             for i in range(n):
                 yield _chunk(model, {}, "stop", index=i)
         if include_usage and scenario != "no-usage":

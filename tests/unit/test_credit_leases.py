@@ -20,6 +20,10 @@ from parrotrouter.store.schema import accounts
 COST = Decimal("0.0001")  # the maximum cost of each request below
 
 
+async def _cost() -> Decimal:
+    return COST
+
+
 async def _manager(tmp_path: Path, balance: str) -> tuple[CreditManager, Principal]:
     engine = create_engine(database_url(None, tmp_path))
     await migrate(engine)
@@ -48,7 +52,7 @@ async def test_a_busy_key_extends_its_lease_rarely(tmp_path: Path) -> None:
     credits, principal = await _manager(tmp_path, "1000")
     open_: list[Reservation] = []
     for i in range(5000):
-        reservation = await credits.reserve(principal, COST, lambda: COST)
+        reservation = await credits.reserve(principal, COST, _cost)
         assert reservation is not None
         open_.append(reservation)
         if i % 50 == 49:  # a few requests in flight, the rest settled in batches
@@ -70,7 +74,7 @@ async def test_growing_leases_never_admit_beyond_the_balance(tmp_path: Path) -> 
     admitted = 0
     with pytest.raises(InsufficientCredits):
         for _ in range(3000):
-            await credits.reserve(principal, COST, lambda: COST)
+            await credits.reserve(principal, COST, _cost)
             admitted += 1
     assert admitted == 2500
     assert await _leased(credits, principal) == Decimal("0.25")

@@ -4,6 +4,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ...accounting.bounds import chat_billable, chat_cheap_billable
 from ...errors import InvalidRequest
 from ...protocol.chat import ChatCompletionRequest
 from ...protocol.validation import convert
@@ -32,7 +33,7 @@ def _count_prompt(request: ChatCompletionRequest, model: str) -> int:
 
 CHAT = Endpoint(name="chat.completions", id_prefix="chatcmpl-", object_type="chat.completion",
                 chunk_type="chat.completion.chunk", make_call=_make_call, run=_run, run_stream=_run_stream,
-                count_prompt=_count_prompt)
+                count_prompt=_count_prompt, billable=chat_billable, cheap_billable=chat_cheap_billable)
 
 
 def check_semantics(request: ChatCompletionRequest) -> None:

@@ -4,6 +4,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ...accounting.bounds import completion_billable, completion_cheap_billable
 from ...errors import InvalidRequest
 from ...protocol.completions import CompletionRequest, check_prompt
 from ...protocol.validation import convert
@@ -37,7 +38,8 @@ def _count_prompt(request: CompletionRequest, model: str) -> int:
 
 COMPLETIONS = Endpoint(name="completions", id_prefix="cmpl-", object_type="text_completion",
                        chunk_type="text_completion", make_call=_make_call, run=_run,
-                       run_stream=_run_stream, count_prompt=_count_prompt)
+                       run_stream=_run_stream, count_prompt=_count_prompt, billable=completion_billable,
+                       cheap_billable=completion_cheap_billable)
 
 
 def check_semantics(request: CompletionRequest) -> None:

@@ -9,6 +9,7 @@ from ...protocol.chat import ChatCompletionRequest
 from ...protocol.validation import convert
 from ...routing.policy import parse_policy
 from ...tokens import estimate_chat_prompt_tokens
+from ..generation import permit_for
 from ..json import json_response
 from ..request import app_state, authenticate, read_json
 
@@ -21,12 +22,8 @@ async def explain(http: web.Request) -> web.Response:
     policy = parse_policy(http.headers, raw)
     plan = state.router.plan(request.model, request, policy, raw,
                              lambda: estimate_chat_prompt_tokens(request.messages, request.tools, request.model),
-                             allow_empty=True)
+                             allow_empty=True, permit=permit_for(principal.policy))
     out: dict[str, Any] = {"object": "route.explain", "model": request.model, **plan.describe()}
-    keys = principal.policy
-    out["candidates"] = [c for c in out["candidates"] if keys.allows_model(c["model"])
-                         or (c["model"] == (plan.candidates[0].model.id if plan.candidates else None)
-                             and keys.allows_model(request.model))]
     out["policy"] = {k: sorted(v) if isinstance(v, frozenset) else v
                      for k, v in dataclasses.asdict(policy).items() if v not in (None, (), frozenset(), False)
                      or k == "fallbacks_enabled"}
