@@ -60,22 +60,34 @@ def encoding_name_for(model: str) -> str:
     return "o200k_base" if base.startswith(_O200K_PREFIXES) else "cl100k_base"
 
 
+# BPE merges within one pre-tokenized piece cost quadratic time in the piece's length: 10 MB of one
+# letter took 14 s in one call. Long texts are counted in pieces (linear time; at most one token
+# more per cut, an over-count that only ever errs towards billing and reserving enough).
+_PIECE = 4096
+
+
+def _length(enc: tiktoken.Encoding, text: str) -> int:
+    if len(text) <= 2 * _PIECE:
+        return len(enc.encode_ordinary(text))
+    return sum(len(enc.encode_ordinary(text[i:i + _PIECE])) for i in range(0, len(text), _PIECE))
+
+
 def count_text(text: str, model: str) -> int:
     if not text:
         return 0
-    return len(get_encoding(encoding_name_for(model)).encode_ordinary(text))
+    return _length(get_encoding(encoding_name_for(model)), text)
 
 
 def _content_tokens(content: Any, enc: tiktoken.Encoding) -> int:
     if content is None:
         return 0
     if isinstance(content, str):
-        return len(enc.encode_ordinary(content))
+        return _length(enc, content)
     total = 0
     for part in content:
         text = getattr(part, "text", None) or getattr(part, "refusal", None)
         if text:
-            total += len(enc.encode_ordinary(text))
+            total += _length(enc, text)
         elif getattr(part, "image_url", None) is not None:
             total += _PER_IMAGE
     return total
@@ -90,9 +102,9 @@ def estimate_chat_prompt_tokens(messages: list[Any], tools: list[Any] | None, mo
         for call in getattr(message, "tool_calls", None) or ():
             fn = getattr(call, "function", None)
             if fn is not None:
-                total += len(enc.encode_ordinary(fn.name)) + len(enc.encode_ordinary(fn.arguments))
+                total += _length(enc, fn.name) + _length(enc, fn.arguments)
     if tools:
         import msgspec
 
-        total += len(enc.encode_ordinary(msgspec.json.encode(tools).decode()))
+        total += _length(enc, msgspec.json.encode(tools).decode())
     return total

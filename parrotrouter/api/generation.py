@@ -23,7 +23,7 @@ from ..accounting.credits import CreditManager, Reservation
 from ..accounting.usage import STATUS_CLIENT_CLOSED, UsageRecord
 from ..auth.permissions import Policy
 from ..auth.principal import Principal
-from ..catalog import Deployment, ModelSpec
+from ..catalog import AUTO, Deployment, ModelSpec
 from ..errors import ParrotError, ServiceUnavailable, UpstreamFailure
 from ..pricing import ModelPricing
 from ..protocol.normalize import normalize_chunk, normalize_completion
@@ -83,14 +83,17 @@ async def serve(state: AppState, http: web.Request, endpoint: Endpoint, principa
         user=getattr(request, "user", None),
     )
     attempts: Attempts | None = None
+    prompt = _PromptCount(endpoint, request, http.get("body_size", 0))
     try:
         policy = parse_policy(http.headers, raw)
-        plan = _plan(state, endpoint, principal, request, raw, policy)
+        if request.model == AUTO:  # auto weighs the prompt against context windows
+            await prompt.prefetch()
+        plan = _plan(state, principal, request, raw, policy, prompt)
         first = plan.candidates[0]
         record.served_model, record.provider = first.model.id, first.deployment.provider
         record.deployment, record.pricing = first.deployment.id, first.deployment.pricing or first.model.pricing
         if state.limiter is not None:
-            await _admit(state, http, record, principal, endpoint, request, first.model)
+            await _admit(state, http, record, principal, prompt, request, first.model)
         if state.accounts is not None:
             record.reservation = await _reserve(state.accounts.credits, principal, endpoint, request, raw,
                                                 http.get("body_size", 0), plan.candidates)
@@ -105,8 +108,9 @@ async def serve(state: AppState, http: web.Request, endpoint: Endpoint, principa
         choices = result["choices"]
         record.finish_reason = choices[0]["finish_reason"] if choices else None
         if not record.usage_reported:
-            count = _deferred_count(endpoint, request, cand.model.id, [_choice_text(c) for c in choices])
-            record.prompt_tokens, record.completion_tokens = count()
+            texts = [_choice_text(c) for c in choices]
+            record.prompt_tokens, record.completion_tokens = await _count_now(
+                _deferred_count(endpoint, request, cand.model.id, texts), http.get("body_size", 0) + _size(texts))
         if "usage" not in result:
             result["usage"] = record.usage_payload()
         return web.Response(body=orjson.dumps(result), content_type="application/json")
@@ -129,11 +133,10 @@ async def serve(state: AppState, http: web.Request, endpoint: Endpoint, principa
         state.usage.record(record)
 
 
-def _plan(state: AppState, endpoint: Endpoint, principal: Principal, request: Any, raw: dict[str, Any],
-          policy: RoutingPolicy) -> Plan:
+def _plan(state: AppState, principal: Principal, request: Any, raw: dict[str, Any], policy: RoutingPolicy,
+          prompt_tokens: Callable[[], int]) -> Plan:
     """The deployments to try: only those of models (and providers) this key may use."""
-    return state.router.plan(request.model, request, policy, raw, lambda: endpoint.count_prompt(request, request.model),
-                             permit=permit_for(principal.policy))
+    return state.router.plan(request.model, request, policy, raw, prompt_tokens, permit=permit_for(principal.policy))
 
 
 def permit_for(keys: Policy) -> Permit | None:
@@ -249,7 +252,8 @@ async def _stream(state: AppState, http: web.Request, endpoint: Endpoint, attemp
         if not record.usage_reported:
             count = _deferred_count(endpoint, request, candidate.model.id, relay.texts)
             if request.include_usage:
-                record.prompt_tokens, record.completion_tokens = count()
+                record.prompt_tokens, record.completion_tokens = await _count_now(
+                    count, http.get("body_size", 0) + _size(relay.texts))
             else:
                 record.deferred_count = count
         await response.write(relay.usage_frame() + _DONE if request.include_usage else _DONE)
@@ -304,6 +308,38 @@ def _choice_text(choice: dict[str, Any]) -> str:
     if message is None:
         return str(choice.get("text") or "")
     return _delta_text({"delta": message})
+
+
+_OFF_LOOP = 256 * 1024  # characters or bytes beyond which tokens are counted in a worker thread
+
+
+class _PromptCount:
+    """The request's prompt tokens (routing and token limits ask for them), counted at most once,
+    in a worker thread for large bodies: tokenizing megabytes takes seconds of CPU, and tiktoken
+    releases the GIL, so the event loop keeps serving meanwhile."""
+
+    __slots__ = ("endpoint", "request", "size", "value")
+
+    def __init__(self, endpoint: Endpoint, request: Any, size: int) -> None:
+        self.endpoint, self.request, self.size = endpoint, request, size
+        self.value: int | None = None
+
+    async def prefetch(self) -> None:
+        if self.value is None and self.size >= _OFF_LOOP:
+            self.value = await asyncio.to_thread(self.endpoint.count_prompt, self.request, self.request.model)
+
+    def __call__(self) -> int:
+        if self.value is None:
+            self.value = self.endpoint.count_prompt(self.request, self.request.model)
+        return self.value
+
+
+def _size(texts: list[str]) -> int:
+    return sum(len(t) for t in texts)
+
+
+async def _count_now(count: Callable[[], tuple[int, int]], size: int) -> tuple[int, int]:
+    return await asyncio.to_thread(count) if size >= _OFF_LOOP else count()
 
 
 def _deferred_count(endpoint: Endpoint, request: Any, model: str,
@@ -361,7 +397,7 @@ DEFAULT_TPM_OUTPUT = 4096  # output tokens a token limit reserves when nothing b
 
 
 async def _admit(state: AppState, http: web.Request, record: UsageRecord, principal: Principal,
-                 endpoint: Endpoint, request: Any, model: ModelSpec) -> None:
+                 prompt: _PromptCount, request: Any, model: ModelSpec) -> None:
     """Take the request from its rate limits (429 when over); the decision's headers go on the
     response, whatever it turns out to be."""
     assert state.limiter is not None
@@ -371,7 +407,8 @@ async def _admit(state: AppState, http: web.Request, record: UsageRecord, princi
     tokens = 0
     if any(lim.tokens for lim in limits):
         output = request.output_limit or model.max_output_tokens or DEFAULT_TPM_OUTPUT
-        tokens = endpoint.count_prompt(request, model.id) + output
+        await prompt.prefetch()
+        tokens = prompt() + output
     decision = await state.limiter.admit(limits, tokens)
     http["extra_headers"] = decision.headers
     record.limit_ticket = decision.ticket

@@ -3,8 +3,8 @@
 The upstream model name selects the behaviour, so one gateway config can reach every scenario:
 `ok` (default), `tools`, `n`, `429`, `500`, `503`, `401`, `400-context`, `stall`, `slow-first-byte`,
 `cut-N` (stream cut after N chunks, no [DONE]), `malformed`, `error-in-stream`, `stall-after-N`,
-`no-usage`, `paced`, `paced-slow` (0.4 s a word), `hold` (answers after 4 s, so that concurrent requests overlap). A model
-name ending in `+greedy` (e.g. `gpt-4o+greedy`) answers after 2 s and bills the most a real
+`no-usage`, `paced`, `paced-slow` (0.4 s a word), `hold` (answers after 4 s, so that concurrent
+requests overlap). A model name ending in `+greedy` (e.g. `gpt-4o+greedy`) answers after 2 s and bills the most a real
 upstream could: every answer runs to `max_tokens`, and the prompt counts every prompt-side field.
 Every request body is recorded for assertions.
 """
