@@ -59,8 +59,9 @@ class ParrotError(Exception):
 
     def response_headers(self) -> dict[str, str]:
         headers = dict(self.headers)
-        if self.retry_after is not None:
-            headers["Retry-After"] = str(max(0, int(-(-self.retry_after // 1))))
+        retry_after = self.retry_after
+        if retry_after is not None and retry_after == retry_after:  # not NaN
+            headers["Retry-After"] = str(int(-(-min(max(0.0, retry_after), 86400.0) // 1)))
         return headers
 
 

@@ -8,9 +8,12 @@ A reservation must cover everything the upstream can charge, or a balance can go
   file reference `PER_FILE_REF`. Text is counted with tiktoken where it is the model's own
   tokenizer (OpenAI's families); for every other family by its UTF-8 bytes, which no byte-level BPE
   or SentencePiece tokenizer exceeds (each token stands for at least one byte).
-- The output side is the output cap times every answer the request asks for (`n`; `best_of` and
-  each prompt of a list on /v1/completions), plus predicted-output tokens, which are billed as
-  completion tokens when the prediction is rejected.
+- The output side is the output cap (plus any thinking budget an adapter adds on top of it) times
+  every answer the request asks for (`n`; `best_of` and each prompt of a list on
+  /v1/completions), plus predicted-output tokens, which are billed as completion tokens when the
+  prediction is rejected.
+- Template tokens that no field shows (per message, per request, a tool-use system prompt) are
+  added generously.
 
 The cheap bound (`cheap_prompt_bound`) is the body's size in bytes, which is at least the byte
 count of every field in it; the precise one (`BillableBound`) tokenizes and is used when a budget
@@ -23,11 +26,12 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import msgspec
 import orjson
 
+from ..errors import InvalidRequest
 from ..protocol.chat import AudioPart, ChatCompletionRequest, FilePart, ImagePart, TextPart, UserMessage
 from ..protocol.completions import CompletionRequest
+from ..providers.translate import thinking_budget
 from ..tokens import count_text
 
 # Upper bounds for inputs whose tokens do not show in the body. An image: OpenAI's patch-priced
@@ -36,9 +40,13 @@ from ..tokens import count_text
 # reference (`file_id`): up to 100 PDF pages of text and page images.
 PER_IMAGE = 6_000
 PER_FILE_REF = 200_000
-# OpenAI's counting recipe: tokens per message and to prime the reply.
-_PER_MESSAGE = 3
-_REPLY_PRIMING = 3
+# Template tokens no field shows: OpenAI's recipe adds 3 per message (the role, name and every other
+# field of a message are counted from its JSON on top) and 3 to prime the reply; chat templates of
+# other families wrap turns in a few more (Llama 3: 5 per message), and tool use adds a system
+# prompt (Anthropic: 313-346 tokens).
+_PER_MESSAGE = 8
+_PER_REQUEST = 64
+_WITH_TOOLS = 1024
 _EXACT_PREFIXES = ("gpt-3.5", "gpt-4", "gpt-5", "gpt-6", "o1", "o3", "o4", "chatgpt-", "gpt-oss", "text-", "davinci",
                    "babbage")
 # Top-level chat fields that are not part of the prompt (sampling and control parameters, our own
@@ -86,41 +94,44 @@ class Billable:
 
 def chat_billable(request: ChatCompletionRequest, raw: dict[str, Any], model: str, output_cap: int) -> Billable:
     count = _counter(model)
-    prompt = _REPLY_PRIMING
-    for message in request.messages:
-        prompt += _PER_MESSAGE + _message_tokens(message, count)
+    prompt = _PER_REQUEST + _tool_overhead(request)
+    for message, raw_message in zip(request.messages, raw["messages"], strict=True):
+        prompt += _PER_MESSAGE + _message_tokens(message, raw_message, count)
     prompt += sum(count(_json_text(v)) for v in _other_fields(raw, _CHAT_CONTROLS))
-    outputs = chat_outputs(request)
-    return Billable(prompt, outputs * (output_cap + _prediction_tokens(raw, count)))
+    prediction = raw.get("prediction")
+    predicted = count(_json_text(prediction)) if prediction is not None else 0
+    return Billable(prompt, chat_outputs(request) * (output_cap + _thinking(request) + predicted))
 
 
 def chat_outputs(request: ChatCompletionRequest) -> int:
     return request.n or 1
 
 
-def _prediction_tokens(raw: dict[str, Any], count: Callable[[str], int]) -> int:
-    prediction = raw.get("prediction")
-    return count(_json_text(prediction)) if prediction is not None else 0
+def _tool_overhead(request: ChatCompletionRequest) -> int:
+    return _WITH_TOOLS if request.tools or request.functions else 0
 
 
-def _message_tokens(message: Any, count: Callable[[str], int]) -> int:
-    total = 0
-    name = getattr(message, "name", None)
-    if name:
-        total += count(name)
+def _thinking(request: ChatCompletionRequest) -> int:
+    """A thinking budget some adapters add on top of the answer's (billed as output)."""
+    try:
+        return thinking_budget(request) or 0
+    except InvalidRequest:  # an effort only the upstream knows: it bills within the output cap
+        return 0
+
+
+def _message_tokens(message: Any, raw_message: Any, count: Callable[[str], int]) -> int:
+    """The content, tokenized; every other field of the message (role, name, tool calls and call
+    ids, reasoning, fields passed through unread) counted from its JSON."""
     content = getattr(message, "content", None)
     if isinstance(content, str):
-        total += count(content)
+        total = count(content)
     elif content is not None:
-        total += sum(_part_tokens(part, count) for part in content)
-    for attr in ("refusal", "reasoning"):
-        text = getattr(message, attr, None)
-        if text:
-            total += count(text)
-    for attr in ("tool_calls", "function_call", "reasoning_details", "audio"):
-        value = getattr(message, attr, None)
-        if value:
-            total += count(_json_text(msgspec.to_builtins(value)))
+        total = sum(_part_tokens(part, count) for part in content)
+    else:
+        total = 0
+    if isinstance(raw_message, dict):
+        rest = {k: v for k, v in raw_message.items() if k != "content"}
+        total += count(_json_text(rest))
     return total
 
 
@@ -131,22 +142,22 @@ def _part_tokens(part: Any, count: Callable[[str], int]) -> int:
         return PER_IMAGE
     if isinstance(part, AudioPart):
         return len(part.input_audio.data)  # base64: more characters than the audio has tokens
-    if isinstance(part, FilePart):
+    if isinstance(part, FilePart):  # a compressed PDF can hold more tokens than its bytes
         ref = part.file
-        return (len(ref.file_data) if ref.file_data else 0) + (PER_FILE_REF if ref.file_id else 0)
+        return max(PER_FILE_REF, count(ref.file_data) if ref.file_data else 0)
     text = getattr(part, "text", None) or getattr(part, "refusal", None)
     return count(text) if text else 0
 
 
 def chat_unseen_prompt(request: ChatCompletionRequest) -> int:
-    """Prompt tokens that do not show in the body's bytes (images, referenced files)."""
-    total = 0
+    """Prompt tokens that do not show in the body's bytes: template tokens, images and files."""
+    total = _PER_REQUEST + _tool_overhead(request)
     for message in request.messages:
         if isinstance(message, UserMessage) and isinstance(message.content, list):
             for part in message.content:
                 if isinstance(part, ImagePart):
                     total += PER_IMAGE
-                elif isinstance(part, FilePart) and part.file.file_id:
+                elif isinstance(part, FilePart):
                     total += PER_FILE_REF
     return total
 
@@ -162,7 +173,7 @@ def completion_billable(request: CompletionRequest, raw: dict[str, Any], model: 
         tokens = sum(count(p) if isinstance(p, str) else len(p) for p in prompt)
     if request.suffix:
         tokens += count(request.suffix)
-    tokens += sum(count(_json_text(v)) for v in _other_fields(raw, _COMPLETION_CONTROLS))
+    tokens += _PER_REQUEST + sum(count(_json_text(v)) for v in _other_fields(raw, _COMPLETION_CONTROLS))
     return Billable(tokens, completion_outputs(request) * output_cap)
 
 
@@ -177,10 +188,11 @@ def chat_cheap_billable(request: ChatCompletionRequest, raw: dict[str, Any], bod
                         output_cap: int) -> Billable:
     """The bound without a tokenizer: the body's bytes plus what does not show in them."""
     prediction = raw.get("prediction")
-    predicted = len(_json_text(prediction)) if prediction is not None else 0
-    return Billable(body_size + chat_unseen_prompt(request), chat_outputs(request) * (output_cap + predicted))
+    predicted = len(_json_text(prediction).encode()) if prediction is not None else 0
+    return Billable(body_size + chat_unseen_prompt(request),
+                    chat_outputs(request) * (output_cap + _thinking(request) + predicted))
 
 
 def completion_cheap_billable(request: CompletionRequest, raw: dict[str, Any], body_size: int,
                               output_cap: int) -> Billable:
-    return Billable(body_size, completion_outputs(request) * output_cap)
+    return Billable(body_size + _PER_REQUEST, completion_outputs(request) * output_cap)

@@ -20,7 +20,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..auth.principal import Principal
 from ..errors import InsufficientCredits
-from ..store.schema import credit_leases, key_days, to_nanos
+from ..store.schema import credit_leases, from_nanos, key_days, to_nanos
 from ..store.sql import insert_ignore
 
 log = logging.getLogger("parrotrouter.credits")
@@ -40,6 +40,11 @@ LEASE_REQUESTS_MAX = 4096
 LEASE_PERIOD = 1.0
 LEASE_TTL = timedelta(seconds=30)  # a process that has not renewed its leases for this long is gone
 IDLE_RELEASE = 10.0  # seconds without use after which the unused part of a lease is given back
+
+
+def ceil_nanos(value: Decimal) -> Decimal:
+    """`value` rounded up to a whole nano-dollar (the unit the database books)."""
+    return value.scaleb(9).to_integral_value(ROUND_CEILING).scaleb(-9)
 
 
 def utc_day(now: float | None = None) -> str:
@@ -116,6 +121,9 @@ class CreditManager:
         estimate) is computed only when the lease is short. The master key has no budget."""
         if principal.is_master or principal.account_id is None:
             return None
+        # Whole nano-dollars, rounded up: the database books nano-dollars, and memory must agree
+        # with it exactly (a reservation rounded down could let settlements pass the balance).
+        bound = ceil_nanos(bound)
         day = utc_day()
         buckets = self._buckets_for(principal, day)
         now = time.monotonic()
@@ -124,13 +132,13 @@ class CreditManager:
                 b.in_flight += bound
                 b.last_used = now
             return Reservation(bound, tuple(buckets), principal.account_id, principal.key_id, day)
-        amount = await precise()
+        amount = ceil_nanos(await precise())
         taken: list[Bucket] = []
         try:
             for bucket in buckets:
                 await self._take(bucket, amount, bound)
                 taken.append(bucket)
-        except InsufficientCredits:
+        except BaseException:  # refused, or cancelled (the client left): give back what was taken
             for bucket in taken:
                 bucket.in_flight -= amount
             raise
@@ -143,11 +151,11 @@ class CreditManager:
                 # Room for lease_requests more, plus as much again as is in flight (concurrency).
                 self._pace(bucket)
                 generous = short + max(bound, amount) * bucket.lease_requests + bucket.in_flight
-                if await self._extend(bucket, generous):
-                    bucket.lease += generous
+                # Shielded: a lease the database granted is booked here too, even if the request
+                # is cancelled meanwhile (else that money would stay leased and unused).
+                if await asyncio.shield(self._grow(bucket, generous)):
                     bucket.tight = False
-                elif await self._extend(bucket, short):
-                    bucket.lease += short
+                elif await asyncio.shield(self._grow(bucket, short)):
                     bucket.tight = True
                 else:
                     bucket.tight = True
@@ -172,6 +180,12 @@ class CreditManager:
                                        "for today (UTC).")
         return InsufficientCredits("Insufficient credits: the balance cannot cover this request's maximum cost "
                                    "(prompt plus max_tokens). Add credits or lower max_tokens.")
+
+    async def _grow(self, bucket: Bucket, grant: Decimal) -> bool:
+        if not await self._extend(bucket, grant):
+            return False
+        bucket.lease += grant
+        return True
 
     async def _extend(self, bucket: Bucket, grant: Decimal) -> bool:
         self.extensions += 1
@@ -235,7 +249,7 @@ class CreditManager:
     def settled(self, settlements: Iterable[tuple[Reservation, Decimal]]) -> None:
         """After the settling transaction committed: release the in-memory reservations."""
         for res, cost in settlements:
-            consumed = min(cost, res.amount)
+            consumed = from_nanos(to_nanos(min(cost, res.amount)))  # as the database booked it
             for bucket in res.buckets:
                 bucket.in_flight -= res.amount
                 bucket.lease -= consumed

@@ -180,9 +180,15 @@ def has_content(batch: list[dict[str, Any]]) -> bool:
     for chunk in batch:
         if chunk.get("usage") and not chunk.get("choices"):
             return True
-        for choice in chunk.get("choices") or ():
-            delta = choice.get("delta") or {}
+        choices = chunk.get("choices")
+        for choice in choices if isinstance(choices, list) else ():
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta")
+            if not isinstance(delta, dict):
+                delta = {}
             if (delta.get("content") or delta.get("tool_calls") or delta.get("reasoning")
+                    or delta.get("reasoning_content") or delta.get("refusal")
                     or choice.get("text") or choice.get("finish_reason")):
                 return True
     return False

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -26,8 +27,8 @@ from ..auth.principal import Principal
 from ..catalog import AUTO, Deployment, ModelSpec
 from ..errors import ParrotError, ServiceUnavailable, UpstreamFailure
 from ..pricing import ModelPricing
-from ..protocol.normalize import normalize_chunk, normalize_completion
-from ..providers.base import ChatCall, CompletionCall, Provider
+from ..protocol.normalize import normalize_chunk, normalize_completion, usage_dict
+from ..providers.base import ChatCall, CompletionCall, Provider, malformed
 from ..ratelimit.rules import limits_for
 from ..routing.policy import RoutingPolicy, parse_policy
 from ..routing.router import Candidate, Permit, Plan
@@ -36,6 +37,7 @@ from ..state import AppState
 from ..tokens import count_text
 from .failover import Attempts, Budget, attempts_header, close_quietly, open_stream
 
+log = logging.getLogger("parrotrouter.api")
 SSE_HEADERS = {
     "Content-Type": "text/event-stream",
     "Cache-Control": "no-cache",
@@ -83,10 +85,11 @@ async def serve(state: AppState, http: web.Request, endpoint: Endpoint, principa
         user=getattr(request, "user", None),
     )
     attempts: Attempts | None = None
+    texts: list[str] = []  # a non-streaming answer's texts, once in hand
     prompt = _PromptCount(endpoint, request, http.get("body_size", 0))
     try:
         policy = parse_policy(http.headers, raw)
-        if request.model == AUTO:  # auto weighs the prompt against context windows
+        if _asks_auto(request.model, policy):  # auto weighs the prompt against context windows
             await prompt.prefetch()
         plan = _plan(state, principal, request, raw, policy, prompt)
         first = plan.candidates[0]
@@ -122,9 +125,10 @@ async def serve(state: AppState, http: web.Request, endpoint: Endpoint, principa
     except asyncio.CancelledError:
         if record.ended_by is None:  # cut while waiting for the upstream (a stream records its own end)
             _ended(state, record, None)
-            if attempts is not None and attempts.calls:
-                # the upstream had the prompt: it bills it, so do we
-                record.deferred_count = _deferred_count(endpoint, request, record.served_model or request.model, [])
+            if attempts is not None and attempts.calls and not record.usage_reported:
+                # the upstream had the prompt (and maybe answered): it bills that, so do we
+                record.deferred_count = _deferred_count(endpoint, request, record.served_model or request.model,
+                                                        texts)
         raise
     finally:
         record.settle()
@@ -139,14 +143,28 @@ def _plan(state: AppState, principal: Principal, request: Any, raw: dict[str, An
     return state.router.plan(request.model, request, policy, raw, prompt_tokens, permit=permit_for(principal.policy))
 
 
+def _asks_auto(model: str, policy: RoutingPolicy) -> bool:
+    return AUTO in (model, policy.primary_model, *policy.fallback_models,
+                    *(fb.model for fb in policy.conditional_fallbacks))
+
+
 def permit_for(keys: Policy) -> Permit | None:
-    """The key's model permissions as the router asks them: by the name a model was asked for, its
-    id, and `provider/model` (so `openai/*` can allow or deny a provider). None: unrestricted."""
+    """The key's model permissions as the router asks them. A pattern allows a deployment when it
+    matches one of the model's own names: its id, `provider/id` (so `openai/*` can allow or deny
+    a provider), or the alias — or `auto` — it was asked by; never another name that merely
+    resolves to it (a `provider/upstream-model` name may spell another model's id). Denied
+    patterns are matched against every name, those included. None: unrestricted."""
     if keys.models_allowed is None and keys.models_denied is None:
         return None
+    denied = keys.models_denied
 
     def permit(name: str, model: ModelSpec, deployment: Deployment) -> bool:
-        return keys.allows_model(name, model.id, f"{deployment.provider}/{model.id}")
+        own = f"{deployment.provider}/{model.id}"
+        if name in (model.id, own, AUTO) or name in model.aliases:
+            return keys.allows_model(model.id, own, name)
+        if not keys.allows_model(model.id, own):
+            return False
+        return denied is None or not (denied.fullmatch(name) or denied.fullmatch(deployment.id))
 
     return permit
 
@@ -186,7 +204,7 @@ class _Relay:
         out = []
         record, is_chat = self.record, self.is_chat
         for chunk in batch:
-            usage = chunk.pop("usage", None)
+            usage = usage_dict(chunk.pop("usage", None))
             if usage:
                 record.observe_usage(usage)
             if not chunk.get("choices"):
@@ -249,6 +267,13 @@ async def _stream(state: AppState, http: web.Request, endpoint: Endpoint, attemp
             record.ended_by = "upstream"
             await _error_frame(response, err, record, relay.meta, relay.is_chat)
             return response
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception:  # an upstream chunk the relay could not handle: end the stream cleanly
+            log.exception("relaying a stream of %s failed", candidate.deployment.id)
+            record.ended_by = "upstream"
+            await _error_frame(response, malformed("stream chunk"), record, relay.meta, relay.is_chat)
+            return response
         if not record.usage_reported:
             count = _deferred_count(endpoint, request, candidate.model.id, relay.texts)
             if request.include_usage:
@@ -267,10 +292,21 @@ async def _stream(state: AppState, http: web.Request, endpoint: Endpoint, attemp
     finally:
         if task is not None:
             state.streams.discard(task)
-        if record.ended_by is not None and not record.usage_reported:
-            record.deferred_count = _deferred_count(endpoint, request, candidate.model.id, relay.texts)
+        if record.ended_by is not None:  # cut short: at least what was relayed, whatever was reported
+            record.deferred_count = _cut_count(record, _deferred_count(endpoint, request, candidate.model.id,
+                                                                       relay.texts))
         await close_quietly(batches)
     return response
+
+
+def _cut_count(record: UsageRecord, count: Callable[[], tuple[int, int]]) -> Callable[[], tuple[int, int]]:
+    reported = (record.prompt_tokens, record.completion_tokens) if record.usage_reported else (0, 0)
+
+    def at_least_relayed() -> tuple[int, int]:
+        prompt, completion = count()
+        return max(prompt, reported[0]), max(completion, reported[1])
+
+    return at_least_relayed
 
 
 async def _cut_by_shutdown(response: web.StreamResponse, record: UsageRecord, relay: _Relay) -> None:
@@ -294,12 +330,22 @@ async def _error_frame(response: web.StreamResponse, err: ParrotError, record: U
     await response.write(_sse(frame))
 
 
+_BILLED_DELTA_TEXTS = ("content", "reasoning", "reasoning_content", "refusal")
+
+
 def _delta_text(choice: dict[str, Any]) -> str:
+    """Every generated text of a delta (or message): what the upstream bills as completion tokens."""
     delta = choice["delta"]
-    text = delta.get("content") or ""
+    if not isinstance(delta, dict):
+        return ""
+    text = "".join(t for f in _BILLED_DELTA_TEXTS if isinstance(t := delta.get(f), str))
     for call in delta.get("tool_calls") or ():
-        fn = call.get("function") or {}
-        text += (fn.get("name") or "") + (fn.get("arguments") or "")
+        fn = call.get("function") if isinstance(call, dict) else None
+        if isinstance(fn, dict):
+            text += "".join(t for f in ("name", "arguments") if isinstance(t := fn.get(f), str))
+    audio = delta.get("audio")
+    if isinstance(audio, dict) and isinstance(audio.get("transcript"), str):
+        text += audio["transcript"]
     return text
 
 
@@ -352,7 +398,7 @@ def _deferred_count(endpoint: Endpoint, request: Any, model: str,
     return count
 
 
-DEFAULT_RESERVED_OUTPUT = 16384  # when neither the request nor the catalog bounds the output
+DEFAULT_RESERVED_OUTPUT = 16384  # when neither the request nor the catalog bounds the output or context
 _PRECISE_IN_THREAD = 256 * 1024  # bodies this large are tokenized off the event loop (tiktoken drops the GIL)
 
 
@@ -368,7 +414,10 @@ async def _reserve(credits: CreditManager, principal: Principal, endpoint: Endpo
     for cand in candidates:
         pricing = cand.deployment.pricing or cand.model.pricing
         if pricing is not None and not pricing.is_free:
-            output = request.output_limit or cand.model.max_output_tokens or DEFAULT_RESERVED_OUTPUT
+            # Without a cap from the client or the catalog, the context window is the only bound
+            # on what the upstream may generate.
+            output = (request.output_limit or cand.model.max_output_tokens or cand.model.context_length
+                      or DEFAULT_RESERVED_OUTPUT)
             entry = (pricing, output, cand.deployment.upstream_model)
             if not any(p is pricing and out == output and m == entry[2] for p, out, m in priced):
                 priced.append(entry)

@@ -32,13 +32,21 @@ def usage_dict(usage: Any) -> dict[str, Any] | None:
     out["completion_tokens"] = completion
     out["total_tokens"] = _int(usage.get("total_tokens")) or prompt + completion
     for key in ("prompt_tokens_details", "completion_tokens_details"):
-        if key in out and not isinstance(out[key], dict):
+        details = out.get(key)
+        if key in out and not isinstance(details, dict):
             del out[key]
+        elif details is not None:  # the counts the ledger prices must be counts
+            out[key] = {k: _int(v) if k in _COUNTED_DETAILS else v for k, v in details.items()}
     return out
 
 
+_COUNTED_DETAILS = frozenset({"cached_tokens", "cache_write_tokens", "reasoning_tokens", "audio_tokens",
+                              "accepted_prediction_tokens", "rejected_prediction_tokens"})
+
+
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+    """A token count as an upstream may send it; anything else (negative, a string, beyond 2**53) is 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53 else 0
 
 
 def _choice_common(choice: dict[str, Any], position: int) -> None:

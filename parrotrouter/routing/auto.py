@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..catalog import Catalog, ModelSpec
-from ..errors import NoRoute
+from ..errors import NoRoute, PermissionDenied
 from .health import Health
 from .policy import RoutingPolicy
 from .strategies.cost import unit_price
@@ -32,14 +32,19 @@ def needs(request: Any) -> tuple[bool, bool, bool]:
 
 
 def choose(catalog: Catalog, request: Any, policy: RoutingPolicy, health: Health,
-           prompt_tokens: Callable[[], int], price_ok: Callable[[ModelSpec], bool]) -> ModelSpec:
+           prompt_tokens: Callable[[], int], price_ok: Callable[[ModelSpec], bool],
+           permitted: Callable[[ModelSpec], bool] | None = None) -> ModelSpec:
+    """The model `auto` stands for; only models the caller may use are considered (403 if none)."""
     tools, vision, json_mode = needs(request)
     reason = "no model in the catalog"
     fitting = []
-    for model in catalog.models.values():
+    models = [m for m in catalog.models.values() if m.capabilities.chat]
+    if permitted is not None:
+        models = [m for m in models if permitted(m)]
+        if not models:
+            raise PermissionDenied("This API key may use none of the models 'auto' picks from.", param="model")
+    for model in models:
         caps = model.capabilities
-        if not caps.chat:
-            continue
         if tools and not caps.function_calling:
             reason = "tools need a model with function_calling"
             continue

@@ -90,6 +90,8 @@ def _name(value: Any, where: str) -> str:
         raise InvalidRequest(f"'{where}' must be a non-empty string.", param=where)
     if len(value) > MAX_NAME_LENGTH:
         raise InvalidRequest(f"'{where}' is longer than {MAX_NAME_LENGTH} characters.", param=where)
+    if not value.isprintable():  # control characters, or bytes a header could not decode
+        raise InvalidRequest(f"'{where}' must be printable text.", param=where)
     return value.strip()
 
 

@@ -88,7 +88,7 @@ class Router:
             model = self._resolve(name, request, policy, prompt_tokens, permit)
             strategy_name = policy.strategy or model.strategy or "weighted"
             pinned = fallback.provider if fallback is not None and fallback.provider else policy.force_provider
-            allowed = self._permitted(model, model.id if name == AUTO else name, pinned, permit, source)
+            allowed = self._permitted(model, name, pinned, permit, source)
             kept = self._filter(allowed, pinned, policy, raw, removed)
             ordered = self._order(kept, strategy_name, policy)
             if i == 0 and not ordered:
@@ -128,11 +128,15 @@ class Router:
     def _resolve(self, name: str, request: Any, policy: RoutingPolicy, prompt_tokens: Callable[[], int],
                  permit: Permit | None = None) -> ModelSpec:
         if name == AUTO and AUTO not in self.catalog.models and request is not None:
-            def usable(m: ModelSpec) -> bool:  # auto picks among what the caller may use, within its prices
-                return any(self._price_ok(d, policy) and (permit is None or permit(m.id, m, d))
+            def permitted(m: ModelSpec) -> bool:  # auto picks among what the caller may use
+                return permit is None or any(permit(AUTO, m, d) for d in m.deployments)
+
+            def priced(m: ModelSpec) -> bool:
+                return any(self._price_ok(d, policy) and (permit is None or permit(AUTO, m, d))
                            for d in m.deployments)
 
-            return auto.choose(self.catalog, request, policy, self.health, prompt_tokens, usable)
+            return auto.choose(self.catalog, request, policy, self.health, prompt_tokens, priced,
+                               permitted if permit is not None else None)
         resolution = self.catalog.resolve(name)
         if resolution.pinned_provider is None:
             return resolution.model

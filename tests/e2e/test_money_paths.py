@@ -88,6 +88,15 @@ SHAPES: list[tuple[str, dict[str, Any]]] = [
         "type": "json_schema", "json_schema": {"name": "answer", "schema": _schema(60)}}}),
     ("/v1/completions", {"prompt": ["Once upon", "a time"], "max_tokens": 120, "n": 2, "best_of": 3}),
     ("/v1/chat/completions", {"messages": USER, "max_tokens": 400}),
+    # template tokens: many empty messages, names, long tool call ids
+    ("/v1/chat/completions", {"max_tokens": 1, "messages": [
+        {"role": "user", "content": "", "name": f"n{i}"} for i in range(300)]}),
+    ("/v1/chat/completions", {"max_tokens": 1, "messages": [
+        *USER, {"role": "assistant", "tool_calls": [{"id": "c" * 3000, "type": "function",
+                                                    "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c" * 3000, "content": "done"}]}),
+    # a thinking budget on top of the answer's
+    ("/v1/chat/completions", {"messages": USER, "max_tokens": 10, "reasoning": {"max_tokens": 3000}}),
 ]
 
 

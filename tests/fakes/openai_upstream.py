@@ -32,33 +32,41 @@ def _usage(body: dict[str, Any], completion: int) -> dict[str, Any]:
 
 
 def _greedy_usage(body: dict[str, Any]) -> dict[str, Any]:
-    """The most an upstream bills for this request: the prompt's every field (OpenAI's recipe, tool,
-    function and schema definitions as JSON) and every answer at its output cap."""
+    """The most an upstream bills for this request, by the vendors' own published recipes rather
+    than the gateway's: OpenAI's message counting (3 tokens a message, the role, the content, the
+    name plus 1, tool calls and call ids), tool, function and schema definitions, Anthropic's
+    tool-use system prompt (346 tokens); every answer at its output cap, plus a thinking budget
+    (`reasoning.max_tokens`) on top of it, as Anthropic bills thinking."""
     from parrotrouter.tokens import count_text
 
-    model = "gpt-4o"
-
     def count(value: Any) -> int:
-        return count_text(value if isinstance(value, str) else orjson.dumps(value).decode(), model)
+        return count_text(value if isinstance(value, str) else orjson.dumps(value).decode(), "gpt-4o")
 
     if "messages" in body:
         prompt = 3
         for m in body["messages"]:
             content = m.get("content")
             parts = [content] if isinstance(content, str) else [p.get("text", "") for p in content or []]
-            prompt += 3 + sum(count(p) for p in parts) + count(m.get("name") or "")
-            if m.get("tool_calls"):
-                prompt += count(m["tool_calls"])
+            prompt += 3 + count(m["role"]) + sum(count(p) for p in parts)
+            if m.get("name"):
+                prompt += 1 + count(m["name"])
+            for field in ("tool_calls", "tool_call_id"):
+                if m.get(field):
+                    prompt += count(m[field])
         prompt += sum(count(body[k]) for k in ("tools", "functions", "response_format") if body.get(k))
+        if body.get("tools") or body.get("functions"):
+            prompt += 346
         answers = body.get("n") or 1
         cap = body.get("max_completion_tokens") or body.get("max_tokens")
+        thinking = (body.get("reasoning") or {}).get("max_tokens") or 0
     else:
         prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
         prompt = sum(count(p) for p in prompts)
         answers = len(prompts) * max(body.get("n") or 1, body.get("best_of") or 1)
         cap = body.get("max_tokens")
+        thinking = 0
     assert isinstance(cap, int), "a greedy upstream needs max_tokens to know its worst case"
-    completion = answers * cap
+    completion = answers * (cap + thinking)
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
