@@ -60,7 +60,8 @@ def build_state(prepared: Prepared) -> AppState:
     engine = create_engine(database_url(settings.database_url, home.path))
     cache = KeyCache(engine, interval=settings.key_refresh_seconds)
     credits = CreditManager(engine)
-    ledger = Ledger(engine, credits, strict=settings.accounting_strict, interval=settings.ledger_flush_seconds)
+    ledger = Ledger(engine, credits, strict=settings.accounting_strict, interval=settings.ledger_flush_seconds,
+                    home=home.path)
     accounts = Accounts(engine=engine, keys=KeyStore(engine, secret), key_cache=cache, credits=credits,
                         ledger=ledger)
     return AppState(

@@ -6,10 +6,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ..store.schema import accounts, key_days, usage
+from ..store.schema import accounts, key_days, usage, usage_rejects
+from .ledger_rows import row_view
 
 GRANULARITIES = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
 
@@ -33,7 +35,7 @@ def generation_json(row: Any) -> dict[str, Any]:
         "cost": row.cost, "currency": "USD", "latency_ms": round(row.latency_ms, 3),
         "time_to_first_token_ms": round(row.ttft_ms, 3) if row.ttft_ms is not None else None,
         "status": row.status, "error_code": row.error_code, "streamed": row.streamed,
-        "finish_reason": row.finish_reason, "user": row.user, "attempts": row.attempts,
+        "finish_reason": row.finish_reason, "ended_by": row.ended_by, "user": row.user, "attempts": row.attempts,
         "created_at": _iso(row.created_at),
     }
 
@@ -41,6 +43,18 @@ def generation_json(row: Any) -> dict[str, Any]:
 async def generation(engine: AsyncEngine, generation_id: str) -> Any:
     async with engine.connect() as conn:
         return (await conn.execute(sa.select(usage).where(usage.c.id == generation_id))).first()
+
+
+async def rejected_generation(engine: AsyncEngine, generation_id: str) -> Any:
+    """The row of a request the ledger set aside (refused by the database), shaped like a usage row."""
+    async with engine.connect() as conn:
+        record = await conn.scalar(sa.select(usage_rejects.c.record)
+                                   .where(usage_rejects.c.generation_id == generation_id)
+                                   .order_by(usage_rejects.c.id.desc()).limit(1))
+    if record is None:
+        return None
+    obj = orjson.loads(record)
+    return row_view(obj) if "requested_model" in obj else None
 
 
 async def balance(engine: AsyncEngine, account_id: str) -> Decimal | None:

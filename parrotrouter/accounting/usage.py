@@ -15,6 +15,21 @@ if TYPE_CHECKING:
     from .credits import Reservation
 
 STATUS_CLIENT_CLOSED = 499
+TOKENS_MAX = 2**31 - 1  # the ledger's token columns are PostgreSQL `integer`
+
+
+def token_count(value: Any) -> int:
+    """A token count as the ledger stores it: an int in 0 .. 2**31-1 (an upstream may send
+    anything: a float, a string, a negative or absurd number)."""
+    if value.__class__ is int and 0 <= value <= TOKENS_MAX:
+        return value
+    if value is None:
+        return 0
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return 0
+    return min(max(number, 0), TOKENS_MAX)
 
 
 @dataclasses.dataclass(slots=True)
@@ -68,17 +83,19 @@ class UsageRecord:
     limit_ticket: Ticket | None = None  # tokens taken from token rate limits, reconciled after
 
     def observe_usage(self, usage: dict[str, Any] | None) -> None:
-        """Take the usage an upstream reported (OpenAI shape)."""
-        if not usage:
+        """Take the usage an upstream reported (OpenAI shape), each count bounded."""
+        if not usage or not isinstance(usage, dict):
             return
         self.usage_reported = True
-        self.prompt_tokens = usage.get("prompt_tokens") or 0
-        self.completion_tokens = usage.get("completion_tokens") or 0
-        details = usage.get("prompt_tokens_details") or {}
-        self.cached_tokens = details.get("cached_tokens") or 0
-        self.cache_write_tokens = details.get("cache_write_tokens") or 0
-        cdetails = usage.get("completion_tokens_details") or {}
-        self.reasoning_tokens = cdetails.get("reasoning_tokens") or 0
+        self.prompt_tokens = token_count(usage.get("prompt_tokens"))
+        self.completion_tokens = token_count(usage.get("completion_tokens"))
+        details = usage.get("prompt_tokens_details")
+        details = details if isinstance(details, dict) else {}
+        self.cached_tokens = token_count(details.get("cached_tokens"))
+        self.cache_write_tokens = token_count(details.get("cache_write_tokens"))
+        cdetails = usage.get("completion_tokens_details")
+        cdetails = cdetails if isinstance(cdetails, dict) else {}
+        self.reasoning_tokens = token_count(cdetails.get("reasoning_tokens"))
 
     def first_token(self) -> None:
         if self.ttft_ms is None:

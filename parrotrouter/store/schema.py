@@ -117,6 +117,20 @@ usage = sa.Table(
     sa.Column("user", sa.String(256), nullable=True),
     sa.Column("attempts", sa.JSON, nullable=False),
     utc_now_column("created_at"),
+    # Who ended a stream that did not run to its end: "client", "upstream" or "shutdown".
+    sa.Column("ended_by", sa.String(16), nullable=True),
     sa.Index("ix_usage_key_created", "key_id", "created_at"),
     sa.Index("ix_usage_created", "created_at"),
+)
+
+# Ledger rows the database refused even after cleaning (the dead letters of the ledger writer):
+# the record as JSON text, so nothing is lost and an operator can see why. Their credits were
+# settled when they were set aside.
+usage_rejects = sa.Table(
+    "usage_rejects", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("generation_id", sa.String(64), nullable=False, index=True),
+    sa.Column("record", sa.Text, nullable=False),
+    sa.Column("error", sa.String(1000), nullable=False),
+    utc_now_column("created_at"),
 )

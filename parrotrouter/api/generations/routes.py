@@ -1,4 +1,5 @@
-"""`GET /v1/generation?id=...`: the ledger row of one request (own key's rows; master sees all)."""
+"""`GET /v1/generation?id=...`: the ledger row of one request (own key's rows; master sees all), also
+while it waits to be written, and after the database refused it (it was set aside)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,14 @@ async def get_generation(http: web.Request) -> web.Response:
     accounts = app_state(http).accounts
     if accounts is None:
         raise ServiceUnavailable("The usage ledger is not available on this process.")
-    if accounts.ledger.pending(generation_id) is not None:
-        await accounts.ledger.flush()
-    row = await reports.generation(accounts.engine, generation_id)
+    ledger = accounts.ledger
+    queued = ledger.pending(generation_id)
+    if queued is not None:  # write it first, so the answer is the row
+        await ledger.flush()
+        queued = ledger.pending(generation_id)  # still queued: the database is not taking rows
+    row = ledger.view(queued) if queued is not None else await reports.generation(accounts.engine, generation_id)
+    if row is None:  # refused by the database and set aside?
+        row = await reports.rejected_generation(accounts.engine, generation_id)
     if row is None or (not principal.is_master and row.key_id != principal.key_id):
         raise NotFound(f"No generation '{generation_id}' for this API key.", param="id")
     return json_response(reports.generation_json(row))
