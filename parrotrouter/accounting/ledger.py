@@ -170,7 +170,8 @@ class Ledger:
     def view(rec: UsageRecord) -> SimpleNamespace:
         """A queued record shaped like its ledger row (values cleaned as they will be written)."""
         with contextlib.suppress(Exception):  # a record that cannot be completed is shown as it is
-            rec.finalize()
+            if not rec.counts_off_loop:  # a large count is the writer's, in a thread
+                rec.finalize()
         return row_view(record_json(rec))
 
     async def start(self) -> None:
@@ -429,7 +430,10 @@ async def _finalize(batch: list[UsageRecord]) -> list[tuple[UsageRecord, BaseExc
     broken: list[tuple[UsageRecord, BaseException]] = []
     for i, rec in enumerate(batch):
         try:
-            rec.finalize()
+            if rec.counts_off_loop or rec.counting is not None:
+                await rec.complete()
+            else:
+                rec.finalize()
         except Exception as exc:
             broken.append((rec, exc))
         if i % 256 == 255:

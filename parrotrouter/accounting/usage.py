@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from .credits import Reservation
 
 STATUS_CLIENT_CLOSED = 499
+OFF_LOOP_COUNT = 256 * 1024  # characters beyond which tokens are counted in a worker thread
 TOKENS_MAX = 2**31 - 1  # the ledger's token columns are PostgreSQL `integer`
 
 
@@ -78,6 +80,10 @@ class UsageRecord:
     # Counting tokens ourselves (upstream reported no usage, client did not ask for it now) is
     # deferred to the ledger writer, off the request path.
     deferred_count: Callable[[], tuple[int, int]] | None = None
+    # Characters the deferred count will tokenize: large counts run in a worker thread (tiktoken
+    # releases the GIL), once, however many callers wait for them.
+    deferred_size: int = 0
+    counting: asyncio.Future[None] | None = None
     finalized: bool = False
     reservation: Reservation | None = None  # credits held for this request, settled by the ledger
     limit_ticket: Ticket | None = None  # tokens taken from token rate limits, reconciled after
@@ -116,6 +122,21 @@ class UsageRecord:
         if self.pricing is not None and (self.prompt_tokens or self.completion_tokens):
             self.cost = self.pricing.cost_of(self.prompt_tokens, self.completion_tokens, self.cached_tokens,
                                              self.cache_write_tokens)
+
+    @property
+    def counts_off_loop(self) -> bool:
+        return self.deferred_count is not None and self.deferred_size >= OFF_LOOP_COUNT
+
+    async def complete(self) -> None:
+        """`finalize`, with a large deferred count in a worker thread (shared by every caller)."""
+        if self.finalized and self.counting is None:
+            return
+        if self.counting is None:
+            if not self.counts_off_loop:
+                self.finalize()
+                return
+            self.counting = asyncio.ensure_future(asyncio.to_thread(self.finalize))
+        await asyncio.shield(self.counting)
 
     def usage_payload(self) -> dict[str, Any]:
         """OpenAI `usage` object for this request."""

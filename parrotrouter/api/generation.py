@@ -21,7 +21,7 @@ from aiohttp import web
 
 from ..accounting.bounds import Billable
 from ..accounting.credits import CreditManager, Reservation
-from ..accounting.usage import STATUS_CLIENT_CLOSED, UsageRecord
+from ..accounting.usage import OFF_LOOP_COUNT, STATUS_CLIENT_CLOSED, UsageRecord
 from ..auth.permissions import Policy
 from ..auth.principal import Principal
 from ..catalog import AUTO, Deployment, ModelSpec
@@ -129,6 +129,7 @@ async def serve(state: AppState, http: web.Request, endpoint: Endpoint, principa
                 # the upstream had the prompt (and maybe answered): it bills that, so do we
                 record.deferred_count = _deferred_count(endpoint, request, record.served_model or request.model,
                                                         texts)
+                record.deferred_size = http.get("body_size", 0) + _size(texts)
         raise
     finally:
         record.settle()
@@ -281,6 +282,7 @@ async def _stream(state: AppState, http: web.Request, endpoint: Endpoint, attemp
                     count, http.get("body_size", 0) + _size(relay.texts))
             else:
                 record.deferred_count = count
+                record.deferred_size = http.get("body_size", 0) + _size(relay.texts)
         await response.write(relay.usage_frame() + _DONE if request.include_usage else _DONE)
     except ConnectionResetError:
         _ended(state, record, "client")
@@ -295,6 +297,7 @@ async def _stream(state: AppState, http: web.Request, endpoint: Endpoint, attemp
         if record.ended_by is not None:  # cut short: at least what was relayed, whatever was reported
             record.deferred_count = _cut_count(record, _deferred_count(endpoint, request, candidate.model.id,
                                                                        relay.texts))
+            record.deferred_size = http.get("body_size", 0) + _size(relay.texts)
         await close_quietly(batches)
     return response
 
@@ -356,7 +359,7 @@ def _choice_text(choice: dict[str, Any]) -> str:
     return _delta_text({"delta": message})
 
 
-_OFF_LOOP = 256 * 1024  # characters or bytes beyond which tokens are counted in a worker thread
+_OFF_LOOP = OFF_LOOP_COUNT  # characters or bytes beyond which tokens are counted in a worker thread
 
 
 class _PromptCount:
@@ -481,9 +484,11 @@ def _reconcile_later(state: AppState, record: UsageRecord) -> None:
     """Replace the token reservation by the real count, off the response path."""
     ticket, limiter = record.limit_ticket, state.limiter
     assert ticket is not None and limiter is not None
-    if record.deferred_count is not None:
-        record.finalize()
-    task = asyncio.get_running_loop().create_task(
-        limiter.reconcile(ticket, record.prompt_tokens + record.completion_tokens))
+
+    async def reconcile() -> None:
+        await record.complete()
+        await limiter.reconcile(ticket, record.prompt_tokens + record.completion_tokens)
+
+    task = asyncio.get_running_loop().create_task(reconcile())
     state.background.add(task)
     task.add_done_callback(state.background.discard)

@@ -16,10 +16,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from parrotrouter.accounting.bounds import chat_billable
+from parrotrouter.accounting.credits import ceil_nanos
 from parrotrouter.protocol.chat import ChatCompletionRequest
 from parrotrouter.store.db import database_url as async_url
 from parrotrouter.store.schema import usage
-from parrotrouter.tokens import estimate_chat_prompt_tokens
 from tests.conftest import MASTER_KEY, Gateway, fake_config
 from tests.fakes.openai_upstream import FakeOpenAI
 
@@ -162,14 +163,16 @@ def test_every_auth_failure_through_the_sdk(acct_gw: Gateway) -> None:
         assert http.get("/v1/models").status_code == 200
 
 
-def _reservation(max_tokens: int) -> Decimal:
-    request = msgspec.convert({"model": "gpt-4o-mini", "messages": USER}, ChatCompletionRequest)
-    prompt = estimate_chat_prompt_tokens(request.messages, None, "gpt-4o-mini")
-    return (prompt * PROMPT_PRICE + max_tokens * COMPLETION_PRICE) / 1_000_000
+def _reservation(max_tokens: int, model: str = "gpt-4o-mini") -> Decimal:
+    """What the gateway reserves for a request (its documented bound), in whole nano-dollars."""
+    raw = {"model": model, "messages": USER, "max_tokens": max_tokens}
+    request = msgspec.convert(raw, ChatCompletionRequest)
+    bound = chat_billable(request, raw, model, max_tokens)
+    return ceil_nanos((bound.prompt * PROMPT_PRICE + bound.output * COMPLETION_PRICE) / 1_000_000)
 
 
 async def test_concurrent_requests_admit_exactly_what_the_balance_covers(acct_gw: Gateway) -> None:
-    per_request = _reservation(1000)
+    per_request = _reservation(1000, "fake-hold")
     key = create_key(acct_gw, credits=str(per_request * 20 + per_request / 2))
     await asyncio.sleep(1.2)  # the new key reaches the key cache
 

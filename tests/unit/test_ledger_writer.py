@@ -34,6 +34,10 @@ RESERVED = Decimal("0.001")  # each request's reservation
 COST = Decimal("0.0002")  # each request's real cost
 
 
+async def _reserved() -> Decimal:
+    return RESERVED
+
+
 @dataclass
 class Books:
     engine: AsyncEngine
@@ -63,7 +67,7 @@ async def admitted(books: Books, n: int, credits: CreditManager | None = None, *
                           account_id=books.principal.account_id, served_model="gpt-4o-mini", provider="fake",
                           deployment="fake/gpt-4o-mini", prompt_tokens=10, completion_tokens=20, cost=COST,
                           user=f"u{i}", latency_ms=1.0, finalized=True, **kw)  # type: ignore[arg-type]
-        rec.reservation = await (credits or books.credits).reserve(books.principal, RESERVED, lambda: RESERVED)
+        rec.reservation = await (credits or books.credits).reserve(books.principal, RESERVED, _reserved)
         out.append(rec)
     return out
 
