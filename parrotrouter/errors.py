@@ -11,7 +11,6 @@ from __future__ import annotations
 import enum
 from typing import Any, ClassVar
 
-
 ECHO_LIMIT = 80  # characters of a caller's value an error message may quote
 
 
@@ -86,6 +85,14 @@ class UnsupportedMediaType(InvalidRequest):
 class RequestTooLarge(ParrotError):
     status = 413
     code = "request_too_large"
+    type = "invalid_request_error"
+
+
+class RequestTimeout(ParrotError):
+    """The client did not send its request in time."""
+
+    status = 408
+    code = "request_timeout"
     type = "invalid_request_error"
 
 
