@@ -30,7 +30,7 @@ from typing import Any, cast
 
 import orjson
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
@@ -238,7 +238,11 @@ class EdgeProtocol(RequestHandler):
         err: ParrotError
         if isinstance(exc, HttpProcessingError):
             log.debug("malformed request from %s: %s", request.remote, exc.message)
-            err = InvalidRequest(f"Malformed HTTP request: {echo(exc.message, 200)}")
+            if isinstance(exc, LineTooLong):
+                reason = f"a request line or header field is longer than {exc.args[1]} bytes"
+            else:  # the parser's first line says what is wrong; the next ones draw where, with the bytes
+                reason = echo(str(exc.message).split("\n", 1)[0].rstrip(": "), 120)
+            err = InvalidRequest(f"Malformed HTTP request: {reason}.")
         else:
             self.log_exception("Error handling request from %s", request.remote, exc_info=exc)
             err = InternalServerError("Internal server error.")

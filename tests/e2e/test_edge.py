@@ -4,6 +4,7 @@ one clear line."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -113,10 +114,8 @@ def request_head(method: str, path: str, length: int, key: str | None, gzip: boo
 
 def send_in_background(sock: socket.socket, data: bytes) -> threading.Thread:
     def send() -> None:
-        try:
+        with contextlib.suppress(OSError):  # the server may close first; its answer is what is checked
             sock.sendall(data)
-        except OSError:  # the server may close first; what it answered is what is checked
-            pass
 
     thread = threading.Thread(target=send, daemon=True)
     thread.start()
@@ -183,7 +182,7 @@ def test_parser_errors_answer_the_envelope(gateway: Gateway, raw: bytes) -> None
     assert status in (400, 431), body
     err = assert_envelope(status, headers, body, status)
     assert err["type"] == "invalid_request_error"
-    assert len(err["message"]) < 400
+    assert len(err["message"]) < 200 and "\n" not in err["message"]
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +211,7 @@ def trickle_until_closed(sock: socket.socket, first: bytes, more: bytes, limit: 
 def test_trickled_headers_are_cut_off(slow_gw: Gateway) -> None:
     with connect(slow_gw) as sock:
         took = trickle_until_closed(sock, b"GET /health HTTP/1.1\r\nHost: x\r\n", b"X-Slow: 1\r\n", limit=8)
-    assert 0.9 <= took, took  # header_timeout is 1 s; aiohttp alone waited 75 s
+    assert took >= 0.9, took  # header_timeout is 1 s; aiohttp alone waited 75 s
 
 
 def test_silent_connection_is_closed(slow_gw: Gateway) -> None:
@@ -334,3 +333,23 @@ def test_port_in_use_is_one_line(tmp_path: Path, workers: int) -> None:
     assert "Traceback" not in done.stderr + done.stdout
     assert "pr-" not in done.stdout + done.stderr
     assert not (tmp_path / "home" / "master_key.json").exists()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_worker_that_cannot_listen_exits(tmp_path: Path, workers: int) -> None:
+    """Past the command line's check (another process may take the port in between): a worker
+    logs one error line and exits, and the supervisor does not restart it again and again."""
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PARROTROUTER_")}
+        env.update(PARROTROUTER_HOME=str(tmp_path / "home"), PARROTROUTER_LOCAL_MODELS="false",
+                   PARROTROUTER_PORT=str(port), PARROTROUTER_WORKERS=str(workers), PARROTROUTER_MASTER_KEY=MASTER_KEY)
+        done = subprocess.run([sys.executable, "-m", "parrotrouter.server"], capture_output=True, text=True,
+                              env=env, timeout=90, cwd=REPO)
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if " ERROR " in line]
+    assert errors and all(f"cannot listen on 127.0.0.1:{port}" in line for line in errors), done.stderr
+    assert len(errors) <= workers, done.stderr  # one per worker at most (a slower one may be stopped first)
+    assert "Traceback" not in done.stderr
