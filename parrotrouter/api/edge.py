@@ -16,6 +16,10 @@ what a public gateway needs and aiohttp leaves open (read against aiohttp 3.14):
   so a client still sending its body can read the answer; then the connection is closed.
 - A request the parser rejects (bad request line, oversized or malformed header, duplicate
   Content-Length) is answered in the JSON error envelope instead of aiohttp's text/plain.
+
+Three aiohttp internals are relied on, and pinned by tests/e2e/test_edge.py: the handler's queue
+of parsed requests (`RequestHandler._messages`), its loop (`BaseProtocol._loop`) and the runner's
+`_make_server` hook (no public way to choose the protocol class).
 """
 
 from __future__ import annotations
