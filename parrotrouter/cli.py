@@ -37,7 +37,7 @@ def main() -> None:
 def serve(host: str | None, port: int | None, config: str | None, workers: int | None,
           home: str | None) -> None:
     """Start the gateway (http://127.0.0.1:8000/v1 by default)."""
-    from .server import main_serve
+    from .server import listen_problem, main_serve
 
     cli = _cli_settings(host=host, port=port, config=config, workers=workers, home=home)
     try:
@@ -45,6 +45,11 @@ def serve(host: str | None, port: int | None, config: str | None, workers: int |
     except ConfigError as err:
         click.echo(err.render(), err=True)
         sys.exit(2)
+    # Before the master key is made: on a first start it is shown once, and would be lost.
+    problem = listen_problem(prepared.settings.host, prepared.settings.port)
+    if problem:
+        click.echo(f"parrotrouter: {problem}", err=True)
+        sys.exit(1)
     _announce(prepared)
     try:
         code = main_serve(cli)

@@ -89,6 +89,14 @@ class RequestTooLarge(ParrotError):
     type = "invalid_request_error"
 
 
+class RequestTimeout(ParrotError):
+    """The client did not send its request in time."""
+
+    status = 408
+    code = "request_timeout"
+    type = "invalid_request_error"
+
+
 class AuthenticationError(ParrotError):
     status = 401
     code = "invalid_api_key"

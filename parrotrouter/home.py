@@ -48,7 +48,17 @@ class Home:
         self.path = path
 
     def ensure(self) -> None:
+        """Create the directory, private (0700), if it does not exist; an existing one is left as it is."""
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def exposure(self) -> str | None:
+        """A warning when other users may enter the directory. Its files are private (0600) either
+        way; it is not tightened here, as it may be shared on purpose."""
+        mode = self.path.stat().st_mode & 0o777
+        if not mode & 0o077:
+            return None
+        return (f"the data directory {self.path} is open to other users (mode {mode:04o}); its files are "
+                f"private (0600), but consider `chmod 700 {self.path}`")
 
     def server_secret(self) -> bytes:
         """32 random bytes, created once; keys are stored as HMAC-SHA256(secret, key)."""

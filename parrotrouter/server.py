@@ -5,11 +5,13 @@ once for all workers (see `providers/model_host.py`)."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import logging
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 import time
 from typing import Any
@@ -18,6 +20,7 @@ import aiohttp
 from aiohttp import web
 
 from .api.app import create_app
+from .api.edge import ListenError, serve
 from .bootstrap import (
     build_model_host_state,
     build_state,
@@ -28,6 +31,57 @@ from .bootstrap import (
 )
 
 log = logging.getLogger("parrotrouter")
+EXIT_CANNOT_LISTEN = 3  # a worker could not open the port: restarting it would not help
+
+
+def listen_problem(host: str, port: int) -> str | None:
+    """Why the gateway could not listen on host:port (e.g. another process holds it), or None.
+
+    Binds a probe socket without SO_REUSEPORT: the workers share the port through it, and so would
+    another process (same user) that set it, so any socket already on the port counts as taken."""
+    if port == 0:
+        return None
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot listen on {host}:{port}: {exc.strerror}"
+    for family, kind, proto, _, address in dict.fromkeys(infos):
+        with socket.socket(family, kind, proto) as probe:
+            # As the server does: a connection of an earlier run in TIME_WAIT is no conflict.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                hint = " (another process is using it; choose another with --port)" \
+                    if exc.errno == errno.EADDRINUSE else ""
+                return f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}"
+    return None
+
+
+def _raise_fd_limit(max_connections: int) -> None:
+    """Each connection is a file descriptor (and a proxied one a second, upstream): lift the soft
+    limit, often 1024, toward what max_connections needs."""
+    try:
+        import resource
+    except ImportError:  # e.g. Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 2 * max_connections + 256
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if new > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+    if new < wanted:
+        log.warning("max_connections is %d but this process may open only %d files (ulimit -n)",
+                    max_connections, new)
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=os.environ.get("PARROTROUTER_LOG_LEVEL", "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
 
 
 def _install_uvloop() -> None:
@@ -39,8 +93,7 @@ def _install_uvloop() -> None:
 
 
 def _setup_process() -> None:
-    logging.basicConfig(level=os.environ.get("PARROTROUTER_LOG_LEVEL", "INFO").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
+    _setup_logging()
     _install_uvloop()
 
 
@@ -59,13 +112,15 @@ def run_worker(cli: dict[str, Any], reuse_port: bool = False) -> None:
     _setup_process()
     prepared = prepare(cli)
     settings = prepared.settings
+    _raise_fd_limit(settings.max_connections)
     app = create_app(build_state(prepared))
     _freeze_heap()
-    web.run_app(
-        app, host=settings.host, port=settings.port, reuse_port=reuse_port or None,
-        access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
-        print=None, handler_cancellation=True, shutdown_timeout=settings.shutdown_timeout,
-    )
+    access_log = logging.getLogger("aiohttp.access") if settings.access_log else None
+    try:
+        asyncio.run(serve(app, settings, reuse_port=reuse_port, access_log=access_log))
+    except ListenError as exc:
+        log.error("%s", exc)
+        sys.exit(EXIT_CANNOT_LISTEN)
 
 
 def run_model_host(cli: dict[str, Any], socket_path: str) -> None:
@@ -114,6 +169,7 @@ class Supervisor:
         self.host: Any = None
         self.procs: list[Any] = []
         self.stopping = False
+        self.exit_code = 0
 
     def _start_host(self) -> Any:
         assert self.socket_path is not None
@@ -148,17 +204,24 @@ class Supervisor:
                 log.error("the model host exited with %s; restarting it", self.host.exitcode)
                 self.host = self._start_host()
             for i, p in enumerate(self.procs):
-                if not p.is_alive() and not self.stopping:
+                if p.exitcode == EXIT_CANNOT_LISTEN and not self.stopping:
+                    self._stop(signal.SIGTERM, None)
+                    self.exit_code = 1
+                elif not p.is_alive() and not self.stopping:
                     log.error("worker %s exited with %s; restarting it", p.pid, p.exitcode)
                     self.procs[i] = self._start_worker()
         for p in [*self.procs, self.host]:
             if p is not None:
                 p.join()
-        return 0
+        return self.exit_code
 
 
 def main_serve(cli: dict[str, Any]) -> int:
+    _setup_logging()
     prepared = prepare(cli)
+    exposed = prepared.home.exposure()
+    if exposed:
+        log.warning("%s", exposed)
     migrate_database(prepared)
     check_limits_backend(prepared)
     workers = prepared.settings.workers

@@ -53,6 +53,13 @@ def _parse_positive(value: Any) -> float:
     return number
 
 
+def _parse_count(value: Any) -> int:
+    number = _parse_int(value)
+    if number < 1:
+        raise ValueError(f"must be at least 1, not {value!r}")
+    return number
+
+
 def _parse_path(value: Any) -> Path:
     return Path(os.path.expanduser(str(value)))
 
@@ -139,6 +146,12 @@ REGISTRY: tuple[Setting, ...] = (
             "Longest wait before a retry (an upstream's Retry-After included) unless X-Retry-Delay-Ms asks more."),
     Setting("model_host", _parse_optional_str, None,
             "Internal: unix socket of the shared local-model host (set by the supervisor)."),
+    Setting("header_timeout", _parse_positive, 10.0,
+            "Seconds a client has to send a request's headers (from connect, or from the request's first byte)."),
+    Setting("body_timeout", _parse_positive, 60.0,
+            "Seconds a client has to send a request's body once its headers arrived (then 408)."),
+    Setting("max_connections", _parse_count, 4096,
+            "Open client connections per process; beyond it new ones get a 503 and are closed."),
 )
 _BY_NAME = {s.name: s for s in REGISTRY}
 
@@ -176,6 +189,9 @@ class Settings:
     request_timeout: float
     max_retry_wait: float
     model_host: str | None
+    header_timeout: float
+    body_timeout: float
+    max_connections: int
 
     @functools.cached_property
     def limit_defaults(self) -> Defaults:  # asked on every request: built once

@@ -6,13 +6,15 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestPayloadError
 
 from ..auth.permissions import UNRESTRICTED
 from ..auth.principal import Principal, bearer_token
-from ..errors import InvalidRequest, PermissionDenied, RequestTooLarge, UnsupportedMediaType
+from ..errors import InvalidRequest, PermissionDenied, RequestTimeout, RequestTooLarge, UnsupportedMediaType
 from ..protocol.validation import decode_json_object
 from ..state import AppState
+from .edge import BodyTimeout
 
 STATE_KEY: web.AppKey[AppState] = web.AppKey("parrotrouter_state", AppState)
 
@@ -44,6 +46,20 @@ def require_master(request: web.Request) -> Principal:
     return principal
 
 
+async def _read_body(content: StreamReader, limit: int) -> bytes:
+    """The whole body, or RequestTooLarge once more than `limit` bytes (after decompression)
+    arrived. Unlike `request.read()`, this keeps aiohttp's small read buffer, so a compressed body
+    is inflated in 64 KiB steps and no more than about `limit` is ever inflated."""
+    chunks = []
+    size = 0
+    while chunk := await content.readany():
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge(f"The request body is larger than {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def read_json(request: web.Request) -> dict[str, Any]:
     ctype = request.headers.get("Content-Type")
     if ctype is not None:
@@ -52,10 +68,9 @@ async def read_json(request: web.Request) -> dict[str, Any]:
             raise UnsupportedMediaType(
                 f"Content-Type must be application/json, got '{mime}'.")
     try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        limit = request.app[STATE_KEY].settings.max_body_bytes
-        raise RequestTooLarge(f"The request body is larger than {limit} bytes.") from None
+        body = await _read_body(request.content, request.app[STATE_KEY].settings.max_body_bytes)
+    except BodyTimeout as exc:
+        raise RequestTimeout(str(exc)) from None
     except (RequestPayloadError, HttpProcessingError):  # e.g. a broken Content-Encoding
         raise InvalidRequest("The request body could not be read or decoded (Content-Encoding).") from None
     if not body:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -32,8 +33,32 @@ def _identity(value: Any) -> Any:
     return value
 
 
+def _private_sqlite_files(url: str) -> None:
+    """The database holds key hashes, credits and usage: only its owner may read it. It is created
+    0600 before SQLite opens it, and SQLite gives its -wal and -shm files the database file's mode;
+    files an earlier version left group- or world-readable are tightened."""
+    database = sa.engine.make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))  # an empty file is an empty database
+    except OSError:
+        return  # SQLite reports it on connect, in its words
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if os.stat(file).st_mode & 0o077:
+                os.chmod(file, 0o600)
+                log.warning("%s was readable by other users: made it private (0600)", file)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("%s is readable by other users and could not be made private: %s", file, exc)
+
+
 def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
+        _private_sqlite_files(url)
         # sqlite3 looks for an adapter for every parameter that is not exactly int, float or
         # str, None included; a miss costs two failed attribute lookups, a hit one call. The
         # ledger binds several NULLs per row, so register the identity for None (process-wide,
