@@ -11,7 +11,6 @@ from __future__ import annotations
 import enum
 from typing import Any, ClassVar
 
-
 ECHO_LIMIT = 80  # characters of a caller's value an error message may quote
 
 
