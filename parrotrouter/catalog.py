@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .errors import UnsupportedModel
+from .errors import UnsupportedModel, echo
 from .pricing import ModelPricing
 from .settings import Secret
 
@@ -131,7 +131,7 @@ class Catalog:
         found = self._names.get(name)
         if found is None:
             raise UnsupportedModel(
-                f"The model '{name}' is not available on this gateway. "
+                f"The model '{echo(name)}' is not available on this gateway. "
                 "GET /v1/models lists the models you can use.",
                 param="model",
             )

@@ -10,20 +10,27 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
-import msgspec
 
+from .api.json import encode
 from .auth.key_schema import KeyCreate, KeyUpdate
 from .auth.keystore import KeyStore
 from .bootstrap import migrate_database, prepare
-from .errors import ConfigError, ParrotError
+from .errors import ConfigError, ParrotError, echo
 from .protocol.validation import convert
 from .store.db import create_engine, database_url
+from .store.schema import usd_text
 
 T = TypeVar("T")
-_ENCODER = msgspec.json.Encoder(decimal_format="number")
+
+
+def _fail(param: str | None, message: str) -> NoReturn:
+    """One line on stderr, exit status 1: the CLI's form of the API's 400."""
+    where = f" ({param})" if param else ""
+    click.echo(f"error{where}: {message}", err=True)
+    sys.exit(1)
 
 
 def _run(action: Callable[[KeyStore], Awaitable[T]], home: str | None, config: str | None) -> T:
@@ -44,9 +51,11 @@ def _run(action: Callable[[KeyStore], Awaitable[T]], home: str | None, config: s
     try:
         return asyncio.run(go())
     except ParrotError as err:
-        where = f" ({err.param})" if err.param else ""
-        click.echo(f"error{where}: {err.message}", err=True)
-        sys.exit(1)
+        _fail(err.param, err.message)
+
+
+def _usd(value: Any) -> str:
+    return usd_text(value) if isinstance(value, Decimal) else str(value)
 
 
 def _print_keys(keys: list[dict[str, Any]]) -> None:
@@ -54,7 +63,7 @@ def _print_keys(keys: list[dict[str, Any]]) -> None:
     for k in keys:
         status = "revoked" if k["revoked"] else "active"
         rows.append((k["id"], k["name"], k["prefix"] + "…", k["account_id"],
-                     str(k.get("balance", {}).get("credits", "")), status, k["expires_at"] or "-"))
+                     _usd(k.get("balance", {}).get("credits", "")), status, k["expires_at"] or "-"))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
@@ -62,14 +71,14 @@ def _print_keys(keys: list[dict[str, Any]]) -> None:
 
 def _show(key: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        click.echo(_ENCODER.encode(key).decode())
+        click.echo(encode(key).decode())
         return
     secret = key.get("key")
     for name in ("id", "name", "description", "prefix", "account_id", "balance", "permissions", "restrictions",
                  "metadata", "expires_at", "revoked", "created_at", "updated_at"):
         value = key.get(name)
         if isinstance(value, dict):
-            value = json.dumps(value, default=str)
+            value = encode(value).decode()
         click.echo(f"{name:13} {value if value is not None else '-'}")
     if secret:
         click.echo(f"\nkey           {secret}\n(shown once: store it now; only its hash is kept)")
@@ -90,7 +99,7 @@ def with_common(fn: Callable[..., Any]) -> Callable[..., Any]:
 def _permissions(models: tuple[str, ...], deny: tuple[str, ...], features: tuple[str, ...], read_only: bool,
                  rpm: int | None, rpd: int | None, tpm: int | None, max_cost: str | None,
                  raw: str | None) -> dict[str, Any] | None:
-    perms: dict[str, Any] = json.loads(raw) if raw else {}
+    perms: dict[str, Any] = _json_object(raw, "permissions")
     if models or deny:
         perms["models"] = {"allowed": list(models) or None, "denied": list(deny) or None} if deny else list(models)
     if features:
@@ -104,8 +113,20 @@ def _permissions(models: tuple[str, ...], deny: tuple[str, ...], features: tuple
     return perms or None
 
 
+def _json_object(raw: str | None, param: str) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        _fail(param, f"not valid JSON: {echo(str(exc))}")
+    if not isinstance(value, dict):
+        _fail(param, "must be a JSON object.")
+    return value
+
+
 def _restrictions(ips: tuple[str, ...], domains: tuple[str, ...], raw: str | None) -> dict[str, Any] | None:
-    out: dict[str, Any] = json.loads(raw) if raw else {}
+    out: dict[str, Any] = _json_object(raw, "restrictions")
     if ips:
         out["ip_whitelist"] = list(ips)
     if domains:
@@ -193,7 +214,7 @@ def keys_list(as_json: bool, home: str | None, config: str | None) -> None:
     """List keys (never their secrets)."""
     found = _run(lambda store: store.list(), home, config)
     if as_json:
-        click.echo(_ENCODER.encode(found).decode())
+        click.echo(encode(found).decode())
     else:
         _print_keys(found)
 
@@ -250,8 +271,8 @@ def credits() -> None:
 def credits_add(key_or_account: str, amount: str, home: str | None, config: str | None) -> None:
     """Add AMOUNT USD (negative to remove) to the account of a key (key_...) or an account (acct_...)."""
     try:
-        value = Decimal(amount)
+        value = Decimal(amount.strip())
     except InvalidOperation:
-        raise click.BadParameter(f"not a number: {amount}") from None
+        _fail("amount", f"'{echo(amount)}' is not a number of USD.")
     result = _run(lambda store: store.add_credits(key_or_account, value), home, config)
-    click.echo(f"{result['account_id']}: balance {result['balance']['credits']} USD")
+    click.echo(f"{result['account_id']}: balance {_usd(result['balance']['credits'])} USD")

@@ -36,6 +36,7 @@ FAKE_SCENARIOS = [
     "503",
     "401",
     "400-context",
+    "400-leaky",
     "stall",
     "slow-first-byte",
     "cut-3",

@@ -8,37 +8,51 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import msgspec
+import orjson
 from msgspec import Meta, Struct
 
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, echo
+from ..store.schema import NANO, usd_text
 
 Feature = Literal["chat", "completions", "streaming", "tools", "vision", "json_mode", "embeddings"]
 FEATURES: tuple[str, ...] = ("chat", "completions", "streaming", "tools", "vision", "json_mode", "embeddings")
 Operation = Literal["read", "write"]
-PositiveInt = Annotated[int, Meta(ge=1)]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
+
+# Bounds (the README's table lists them). Money: USD amounts are whole nano-dollars (the database
+# stores integer nano-dollars) of at most MAX_USD, and a balance stays within MAX_USD too, so every
+# sum the gateway forms stays far inside 64-bit integers.
+MAX_USD = Decimal(1_000_000_000)
+USD_PLACES = 9
+MAX_RATE = 1_000_000_000  # requests per minute or day, tokens per minute
+RateLimit = Annotated[int, Meta(ge=1, le=MAX_RATE)]
+MAX_PATTERNS = 1000  # entries of a model, IP, domain, referrer or user-agent list
+Pattern = Annotated[str, Meta(min_length=1, max_length=500)]
+Patterns = Annotated[list[Pattern], Meta(max_length=MAX_PATTERNS)]
+MAX_METADATA_BYTES = 16_384  # a key's free-form metadata, as JSON
+AccountId = Annotated[str, Meta(min_length=1, max_length=40)]
 
 
 class ModelRules(Struct, forbid_unknown_fields=True, omit_defaults=True):
-    allowed: list[str] | None = None
-    denied: list[str] | None = None
+    allowed: Patterns | None = None
+    denied: Patterns | None = None
 
 
 class Permissions(Struct, forbid_unknown_fields=True, omit_defaults=True):
-    models: list[str] | ModelRules | None = None
+    models: Patterns | ModelRules | None = None
     features: list[Feature] | None = None
     operations: list[Operation] | None = None
-    max_requests_per_minute: PositiveInt | None = None
-    max_requests_per_day: PositiveInt | None = None
-    max_tokens_per_minute: PositiveInt | None = None
+    max_requests_per_minute: RateLimit | None = None
+    max_requests_per_day: RateLimit | None = None
+    max_tokens_per_minute: RateLimit | None = None
     max_cost_per_day: Decimal | None = None
 
 
 class Restrictions(Struct, forbid_unknown_fields=True, omit_defaults=True):
-    ip_whitelist: list[str] | None = None
-    domains: list[str] | None = None
-    referrers: list[str] | None = None
-    user_agents: list[str] | None = None
+    ip_whitelist: Patterns | None = None
+    domains: Patterns | None = None
+    referrers: Patterns | None = None
+    user_agents: Patterns | None = None
 
 
 class KeyCreate(Struct, forbid_unknown_fields=True):
@@ -49,7 +63,7 @@ class KeyCreate(Struct, forbid_unknown_fields=True):
     metadata: dict[str, Any] | None = None
     expires_at: datetime | None = None
     credits: Decimal | None = None
-    account_id: str | None = None
+    account_id: AccountId | None = None
 
 
 class KeyUpdate(Struct, forbid_unknown_fields=True):
@@ -65,18 +79,33 @@ class CreditsAdd(Struct, forbid_unknown_fields=True):
     amount: Decimal
 
 
-def check_money(value: Decimal | None, param: str) -> None:
-    if value is not None and (not value.is_finite() or value < 0):
-        raise InvalidRequest(f"'{param}' must be a non-negative amount of USD.", param=param)
+def check_money(value: Decimal | None, param: str, *, signed: bool = False) -> None:
+    """400 unless `value` is a finite USD amount of at most MAX_USD (non-negative unless `signed`)
+    in whole nano-dollars: a finer amount could not be stored exactly, and is refused rather than
+    silently rounded."""
+    if value is None:
+        return
+    low = -MAX_USD if signed else Decimal(0)
+    if not value.is_finite() or not low <= value <= MAX_USD:
+        raise InvalidRequest(f"'{param}' must be a number of USD from {usd_text(low)} to {usd_text(MAX_USD)}.",
+                             param=param)
+    if value != value.quantize(NANO):
+        raise InvalidRequest(f"'{param}' has more than {USD_PLACES} decimal places (the smallest amount is "
+                             "0.000000001 USD).", param=param)
 
 
-def check_body(permissions: Permissions | None, restrictions: Restrictions | None,
-               expires_at: datetime | None) -> None:
+def check_metadata(metadata: dict[str, Any] | None) -> None:
+    if metadata is not None and len(orjson.dumps(metadata)) > MAX_METADATA_BYTES:
+        raise InvalidRequest(f"'metadata' is larger than {MAX_METADATA_BYTES} bytes as JSON.", param="metadata")
+
+
+def check_body(body: KeyCreate | KeyUpdate) -> None:
     """Rules the types cannot state; 400 naming the param."""
-    if permissions is not None:
-        check_money(permissions.max_cost_per_day, "permissions.max_cost_per_day")
-    check_restrictions(restrictions)
-    check_expiry(expires_at)
+    if body.permissions is not None:
+        check_money(body.permissions.max_cost_per_day, "permissions.max_cost_per_day")
+    check_restrictions(body.restrictions)
+    check_expiry(body.expires_at)
+    check_metadata(body.metadata)
 
 
 def check_restrictions(r: Restrictions | None) -> None:
@@ -86,12 +115,12 @@ def check_restrictions(r: Restrictions | None) -> None:
         try:
             ipaddress.ip_network(cidr, strict=False)
         except ValueError:
-            raise InvalidRequest(f"'{cidr}' is not an IP address or CIDR block.",
+            raise InvalidRequest(f"'{echo(cidr)}' is not an IP address or CIDR block.",
                                  param=f"restrictions.ip_whitelist[{i}]") from None
     for i, domain in enumerate(r.domains or ()):
         host = domain[2:] if domain.startswith("*.") else domain
         if not host or "/" in host or "*" in host or " " in host:
-            raise InvalidRequest(f"'{domain}' is not a host name or *.host pattern.",
+            raise InvalidRequest(f"'{echo(domain)}' is not a host name or *.host pattern.",
                                  param=f"restrictions.domains[{i}]")
 
 
@@ -108,5 +137,5 @@ def to_json(value: Any) -> Any:
 
 def _enc(obj: Any) -> Any:
     if isinstance(obj, Decimal):
-        return str(obj)
+        return usd_text(obj)  # stored as a plain decimal string, never 1E+2
     raise TypeError(type(obj))

@@ -20,10 +20,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ..errors import ExpiredApiKey, InvalidApiKey, InvalidRequest, MissingApiKey, NotFound
+from ..errors import ExpiredApiKey, InvalidApiKey, InvalidRequest, MissingApiKey, NotFound, echo
 from ..home import KEY_PREFIX, KeyHasher, display_prefix, hash_key, new_api_key
-from ..store.schema import accounts, api_keys, meta
-from .key_schema import KeyCreate, KeyUpdate, check_body, check_money, to_json
+from ..store.schema import accounts, api_keys, meta, usd_text
+from .key_schema import MAX_USD, KeyCreate, KeyUpdate, check_body, check_money, to_json
 from .permissions import Policy
 from .principal import MASTER, Principal
 
@@ -69,7 +69,7 @@ class KeyStore:
         self.secret = secret
 
     async def create(self, body: KeyCreate) -> tuple[dict[str, Any], str]:
-        check_body(body.permissions, body.restrictions, body.expires_at)
+        check_body(body)
         check_money(body.credits, "credits")
         if body.credits is not None and body.account_id is not None:
             raise InvalidRequest("Give either 'credits' (a new account) or 'account_id' (share a balance).",
@@ -81,7 +81,7 @@ class KeyStore:
             if body.account_id is not None:
                 found = await conn.scalar(sa.select(accounts.c.id).where(accounts.c.id == body.account_id))
                 if found is None:
-                    raise InvalidRequest(f"No account '{body.account_id}'.", param="account_id")
+                    raise InvalidRequest(f"No account '{echo(body.account_id)}'.", param="account_id")
                 account_id = body.account_id
             else:
                 account_id = "acct_" + secrets.token_hex(8)
@@ -102,7 +102,7 @@ class KeyStore:
     async def _row(self, conn: AsyncConnection, key_id: str) -> Any:
         row = (await conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id))).first()
         if row is None:
-            raise NotFound(f"No API key '{key_id}'.")
+            raise NotFound(f"No API key '{echo(key_id)}'.", param="id")
         return row
 
     async def get(self, key_id: str) -> dict[str, Any]:
@@ -120,7 +120,7 @@ class KeyStore:
 
     async def update(self, key_id: str, body: KeyUpdate, fields: set[str]) -> dict[str, Any]:
         """Apply the fields present in the PATCH body (`fields`); null clears optional ones."""
-        check_body(body.permissions, body.restrictions, body.expires_at)
+        check_body(body)
         values: dict[str, Any] = {}
         for name in ("name", "description", "expires_at"):
             if name in fields:
@@ -164,21 +164,23 @@ class KeyStore:
 
     async def add_credits(self, key_or_account: str, amount: Decimal) -> dict[str, Any]:
         """Add (or, with a negative amount, remove) USD on an account, named by account or key id."""
-        if not amount.is_finite():
-            raise InvalidRequest("'amount' must be a number of USD.", param="amount")
+        check_money(amount, "amount", signed=True)
         async with self.engine.begin() as conn:
             account_id: str | None = key_or_account
             if not key_or_account.startswith("acct_"):
                 account_id = await conn.scalar(sa.select(api_keys.c.account_id)
                                                .where(api_keys.c.id == key_or_account))
                 if account_id is None:
-                    raise NotFound(f"No key or account '{key_or_account}'.")
+                    raise NotFound(f"No key or account '{echo(key_or_account)}'.", param="id")
             row = (await conn.execute(sa.select(accounts).where(accounts.c.id == account_id))).first()
             if row is None:
-                raise NotFound(f"No account '{account_id}'.")
+                raise NotFound(f"No account '{echo(account_id)}'.", param="id")
             if row.balance + amount < row.leased:
                 raise InvalidRequest("The balance cannot go below what in-flight requests have reserved.",
                                      param="amount")
+            if row.balance + amount > MAX_USD:
+                raise InvalidRequest(f"The balance would exceed {usd_text(MAX_USD)} USD (it is "
+                                     f"{usd_text(row.balance)} USD).", param="amount")
             await conn.execute(sa.update(accounts).where(accounts.c.id == account_id).values(
                 balance=accounts.c.balance + amount, updated_at=utcnow()))
             balance = await conn.scalar(sa.select(accounts.c.balance).where(accounts.c.id == account_id))
@@ -201,6 +203,7 @@ class KeyCache:
         self.by_hash: dict[str, KeyEntry] = {}
         self.version: int | None = None
         self._task: asyncio.Task[None] | None = None
+        self._warned: set[tuple[str, str]] = set()
 
     async def refresh(self) -> None:
         async with self.engine.connect() as conn:
@@ -210,13 +213,26 @@ class KeyCache:
             rows = (await conn.execute(sa.select(api_keys))).all()
         table = {}
         for row in rows:
-            expires = _aware(row.expires_at)
-            policy = Policy.from_json(row.permissions or {}, row.restrictions or {})
-            principal = Principal(key_id=row.id, name=row.name, account_id=row.account_id, policy=policy)
-            table[row.key_hash] = KeyEntry(principal, expires.timestamp() if expires else None,
-                                           row.revoked_at is not None)
+            problems: list[str] = []
+            try:
+                expires = _aware(row.expires_at)
+                policy = Policy.from_json(row.permissions or {}, row.restrictions or {}, problems)
+                principal = Principal(key_id=row.id, name=row.name, account_id=row.account_id, policy=policy)
+                table[row.key_hash] = KeyEntry(principal, expires.timestamp() if expires else None,
+                                               row.revoked_at is not None)
+            except Exception as exc:  # one unreadable row must not take every other key down
+                problems.append(f"the key is unusable until fixed ({type(exc).__name__}: {echo(str(exc))})")
+            self._warn_once(row.id, problems)
         self.by_hash = table
         self.version = version
+
+    def _warn_once(self, key_id: str, problems: list[str]) -> None:
+        """Stored values the policy had to bring within bounds, logged once per key and problem
+        (the table is reloaded on every key change)."""
+        for problem in problems:
+            if (key_id, problem) not in self._warned:
+                self._warned.add((key_id, problem))
+                log.warning("API key %s: stored %s", key_id, problem)
 
     async def start(self) -> None:
         await self.refresh()

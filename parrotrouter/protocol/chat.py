@@ -14,6 +14,27 @@ from msgspec import Meta, Struct
 NonEmptyStr = Annotated[str, Meta(min_length=1)]
 Penalty = Annotated[float, Meta(ge=-2.0, le=2.0)]
 
+# Bounds of caller-controlled values (the README's table lists them). OpenAI's documented limits
+# where it documents one; otherwise a cap no real request reaches.
+# max_tokens, max_completion_tokens: above every model's context window (the largest is 10M
+# tokens), and small enough that the credit reservation (tokens x price, times a lease of many
+# requests) stays far inside the database's 64-bit nano-dollar integers.
+MAX_OUTPUT_TOKENS = 10_000_000
+OutputTokens = Annotated[int, Meta(ge=1, le=MAX_OUTPUT_TOKENS)]
+Seed = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]  # int64, as upstreams parse it
+MAX_STOP_CHARS = 1024  # per stop sequence (OpenAI documents up to 4, not their length)
+StopText = Annotated[str, Meta(max_length=MAX_STOP_CHARS)]
+Stop = StopText | Annotated[list[StopText], Meta(max_length=4)]
+# Token id -> bias; OpenAI accepts at most 300 entries.
+LogitBias = Annotated[dict[Annotated[str, Meta(max_length=32)], Annotated[int, Meta(ge=-100, le=100)]],
+                      Meta(max_length=300)]
+User = Annotated[str, Meta(max_length=256)]  # the ledger keeps up to 256 characters
+# OpenAI: at most 16 pairs, keys up to 64 characters, values up to 512.
+Metadata = Annotated[dict[Annotated[str, Meta(max_length=64)], Annotated[str, Meta(max_length=512)]],
+                     Meta(max_length=16)]
+Identifier64 = Annotated[str, Meta(max_length=64)]  # safety_identifier, prompt_cache_key (OpenAI: 64)
+MAX_TOOLS = 128  # OpenAI's limit on tools (and functions)
+
 
 class _Part(Struct, tag_field="type", omit_defaults=True):
     pass
@@ -195,34 +216,34 @@ class ChatCompletionRequest(Struct, omit_defaults=True):
     n: Annotated[int, Meta(ge=1, le=128)] | None = None
     stream: bool | None = None
     stream_options: StreamOptions | None = None
-    stop: str | Annotated[list[str], Meta(max_length=4)] | None = None
-    max_tokens: Annotated[int, Meta(ge=1)] | None = None
-    max_completion_tokens: Annotated[int, Meta(ge=1)] | None = None
+    stop: Stop | None = None
+    max_tokens: OutputTokens | None = None
+    max_completion_tokens: OutputTokens | None = None
     presence_penalty: Penalty | None = None
     frequency_penalty: Penalty | None = None
-    logit_bias: dict[str, Annotated[int, Meta(ge=-100, le=100)]] | None = None
+    logit_bias: LogitBias | None = None
     logprobs: bool | None = None
     top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
-    seed: int | None = None
-    user: str | None = None
-    tools: list[FunctionTool | CustomTool] | None = None
+    seed: Seed | None = None
+    user: User | None = None
+    tools: Annotated[list[FunctionTool | CustomTool], Meta(max_length=MAX_TOOLS)] | None = None
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
-    functions: Annotated[list[FunctionDefinition], Meta(min_length=1, max_length=128)] | None = None
+    functions: Annotated[list[FunctionDefinition], Meta(min_length=1, max_length=MAX_TOOLS)] | None = None
     function_call: Literal["none", "auto"] | NamedFunction | None = None
     response_format: ResponseFormat | None = None
     reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
     reasoning: dict[str, Any] | None = None
     verbosity: Literal["low", "medium", "high"] | None = None
-    metadata: dict[str, str] | None = None
+    metadata: Metadata | None = None
     store: bool | None = None
     service_tier: str | None = None
     modalities: list[str] | None = None
     audio: dict[str, Any] | None = None
     prediction: dict[str, Any] | None = None
     web_search_options: dict[str, Any] | None = None
-    prompt_cache_key: str | None = None
-    safety_identifier: Annotated[str, Meta(max_length=64)] | None = None
+    prompt_cache_key: Identifier64 | None = None
+    safety_identifier: Identifier64 | None = None
 
     @property
     def output_limit(self) -> int | None:

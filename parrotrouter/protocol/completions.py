@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from msgspec import Meta, Struct
 
 from ..errors import InvalidRequest
-from .chat import StreamOptions
+from .chat import MAX_OUTPUT_TOKENS, LogitBias, Seed, Stop, StreamOptions, User
 
 Penalty = Annotated[float, Meta(ge=-2.0, le=2.0)]
 # str | list[str] | list[int] | list[list[int]]; msgspec cannot express a union of list types,
@@ -22,18 +22,18 @@ class CompletionRequest(Struct, omit_defaults=True):
     echo: bool | None = None
     frequency_penalty: Penalty | None = None
     presence_penalty: Penalty | None = None
-    logit_bias: dict[str, Annotated[int, Meta(ge=-100, le=100)]] | None = None
+    logit_bias: LogitBias | None = None
     logprobs: Annotated[int, Meta(ge=0, le=5)] | None = None
-    max_tokens: Annotated[int, Meta(ge=0)] | None = None
+    max_tokens: Annotated[int, Meta(ge=0, le=MAX_OUTPUT_TOKENS)] | None = None
     n: Annotated[int, Meta(ge=1, le=128)] | None = None
-    seed: int | None = None
-    stop: str | Annotated[list[str], Meta(max_length=4)] | None = None
+    seed: Seed | None = None
+    stop: Stop | None = None
     stream: bool | None = None
     stream_options: StreamOptions | None = None
     suffix: str | None = None
     temperature: Annotated[float, Meta(ge=0.0, le=2.0)] | None = None
     top_p: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None
-    user: str | None = None
+    user: User | None = None
 
     @property
     def stop_list(self) -> list[str]:

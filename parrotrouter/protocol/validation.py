@@ -1,4 +1,7 @@
-"""Decode request bodies into typed structs; any type or range error becomes a 400 naming `param`."""
+"""Decode request bodies into typed structs; any type or range error becomes a 400 naming `param`.
+
+Decoder messages can quote what the caller sent (an unknown enum value, an unknown field name);
+every quoted piece goes through `errors.echo`, so the error stays small whatever the input."""
 
 from __future__ import annotations
 
@@ -8,25 +11,44 @@ from typing import Any, TypeVar
 import msgspec
 import orjson
 
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, echo
 
 T = TypeVar("T")
 
-_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_MISSING = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
-_UNKNOWN = re.compile(r"Object contains unknown field `(?P<field>[^`]+)`")
+PARAM_LIMIT = 120  # characters of a parameter path (its keys come from the caller)
+_QUOTED = re.compile(r"^(?P<head>Invalid (?:enum )?value )'(?P<value>.*)'$", re.DOTALL)
+_MISSING = re.compile(r"^Object missing required field `(?P<field>.*)`$", re.DOTALL)
+_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>.*)`$", re.DOTALL)
 
 
 def _param_from_error(text: str) -> tuple[str, str | None]:
-    match = _AT.match(text)
-    assert match is not None
-    msg, path = match.group("msg"), match.group("path")
+    """(message, param path) of a msgspec error: `<message> - at `$.a.b``, or, for a bad object
+    key, `<message> - at `key` in `$.a``."""
+    msg, sep, where = text.rpartition(" - at `")
+    if not sep:
+        msg, where = text, ""
+    path: str | None = None
+    if where.startswith("key` in `$"):
+        path = where[len("key` in `$"):].rstrip("`")
+    elif where.startswith("$"):
+        path = where[1:].rstrip("`")
     param = path.lstrip(".") if path else None
-    missing = _MISSING.match(msg) or _UNKNOWN.match(msg)
-    if missing:
-        field = missing.group("field")
-        param = f"{param}.{field}" if param else field
-    return msg, param or None
+    field = _MISSING.match(msg) or _UNKNOWN.match(msg)
+    if field:
+        name = field.group("field")
+        param = f"{param}.{name}" if param else name
+    return msg, echo(param, PARAM_LIMIT) if param else None
+
+
+def _bounded(msg: str) -> str:
+    """The decoder's message with any value it quotes cut to `echo`'s size."""
+    quoted = _QUOTED.match(msg)
+    if quoted:
+        return f"{quoted.group('head')}'{echo(quoted.group('value'))}'"
+    unknown = _UNKNOWN.match(msg)
+    if unknown:
+        return f"Object contains unknown field `{echo(unknown.group('field'))}`"
+    return echo(msg, 300)
 
 
 def decode_json_object(body: bytes) -> dict[str, Any]:
@@ -34,7 +56,7 @@ def decode_json_object(body: bytes) -> dict[str, Any]:
     try:
         raw = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
+        raise InvalidRequest(f"The request body is not valid JSON: {echo(str(exc), 200)}") from None
     if not isinstance(raw, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     return raw
@@ -49,4 +71,4 @@ def convert(raw: dict[str, Any], type_: type[T]) -> T:
         if _MISSING.match(msg):
             raise InvalidRequest(f"Missing required parameter '{param}'.", param=param) from None
         where = f"'{param}'" if param else "the request"
-        raise InvalidRequest(f"Invalid value for {where}: {msg}.", param=param) from None
+        raise InvalidRequest(f"Invalid value for {where}: {_bounded(msg)}.", param=param) from None

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from ..catalog import ProviderSpec
-from ..errors import FailureKind, InvalidRequest, UpstreamFailure
+from ..errors import FailureKind, InvalidRequest, UpstreamFailure, echo
 from ..protocol.chat import (
     AssistantMessage,
     ChatCompletionRequest,
@@ -37,7 +37,7 @@ from ..protocol.chat import (
     message_text,
 )
 from ..upstream.client import ServerSentEvent, UpstreamRequest
-from .base import ChatCall, CompletionCall, malformed, upstream_failure
+from .base import ChatCall, CompletionCall, client_detail, malformed, upstream_failure
 from .translate import data_url, dump_arguments, parse_arguments, reject_unsupported, thinking_budget
 
 API_VERSION = "2023-06-01"
@@ -60,7 +60,8 @@ def _image(part: ImagePart) -> dict[str, Any]:
         return {"type": "image", "source": {"type": "url", "url": url}}
     mime, data = inline
     if mime not in IMAGE_TYPES:
-        raise InvalidRequest(f"Anthropic accepts JPEG, PNG, GIF and WebP images, not {mime}.", param="messages")
+        raise InvalidRequest(f"Anthropic accepts JPEG, PNG, GIF and WebP images, not {echo(mime)}.",
+                             param="messages")
     return {"type": "image", "source": {"type": "base64", "media_type": mime, "data": data}}
 
 
@@ -317,8 +318,8 @@ class AnthropicStream:
         err = data.get("error") or {}
         kind = ERROR_KINDS.get(str(err.get("type")), FailureKind.SERVER_ERROR)
         status = 503 if kind is FailureKind.MODEL_OVERLOADED else 429 if kind is FailureKind.RATE_LIMIT else 500
-        detail = err.get("message") or err.get("type")
-        raise UpstreamFailure(f"The provider '{self.provider}' failed mid-stream: {detail}",
+        detail = client_detail(self.provider, status, err.get("message"), kind)
+        raise UpstreamFailure(f"The provider '{self.provider}' failed mid-stream{detail}",
                               kind=kind, upstream_status=status)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
@@ -19,6 +20,9 @@ from ..errors import FailureKind, InvalidRequest, UpstreamFailure
 from ..protocol.chat import ChatCompletionRequest
 from ..protocol.completions import CompletionRequest
 from ..upstream.client import ServerSentEvent, UpstreamRequest
+from .redact import redact
+
+log = logging.getLogger("parrotrouter.providers")
 
 # Fields of ours (routing dialects) that are never sent to an upstream.
 GATEWAY_FIELDS = frozenset({"models", "provider", "route", "transforms", "plugins", "usage"})
@@ -152,17 +156,40 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
 
 
 def upstream_failure(
-    status: int, headers: Mapping[str, str], message: str | None, *, kind: FailureKind | None = None,
+    status: int, headers: Mapping[str, str], message: Any, *, kind: FailureKind | None = None,
     provider: str,
 ) -> UpstreamFailure:
-    """Build the failure for an upstream HTTP error. Messages of credential errors are replaced:
-    they may quote the credential."""
+    """Build the failure for an upstream HTTP error (one per attempt; the kind decides retries)."""
     kind = kind or kind_for_status(status)
-    if kind is FailureKind.AUTH:
-        text = f"The provider '{provider}' rejected the gateway's credentials (HTTP {status})."
-    elif kind is FailureKind.NOT_FOUND:
-        text = f"The provider '{provider}' does not know the requested model or endpoint (HTTP {status})."
-    else:
-        detail = f": {message}" if message else ""
-        text = f"The provider '{provider}' returned HTTP {status}{detail}"
-    return UpstreamFailure(text, kind=kind, upstream_status=status, retry_after=retry_after_seconds(headers))
+    text = f"The provider '{provider}' {_WHAT.get(kind, 'returned an error')} (HTTP {status})"
+    return UpstreamFailure(text + client_detail(provider, status, message, kind), kind=kind,
+                           upstream_status=status, retry_after=retry_after_seconds(headers))
+
+
+# What an upstream failure is, in words; its own message is added only where `client_detail` says.
+_WHAT: dict[FailureKind, str] = {
+    FailureKind.AUTH: "rejected the gateway's credentials",
+    FailureKind.NOT_FOUND: "does not know the requested model or endpoint",
+    FailureKind.RATE_LIMIT: "is rate limiting the gateway",
+    FailureKind.MODEL_OVERLOADED: "is overloaded",
+    FailureKind.SERVER_ERROR: "failed",
+    FailureKind.TIMEOUT: "timed out",
+    FailureKind.BAD_REQUEST: "rejected the request",
+    FailureKind.CONTEXT_LENGTH_EXCEEDED: "rejected the request as too long for the model",
+    FailureKind.CONTENT_FILTER: "refused the content",
+}
+
+
+def client_detail(provider: str, status: int, message: Any, kind: FailureKind) -> str:
+    """The upstream's own message as the client may read it (": ..." or "."), and the original in
+    the log. Only a client error (4xx) says something the caller can act on; it is passed on with
+    credentials, account ids, hosts, addresses and paths redacted, and bounded. Messages of
+    credential errors quote the gateway's key, and server errors describe the provider's
+    internals: neither is passed on."""
+    if not isinstance(message, str) or not message:
+        return "."
+    log.log(logging.INFO if kind is FailureKind.RATE_LIMIT else logging.WARNING,
+            "provider %s answered HTTP %s: %r", provider, status, message[:2000])
+    if not 400 <= status < 500 or kind in (FailureKind.AUTH, FailureKind.NOT_FOUND):
+        return "."
+    return ": " + redact(message)

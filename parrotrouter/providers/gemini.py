@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from ..catalog import ProviderSpec
-from ..errors import FailureKind, InvalidRequest, UpstreamFailure
+from ..errors import FailureKind, InvalidRequest, UpstreamFailure, echo
 from ..protocol.chat import (
     AssistantMessage,
     ChatCompletionRequest,
@@ -134,8 +134,8 @@ class GeminiTranslator:
             elif isinstance(m, ToolMessage):
                 name = names.get(m.tool_call_id)
                 if name is None:
-                    raise InvalidRequest(f"The tool message answers '{m.tool_call_id}', which no earlier assistant "
-                                         "message called.", param=f"messages[{i}].tool_call_id")
+                    raise InvalidRequest(f"The tool message answers '{echo(m.tool_call_id)}', which no earlier "
+                                         "assistant message called.", param=f"messages[{i}].tool_call_id")
                 text = message_text(m.content)
                 try:
                     result = orjson.loads(text)

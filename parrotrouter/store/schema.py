@@ -33,8 +33,26 @@ def to_nanos(value: Decimal) -> int:
 
 
 def from_nanos(value: Any) -> Decimal:
-    """A nano-dollar integer (or SQL SUM of them) as USD."""
-    return (Decimal(int(value)) * NANO).normalize() if value else Decimal(0)
+    """A nano-dollar integer (or SQL SUM of them) as USD, without trailing zeros and never with a
+    positive exponent (100, not `normalize()`'s 1E+2)."""
+    if not value:
+        return Decimal(0)
+    usd = Decimal(int(value)).scaleb(-9).normalize()
+    return usd.quantize(_ONE) if usd == usd.to_integral_value() else usd
+
+
+def usd_text(value: Decimal) -> str:
+    """An amount as a plain decimal numeral (100, 0.5, 0.0000001): `str()` would write 1E+2 or
+    1E-7. Non-finite values (only a corrupted stored value could be one) have no numeral: "null"."""
+    if not value.is_finite():
+        return "null"
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+_ONE = Decimal(1)
 
 
 def utc_now_column(name: str, **kw: Any) -> sa.Column[Any]:

@@ -1,11 +1,11 @@
 """A fake OpenAI-compatible upstream, served over real HTTP on loopback in a background thread.
 
 The upstream model name selects the behaviour, so one gateway config can reach every scenario:
-`ok` (default), `tools`, `n`, `429`, `500`, `503`, `401`, `400-context`, `stall`, `slow-first-byte`,
-`cut-N` (stream cut after N chunks, no [DONE]), `malformed`, `error-in-stream`, `stall-after-N`,
-`no-usage`, `paced`, `paced-slow` (0.4 s a word), `hold` (answers after 4 s, so that concurrent
-requests overlap). A model name ending in `+greedy` (e.g. `gpt-4o+greedy`) answers after 2 s and bills the most a real
-upstream could: every answer runs to `max_tokens`, and the prompt counts every prompt-side field.
+`ok` (default), `tools`, `n`, `429`, `500`, `503`, `401`, `400-context`, `400-leaky`, `stall`,
+`slow-first-byte`, `cut-N` (stream cut after N chunks, no [DONE]), `malformed`, `error-in-stream`,
+`stall-after-N`, `no-usage`, `paced`, `paced-slow` (0.4 s a word), `hold` (answers after 4 s, so
+that concurrent requests overlap). A model name ending in `+greedy` (e.g. `gpt-4o+greedy`) answers
+after 2 s and bills the most a real upstream could (see `_greedy_usage`).
 Every request body is recorded for assertions.
 """
 
@@ -80,6 +80,10 @@ def _chunk(model: str, delta: dict[str, Any] | None, finish: str | None = None, 
         obj["usage"] = usage
     return b"data: " + orjson.dumps(obj) + b"\n\n"
 
+
+# A 400 that says what is wrong with the request, and more than a client should read.
+LEAKY_MESSAGE = ("Invalid 'temperature': must be at most 2. Request rejected for organization org-abc123 using key "
+                 "sk-proj-abc1****wxyz; see /srv/app/keys.py on 10.20.30.40 (contact ops@corp.example.com).")
 
 TOOL_CALLS = [
     {"id": "call_abc123", "type": "function",
@@ -159,6 +163,8 @@ class FakeOpenAI(ThreadedServer):
             "400-context": (400, {"message": "This model's maximum context length is 10 tokens.",
                                   "type": "invalid_request_error", "code": "context_length_exceeded",
                                   "param": "messages"}, {}),
+            "400-leaky": (400, {"message": LEAKY_MESSAGE, "type": "invalid_request_error", "code": None,
+                                "param": "temperature"}, {}),
         }
         if scenario in status_errors:
             status, err, headers = status_errors[scenario]

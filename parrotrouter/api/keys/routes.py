@@ -6,7 +6,7 @@ from aiohttp import web
 
 from ...auth.key_schema import CreditsAdd, KeyCreate, KeyUpdate, Permissions
 from ...auth.keystore import KeyStore
-from ...errors import InvalidRequest, ServiceUnavailable
+from ...errors import InvalidRequest, NotFound, ServiceUnavailable, echo
 from ...protocol.validation import convert
 from ..json import json_response
 from ..request import app_state, read_json, require_master
@@ -18,6 +18,16 @@ def _store(http: web.Request) -> KeyStore:
     if accounts is None:
         raise ServiceUnavailable("Key management is not available on this process.")
     return accounts.keys
+
+
+MAX_ID_CHARS = 64  # key and account ids are 20 characters; longer ones are never looked up
+
+
+def _key_id(http: web.Request) -> str:
+    key_id = http.match_info["key_id"]
+    if len(key_id) > MAX_ID_CHARS:
+        raise NotFound(f"No API key '{echo(key_id)}'.", param="id")
+    return key_id
 
 
 async def _changed(http: web.Request) -> None:
@@ -51,7 +61,7 @@ async def list_keys(http: web.Request) -> web.Response:
 
 
 async def get_key(http: web.Request) -> web.Response:
-    return json_response(await _store(http).get(http.match_info["key_id"]))
+    return json_response(await _store(http).get(_key_id(http)))
 
 
 async def update_key(http: web.Request) -> web.Response:
@@ -59,19 +69,19 @@ async def update_key(http: web.Request) -> web.Response:
     raw = await read_json(http)
     body = convert(raw, KeyUpdate)
     _check_limits_backend(http, body.permissions)
-    updated = await store.update(http.match_info["key_id"], body, set(raw))
+    updated = await store.update(_key_id(http), body, set(raw))
     await _changed(http)
     return json_response(updated)
 
 
 async def revoke_key(http: web.Request) -> web.Response:
-    revoked = await _store(http).revoke(http.match_info["key_id"])
+    revoked = await _store(http).revoke(_key_id(http))
     await _changed(http)
     return json_response(revoked)
 
 
 async def rotate_key(http: web.Request) -> web.Response:
-    rotated = await _store(http).rotate(http.match_info["key_id"])
+    rotated = await _store(http).rotate(_key_id(http))
     await _changed(http)
     return json_response(rotated)
 
@@ -79,7 +89,7 @@ async def rotate_key(http: web.Request) -> web.Response:
 async def add_credits(http: web.Request) -> web.Response:
     store = _store(http)
     body = convert(await read_json(http), CreditsAdd)
-    return json_response(await store.add_credits(http.match_info["key_id"], body.amount))
+    return json_response(await store.add_credits(_key_id(http), body.amount))
 
 
 def add_routes(app: web.Application) -> None:

@@ -6,7 +6,7 @@ import orjson
 from aiohttp import web
 
 from ...catalog import ModelSpec
-from ...errors import InvalidRequest, NotFound
+from ...errors import InvalidRequest, NotFound, echo
 from ...settings import parse_bool
 from ...state import AppState
 from ..request import app_state, authenticate
@@ -73,10 +73,10 @@ async def get_model(http: web.Request) -> web.Response:
         try:
             model = state.catalog.resolve(name).model
         except InvalidRequest:
-            raise NotFound(f"The model '{name}' does not exist on this gateway. "
+            raise NotFound(f"The model '{echo(name)}' does not exist on this gateway. "
                            "GET /v1/models lists the models you can use.", param="model") from None
     if not policy.allows_model(name, model.id):
-        raise NotFound(f"The model '{name}' does not exist on this gateway.", param="model")
+        raise NotFound(f"The model '{echo(name)}' does not exist on this gateway.", param="model")
     return web.Response(body=orjson.dumps(model_object(state, model)), content_type="application/json")
 
 
