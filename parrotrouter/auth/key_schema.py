@@ -12,6 +12,7 @@ import orjson
 from msgspec import Meta, Struct
 
 from ..errors import InvalidRequest, echo
+from ..protocol.validation import check_storable
 from ..store.schema import NANO, usd_text
 
 Feature = Literal["chat", "completions", "streaming", "tools", "vision", "json_mode", "embeddings"]
@@ -101,6 +102,12 @@ def check_metadata(metadata: dict[str, Any] | None) -> None:
 
 def check_body(body: KeyCreate | KeyUpdate) -> None:
     """Rules the types cannot state; 400 naming the param."""
+    for field in ("name", "description", "metadata", "account_id"):
+        check_storable(getattr(body, field, None), field)
+    for field in ("permissions", "restrictions"):
+        value = getattr(body, field)
+        if value is not None:
+            check_storable(msgspec.to_builtins(value, enc_hook=str), field)
     if body.permissions is not None:
         check_money(body.permissions.max_cost_per_day, "permissions.max_cost_per_day")
     check_restrictions(body.restrictions)

@@ -72,3 +72,31 @@ def convert(raw: dict[str, Any], type_: type[T]) -> T:
             raise InvalidRequest(f"Missing required parameter '{param}'.", param=param) from None
         where = f"'{param}'" if param else "the request"
         raise InvalidRequest(f"Invalid value for {where}: {_bounded(msg)}.", param=param) from None
+
+
+def storable(text: str) -> bool:
+    """Whether both databases can store `text`: PostgreSQL refuses NUL, and neither can encode
+    a lone surrogate (JSON's `\\ud800`) as UTF-8."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_storable(value: Any, param: str) -> None:
+    """400 naming `param` unless every string in `value` (keys of objects included) is storable."""
+    if isinstance(value, str):
+        if not storable(value):
+            raise InvalidRequest(f"'{param}' contains a NUL character or invalid Unicode.", param=param)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_storable(key, param)
+            check_storable(item, f"{param}.{echo(key, 40)}" if isinstance(key, str) and storable(key) else param)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            check_storable(item, f"{param}[{i}]")

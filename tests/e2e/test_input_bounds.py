@@ -207,6 +207,32 @@ def test_amounts_beyond_their_bounds_are_400s(acct_gw: Gateway) -> None:
         assert http.get(f"/v1/keys/{key['id']}").status_code == 200
 
 
+def test_text_no_database_can_store_is_a_400_or_404(acct_gw: Gateway) -> None:
+    """NUL and lone surrogates: PostgreSQL refuses the one, neither database can encode the other
+    (the JSON decoder already refuses a lone surrogate escape: a 400 without a param)."""
+    key = create_key(acct_gw, credits="1")
+    with acct_gw.http() as http:
+        for bad in ("a\\u0000b", "\\ud800"):  # JSON escapes, in the raw bodies below
+            for body, param in [
+                (f'{{"name": "{bad}"}}', "name"),
+                (f'{{"name": "x", "description": "{bad}"}}', "description"),
+                (f'{{"name": "x", "metadata": {{"team": "{bad}"}}}}', "metadata.team"),
+                (f'{{"name": "x", "metadata": {{"{bad}": 1}}}}', "metadata"),
+                (f'{{"name": "x", "permissions": {{"models": ["{bad}"]}}}}', "permissions.models[0]"),
+                (f'{{"name": "x", "restrictions": {{"user_agents": ["{bad}"]}}}}', "restrictions.user_agents[0]"),
+            ]:
+                headers = {"Content-Type": "application/json"}
+                named = param if "u0000" in bad else None
+                assert_envelope(http.post("/v1/keys", content=body, headers=headers), 400, "invalid_request", named)
+                patch = http.patch(f"/v1/keys/{key['id']}", content=body, headers=headers)
+                assert_envelope(patch, 400, "invalid_request", named)
+        for path in ("/v1/keys/a%00b", "/v1/keys/a%00b/rotate"):
+            resp = http.get(path) if not path.endswith("rotate") else http.post(path)
+            assert_envelope(resp, 404, "not_found")
+        assert_envelope(http.get("/v1/generation", params={"id": "a\x00b"}), 404, "not_found")
+        assert http.get("/ready").status_code == 200
+
+
 def test_max_tokens_at_the_cap_is_a_402_for_a_key_and_served_for_the_master_key(acct_gw: Gateway) -> None:
     key = create_key(acct_gw, credits="1", permissions={"max_tokens_per_minute": 10**9})
     eventually(lambda: status_of(acct_gw, key["key"]) == 200)

@@ -6,9 +6,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from ...accounting import reports
-from ...errors import InvalidRequest, NotFound, ServiceUnavailable
+from ...errors import InvalidRequest, NotFound, ServiceUnavailable, echo
+from ...protocol.validation import storable
 from ..json import json_response
 from ..request import app_state, authenticate
+
+MAX_ID_CHARS = 64  # generation ids are 40 characters
 
 
 async def get_generation(http: web.Request) -> web.Response:
@@ -16,6 +19,8 @@ async def get_generation(http: web.Request) -> web.Response:
     generation_id = http.query.get("id")
     if not generation_id:
         raise InvalidRequest("Give the generation id as ?id=...", param="id")
+    if len(generation_id) > MAX_ID_CHARS or not storable(generation_id):  # never an id of ours
+        raise NotFound(f"No generation '{echo(generation_id)}' for this API key.", param="id")
     accounts = app_state(http).accounts
     if accounts is None:
         raise ServiceUnavailable("The usage ledger is not available on this process.")
@@ -28,7 +33,7 @@ async def get_generation(http: web.Request) -> web.Response:
     if row is None:  # refused by the database and set aside?
         row = await reports.rejected_generation(accounts.engine, generation_id)
     if row is None or (not principal.is_master and row.key_id != principal.key_id):
-        raise NotFound(f"No generation '{generation_id}' for this API key.", param="id")
+        raise NotFound(f"No generation '{echo(generation_id)}' for this API key.", param="id")
     return json_response(reports.generation_json(row))
 
 

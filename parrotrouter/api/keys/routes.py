@@ -7,7 +7,7 @@ from aiohttp import web
 from ...auth.key_schema import CreditsAdd, KeyCreate, KeyUpdate, Permissions
 from ...auth.keystore import KeyStore
 from ...errors import InvalidRequest, NotFound, ServiceUnavailable, echo
-from ...protocol.validation import convert
+from ...protocol.validation import convert, storable
 from ..json import json_response
 from ..request import app_state, read_json, require_master
 
@@ -25,7 +25,7 @@ MAX_ID_CHARS = 64  # key and account ids are 20 characters; longer ones are neve
 
 def _key_id(http: web.Request) -> str:
     key_id = http.match_info["key_id"]
-    if len(key_id) > MAX_ID_CHARS:
+    if len(key_id) > MAX_ID_CHARS or not storable(key_id):
         raise NotFound(f"No API key '{echo(key_id)}'.", param="id")
     return key_id
 
