@@ -153,6 +153,12 @@ class Ledger:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
+    @property
+    def accepting(self) -> bool:
+        """Whether a new request's row would be kept (requests are refused, not served unbilled,
+        when the backlog is full)."""
+        return len(self.queue) < MAX_BACKLOG
+
     def record(self, record: UsageRecord) -> None:
         if len(self.queue) >= MAX_BACKLOG:
             self.dropped += 1

@@ -98,6 +98,9 @@ async def serve(state: AppState, http: web.Request, endpoint: Endpoint, principa
         if state.limiter is not None:
             await _admit(state, http, record, principal, prompt, request, first.model)
         if state.accounts is not None:
+            if not state.accounts.ledger.accepting:  # never serve what could not be billed
+                raise ServiceUnavailable("The usage ledger cannot keep up (its database is failing); retry shortly.",
+                                         retry_after=5)
             record.reservation = await _reserve(state.accounts.credits, principal, endpoint, request, raw,
                                                 http.get("body_size", 0), plan.candidates)
         attempts = Attempts(plan, policy, state.router.health, record, _budget(state.settings))

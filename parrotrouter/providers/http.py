@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from ..catalog import ProviderSpec
+from ..errors import ParrotError
 from ..upstream.client import UpstreamClient, UpstreamRequest
 from .base import ChatCall, CompletionCall, HttpAdapter, Provider, StreamTranslator, malformed
+
+log = logging.getLogger("parrotrouter.providers")
 
 
 class HttpProvider(Provider):
@@ -50,10 +54,10 @@ class HttpProvider(Provider):
                         chunks += translator.feed(event)
                         if translator.done:
                             break
-                except Exception:
+                except Exception as exc:
                     if chunks:  # what arrived before the bad event still goes out first
                         yield chunks
-                    raise
+                    raise _translation_failure(self.name, exc) from None
                 if chunks:
                     yield chunks
                 if translator.done:
@@ -62,7 +66,11 @@ class HttpProvider(Provider):
             raise malformed("stream: it ended before its end marker")
 
     async def chat(self, call: ChatCall) -> dict[str, Any]:
-        return self.adapter.chat_response(await self._call(self.adapter.chat_request(call)), call)
+        body = await self._call(self.adapter.chat_request(call))
+        try:
+            return self.adapter.chat_response(body, call)
+        except Exception as exc:
+            raise _translation_failure(self.name, exc) from None
 
     def chat_stream(self, call: ChatCall) -> AsyncIterator[list[dict[str, Any]]]:
         return self._stream(self.adapter.chat_request(call), self.adapter.chat_stream(call))
@@ -70,12 +78,26 @@ class HttpProvider(Provider):
     async def completion(self, call: CompletionCall) -> dict[str, Any]:
         if not self.supports_completions:
             return await super().completion(call)
-        return self.adapter.completion_response(await self._call(self.adapter.completion_request(call)), call)
+        body = await self._call(self.adapter.completion_request(call))
+        try:
+            return self.adapter.completion_response(body, call)
+        except Exception as exc:
+            raise _translation_failure(self.name, exc) from None
 
     def completion_stream(self, call: CompletionCall) -> AsyncIterator[list[dict[str, Any]]]:
         if not self.supports_completions:
             return super().completion_stream(call)
         return self._stream(self.adapter.completion_request(call), self.adapter.completion_stream(call))
+
+
+def _translation_failure(provider: str, exc: Exception) -> Exception:
+    """The one place where an upstream answer the adapter could not translate becomes a failure
+    the router understands (a malformed answer: fail over), instead of an unhandled error."""
+    if isinstance(exc, ParrotError):
+        return exc
+    log.warning("provider %s sent an answer its adapter could not translate (%s: %s)", provider,
+                type(exc).__name__, str(exc)[:200])
+    return malformed("answer")
 
 
 ProviderFactory = Callable[[ProviderSpec], Provider]
