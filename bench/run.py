@@ -20,6 +20,10 @@ Variants (same mock, same run):
     limits-redis   as `key`, the limit counted in Redis (bench/mock-redis.yaml)
     tpm-redis      as limits-redis, plus a tokens-per-minute limit (prompt counted, reconciled)
 
+A variant may name another checkout of the code as `VARIANT@PATH` (e.g. `key@../base`, a `git
+worktree` of an older commit): that gateway runs that checkout's code with this checkout's bench
+configs, so a code change is measured against its parent in the same run.
+
 Compare ratios within one run: the machine is noisy.
 """
 
@@ -140,11 +144,13 @@ def scenarios() -> list[tuple[str, int, bool]]:
 
 
 def start_gateway(variant: str, port: int) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
-    config, key_limits = VARIANTS[variant]
+    name, _, checkout = variant.partition("@")
+    config, key_limits = VARIANTS[name]
+    code = Path(checkout).resolve() if checkout else REPO  # `python -m` imports from its cwd first
     home = Path(tempfile.mkdtemp(prefix="pr-home-"))
     env = {**os.environ, "PARROTROUTER_HOME": str(home), "PARROTROUTER_MASTER_KEY": KEY}
     gw = subprocess.Popen([*GATEWAY_CPUS, sys.executable, "-m", "parrotrouter", "serve", "--config", str(HERE / config),
-                           "--port", str(port)], env=env, cwd=REPO, stdout=subprocess.DEVNULL)
+                           "--port", str(port)], env=env, cwd=code, stdout=subprocess.DEVNULL)
     wait(f"http://127.0.0.1:{port}/ready")
     token = ordinary_key(port, key_limits) if key_limits is not None else KEY
     return gw, {"Authorization": f"Bearer {token}"}

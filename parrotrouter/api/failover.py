@@ -143,6 +143,8 @@ class Attempts:
         return last
 
     async def _timed(self, cand: Candidate, attempt: Callable[[Candidate], Awaitable[Any]], remaining: float) -> Any:
+        if remaining >= cand.provider.spec.timeouts.total:  # the provider's own limit comes first
+            return await self._one(cand, attempt)
         try:
             async with asyncio.timeout(remaining):
                 return await self._one(cand, attempt)
