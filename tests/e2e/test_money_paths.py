@@ -205,7 +205,8 @@ def test_fallback_lists_and_attempts_are_bounded(money_gw: Gateway) -> None:
 
 def test_attempt_budget_and_breakers_between_attempts(make_gateway: Any, fake_upstream: FakeOpenAI) -> None:
     gw: Gateway = make_gateway(money_config(fake_upstream, max_attempts=3, breaker_failure_threshold=2,
-                                            breaker_cooldown=60), env={"FAKE_UPSTREAM_KEY": "k"}).start()
+                                            breaker_cooldown=60, request_timeout=2),
+                               env={"FAKE_UPSTREAM_KEY": "k"}).start()
     # Retries of one deployment stop as soon as its breaker opens (after 2 failures, not 5 retries).
     resp = _status(gw, MASTER_KEY, {"model": "many", "messages": USER}, {"X-Max-Retries": "5"})
     attempts = resp.headers["x-parrotrouter-attempts"].split(", ")
@@ -218,6 +219,11 @@ def test_attempt_budget_and_breakers_between_attempts(make_gateway: Any, fake_up
     header = resp.headers["x-parrotrouter-attempts"]
     assert len(header.split(", ")) == 3 and len(header) < 1024
     assert "no further attempt" in resp.json()["error"]["message"]
+    # The wall-time budget: fake-stall never answers; its provider would wait 20 s, the budget 2 s.
+    began = time.monotonic()
+    resp = _status(gw, MASTER_KEY, {"model": "fake-stall", "messages": USER})
+    assert resp.status_code == 504 and "time budget" in resp.json()["error"]["message"]
+    assert time.monotonic() - began < 15
 
 
 def test_long_retry_after_is_passed_on_at_once(gateway: Gateway) -> None:
