@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..pricing import ModelPricing
+from ..tokens import encoding_ready
 
 if TYPE_CHECKING:
     from ..ratelimit.limiter import Ticket
@@ -125,7 +126,8 @@ class UsageRecord:
 
     @property
     def counts_off_loop(self) -> bool:
-        return self.deferred_count is not None and self.deferred_size >= OFF_LOOP_COUNT
+        return self.deferred_count is not None and (
+            self.deferred_size >= OFF_LOOP_COUNT or not encoding_ready(self.served_model or self.requested_model))
 
     async def complete(self) -> None:
         """`finalize`, with a large deferred count in a worker thread (shared by every caller)."""

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from ..accounting.bounds import Billable
+from ..accounting.bounds import Billable, exact_tokenizer
 from ..accounting.credits import CreditManager, Reservation
 from ..accounting.usage import OFF_LOOP_COUNT, STATUS_CLIENT_CLOSED, UsageRecord
 from ..auth.permissions import Policy
@@ -34,7 +34,7 @@ from ..routing.policy import RoutingPolicy, parse_policy
 from ..routing.router import Candidate, Permit, Plan
 from ..settings import Settings
 from ..state import AppState
-from ..tokens import count_text
+from ..tokens import count_text, encoding_ready
 from .failover import Attempts, Budget, attempts_header, close_quietly, open_stream
 
 log = logging.getLogger("parrotrouter.api")
@@ -116,7 +116,8 @@ async def serve(state: AppState, http: web.Request, endpoint: Endpoint, principa
         if not record.usage_reported:
             texts = [_choice_text(c) for c in choices]
             record.prompt_tokens, record.completion_tokens = await _count_now(
-                _deferred_count(endpoint, request, cand.model.id, texts), http.get("body_size", 0) + _size(texts))
+                _deferred_count(endpoint, request, cand.model.id, texts), http.get("body_size", 0) + _size(texts),
+                cand.model.id)
         if "usage" not in result:
             result["usage"] = record.usage_payload()
         return web.Response(body=orjson.dumps(result), content_type="application/json")
@@ -282,7 +283,7 @@ async def _stream(state: AppState, http: web.Request, endpoint: Endpoint, attemp
             count = _deferred_count(endpoint, request, candidate.model.id, relay.texts)
             if request.include_usage:
                 record.prompt_tokens, record.completion_tokens = await _count_now(
-                    count, http.get("body_size", 0) + _size(relay.texts))
+                    count, http.get("body_size", 0) + _size(relay.texts), candidate.model.id)
             else:
                 record.deferred_count = count
                 record.deferred_size = http.get("body_size", 0) + _size(relay.texts)
@@ -377,7 +378,7 @@ class _PromptCount:
         self.value: int | None = None
 
     async def prefetch(self) -> None:
-        if self.value is None and self.size >= _OFF_LOOP:
+        if self.value is None and (self.size >= _OFF_LOOP or not encoding_ready(self.request.model)):
             self.value = await asyncio.to_thread(self.endpoint.count_prompt, self.request, self.request.model)
 
     def __call__(self) -> int:
@@ -390,8 +391,9 @@ def _size(texts: list[str]) -> int:
     return sum(len(t) for t in texts)
 
 
-async def _count_now(count: Callable[[], tuple[int, int]], size: int) -> tuple[int, int]:
-    return await asyncio.to_thread(count) if size >= _OFF_LOOP else count()
+async def _count_now(count: Callable[[], tuple[int, int]], size: int, model: str) -> tuple[int, int]:
+    """Counted in a worker thread when large, or when the model's tokenizer is not loaded yet."""
+    return await asyncio.to_thread(count) if size >= _OFF_LOOP or not encoding_ready(model) else count()
 
 
 def _deferred_count(endpoint: Endpoint, request: Any, model: str,
@@ -441,7 +443,7 @@ async def _reserve(credits: CreditManager, principal: Principal, endpoint: Endpo
         return max(costs)
 
     async def precise() -> Decimal:
-        if body_size >= _PRECISE_IN_THREAD:
+        if body_size >= _PRECISE_IN_THREAD or any(exact_tokenizer(m) and not encoding_ready(m) for _, _, m in priced):
             return await asyncio.to_thread(precise_now)
         return precise_now()
 
