@@ -19,6 +19,7 @@ from .ratelimit.limiter import RateLimiter
 from .ratelimit.memory import MemoryRateLimiter
 from .ratelimit.redis import RedisRateLimiter
 from .routing.health import BreakerSettings, Health, SharedHealth
+from .routing.policy import Budget
 from .routing.router import Router
 from .settings import Settings, load_settings
 from .state import Accounts, AppState
@@ -56,7 +57,8 @@ def build_state(prepared: Prepared) -> AppState:
     providers = {name: build_provider(spec, settings.model_host) for name, spec in catalog.providers.items()}
     if not settings.accounting:
         return AppState(settings=settings, catalog=catalog, providers=providers, router=Router(catalog, providers),
-                        authenticator=MasterKeyAuthenticator(secret, master_hash), usage=NullSink())
+                        authenticator=MasterKeyAuthenticator(secret, master_hash), usage=NullSink(),
+                        budget=Budget.from_settings(settings))
     engine = create_engine(database_url(settings.database_url, home.path))
     cache = KeyCache(engine, interval=settings.key_refresh_seconds)
     credits = CreditManager(engine)
@@ -73,6 +75,7 @@ def build_state(prepared: Prepared) -> AppState:
         usage=ledger,
         accounts=accounts,
         limiter=build_limiter(settings),
+        budget=Budget.from_settings(settings),
     )
 
 

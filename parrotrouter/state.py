@@ -15,6 +15,7 @@ from .auth.principal import Authenticator
 from .catalog import Catalog
 from .providers.base import Provider
 from .ratelimit.limiter import RateLimiter
+from .routing.policy import DEFAULT_BUDGET, Budget
 from .routing.router import Router
 from .settings import Settings
 
@@ -52,6 +53,7 @@ class AppState:
     accounts: Accounts | None = None
     limiter: RateLimiter | None = None
     started: bool = False
+    budget: Budget = DEFAULT_BUDGET  # each request's attempt budget (from the settings)
     background: set[asyncio.Task[None]] = dataclasses.field(default_factory=set)
     # Set when the server starts shutting down; streams still open after the drain period are cut
     # (each ends with an error frame and is billed as ended by "shutdown").

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import enum
 import random
 import time
@@ -22,21 +21,11 @@ from ..accounting.usage import Attempt, UsageRecord
 from ..errors import FailureKind, ServiceUnavailable, UpstreamFailure
 from ..providers.base import malformed
 from ..routing.health import Health
-from ..routing.policy import RoutingPolicy
+from ..routing.policy import DEFAULT_BUDGET, Budget, RoutingPolicy
 from ..routing.router import Candidate, Plan
 
 BASE_DELAY = 0.1
 MAX_ATTEMPTS_HEADER = 4096  # bytes of X-ParrotRouter-Attempts, at most (the ledger keeps every attempt)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Budget:
-    """What one request may spend on upstream attempts: calls, wall time until its answer starts,
-    and the longest single wait before a retry (an upstream's Retry-After included)."""
-
-    max_attempts: int = 8
-    seconds: float = 600.0
-    max_wait: float = 5.0
 
 
 class Action(enum.Enum):
@@ -77,7 +66,7 @@ class Attempts:
     record and in health. Circuit breakers are consulted before every attempt, retries included."""
 
     def __init__(self, plan: Plan, policy: RoutingPolicy, health: Health, record: UsageRecord,
-                 budget: Budget = Budget()) -> None:
+                 budget: Budget = DEFAULT_BUDGET) -> None:
         self.plan = plan
         self.policy = policy
         self.health = health
@@ -107,7 +96,8 @@ class Attempts:
                 if self.calls >= self.budget.max_attempts:
                     raise self._exhausted(f"the gateway's limit of {self.budget.max_attempts} upstream attempts "
                                           "per request was reached")
-                remaining = deadline - time.monotonic()
+                # The first attempt has the whole budget (no clock read, and usually no timer: see _timed).
+                remaining = deadline - time.monotonic() if self.calls else self.budget.seconds
                 if remaining <= 0:
                     raise self._exhausted(f"the request's time budget ({self.budget.seconds:g} s) ran out")
                 try:

@@ -30,12 +30,12 @@ from ..pricing import ModelPricing
 from ..protocol.normalize import normalize_chunk, normalize_completion, usage_dict
 from ..providers.base import ChatCall, CompletionCall, Provider, malformed
 from ..ratelimit.rules import limits_for
+from ..routing.policy import DEFAULT as DEFAULT_POLICY
 from ..routing.policy import RoutingPolicy, parse_policy
 from ..routing.router import Candidate, Permit, Plan
-from ..settings import Settings
 from ..state import AppState
 from ..tokens import count_text, encoding_ready
-from .failover import Attempts, Budget, attempts_header, close_quietly, open_stream
+from .failover import Attempts, attempts_header, close_quietly, open_stream
 
 log = logging.getLogger("parrotrouter.api")
 SSE_HEADERS = {
@@ -103,7 +103,7 @@ async def serve(state: AppState, http: web.Request, endpoint: Endpoint, principa
                                          retry_after=5)
             record.reservation = await _reserve(state.accounts.credits, principal, endpoint, request, raw,
                                                 http.get("body_size", 0), plan.candidates)
-        attempts = Attempts(plan, policy, state.router.health, record, _budget(state.settings))
+        attempts = Attempts(plan, policy, state.router.health, record, state.budget)
         if request.stream:
             return await _stream(state, http, endpoint, attempts, request, raw, record)
         result, cand = await attempts.run(lambda c: endpoint.run(c.provider, endpoint.make_call(request, raw, c)))
@@ -149,8 +149,11 @@ def _plan(state: AppState, principal: Principal, request: Any, raw: dict[str, An
 
 
 def _asks_auto(model: str, policy: RoutingPolicy) -> bool:
-    return AUTO in (model, policy.primary_model, *policy.fallback_models,
-                    *(fb.model for fb in policy.conditional_fallbacks))
+    if model == AUTO:
+        return True
+    if policy is DEFAULT_POLICY:
+        return False
+    return AUTO in (policy.primary_model, *policy.fallback_models, *(fb.model for fb in policy.conditional_fallbacks))
 
 
 def permit_for(keys: Policy) -> Permit | None:
@@ -172,11 +175,6 @@ def permit_for(keys: Policy) -> Permit | None:
         return denied is None or not (denied.fullmatch(name) or denied.fullmatch(deployment.id))
 
     return permit
-
-
-def _budget(settings: Settings) -> Budget:
-    return Budget(max_attempts=settings.max_attempts, seconds=settings.request_timeout,
-                  max_wait=settings.max_retry_wait)
 
 
 def _ended(state: AppState, record: UsageRecord, by: str | None) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from ..errors import FailureKind, InvalidRequest, echo
-from ..settings import parse_bool
+from ..settings import Settings, parse_bool
 from .strategies import ALIASES, STRATEGIES
 
 TRIGGERS = {"timeout": FailureKind.TIMEOUT, "rate_limit": FailureKind.RATE_LIMIT,
@@ -41,6 +41,24 @@ MAX_FALLBACKS = 3
 MAX_PROVIDER_NAMES = 32  # entries of provider.order/only/ignore and of the provider-list headers
 MAX_NAME_LENGTH = 256  # a model or provider name
 MAX_PRICE = Decimal(1_000_000)  # USD per million tokens: far above any real price
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Budget:
+    """What one request may spend on upstream attempts: calls, wall time until its answer starts,
+    and the longest single wait before a retry (an upstream's Retry-After included)."""
+
+    max_attempts: int = 8
+    seconds: float = 600.0
+    max_wait: float = 5.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Budget:
+        return cls(max_attempts=settings.max_attempts, seconds=settings.request_timeout,
+                   max_wait=settings.max_retry_wait)
+
+
+DEFAULT_BUDGET = Budget()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -118,8 +118,12 @@ class Router:
         if permit is None:
             return list(model.deployments)
         allowed = [d for d in model.deployments if permit(name, model, d)]
-        wanted = [d for d in model.deployments if pinned is None or d.provider == pinned]
-        if wanted and not any(d in allowed for d in wanted):
+        if pinned is None:
+            denied = not allowed and bool(model.deployments)
+        else:
+            denied = any(d.provider == pinned for d in model.deployments) and not any(
+                d.provider == pinned for d in allowed)
+        if denied:
             where = f" on provider '{echo(pinned)}'" if pinned is not None else ""
             raise PermissionDenied(f"This API key is not allowed to use the model '{echo(name)}'{where}.",
                                    param=source)
