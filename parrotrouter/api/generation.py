@@ -207,8 +207,8 @@ class _Relay:
         out = []
         record, is_chat = self.record, self.is_chat
         for chunk in batch:
-            usage = usage_dict(chunk.pop("usage", None))
-            if usage:
+            usage = chunk.pop("usage", None)
+            if usage and (usage := usage_dict(usage)):
                 record.observe_usage(usage)
             if not chunk.get("choices"):
                 continue  # usage-only (ours to send) or empty chunks carry nothing for the client
@@ -343,7 +343,10 @@ def _delta_text(choice: dict[str, Any]) -> str:
     delta = choice["delta"]
     if not isinstance(delta, dict):
         return ""
-    text = "".join(t for f in _BILLED_DELTA_TEXTS if isinstance(t := delta.get(f), str))
+    content = delta.get("content")
+    if len(delta) == 1 or (len(delta) == 2 and "role" in delta):  # most chunks: the content alone
+        return content if isinstance(content, str) else ""
+    text = "".join([t for f in _BILLED_DELTA_TEXTS if isinstance(t := delta.get(f), str)])
     for call in delta.get("tool_calls") or ():
         fn = call.get("function") if isinstance(call, dict) else None
         if isinstance(fn, dict):
@@ -386,7 +389,7 @@ class _PromptCount:
 
 
 def _size(texts: list[str]) -> int:
-    return sum(len(t) for t in texts)
+    return sum(map(len, texts))
 
 
 async def _count_now(count: Callable[[], tuple[int, int]], size: int, model: str) -> tuple[int, int]:
