@@ -48,6 +48,7 @@ class ProviderSpec:
     local: LocalModelFile | None = None
     region: str | None = None
     unix_socket: str | None = None  # reach base_url's host over this socket instead of TCP
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # the type's own, validated
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -16,7 +16,8 @@ from pydantic import ValidationError
 from .. import catalog as cat
 from ..errors import ConfigError
 from ..pricing import FREE, ModelPricing, known_models, lookup_pricing, pricing_override
-from ..providers.presets import PRESETS, Preset, is_chat_model_id, newest
+from ..providers.presets import Preset, all_presets, is_chat_model_id, newest
+from ..providers.registry import provider_type, provider_types
 from ..settings import Secret
 from .schema import ConfigFile, ModelConfig, ProviderConfig, SecretRef
 
@@ -69,7 +70,13 @@ def read_config_file(path: str) -> ConfigFile:
 def _cross_check(cfg: ConfigFile) -> list[str]:
     problems: list[str] = []
     seen: dict[str, int] = {}
+    presets = all_presets()
     for i, p in enumerate(cfg.providers):
+        ptype = provider_type(p.type)
+        try:
+            ptype.parse_options(p.options)
+        except ValueError as exc:
+            problems.append(f"providers[{i}].options: {exc}".replace("\n", "; "))
         if p.name in seen:
             problems.append(f"providers[{i}].name: duplicate provider name '{p.name}'")
         seen[p.name] = i
@@ -78,8 +85,8 @@ def _cross_check(cfg: ConfigFile) -> list[str]:
                 problems.append(f"providers[{i}].path: required for type llamacpp (a .gguf file)")
             elif not Path(os.path.expanduser(p.path)).is_file():
                 problems.append(f"providers[{i}].path: no such file: {p.path}")
-        elif p.type == "openai" and not p.base_url and p.name not in PRESETS:
-            problems.append(f"providers[{i}].base_url: required for an openai-type provider")
+        elif ptype.needs_base_url and not p.base_url and not (p.name in presets and presets[p.name].type == p.type):
+            problems.append(f"providers[{i}].base_url: required for a {p.type}-type provider")
     names: dict[str, str] = {}
     for i, m in enumerate(cfg.models):
         for j, name in enumerate([m.id, *m.aliases]):
@@ -96,7 +103,7 @@ def _cross_check(cfg: ConfigFile) -> list[str]:
 
 
 def _env_provider_possible(name: str, cfg: ConfigFile) -> bool:
-    return cfg.env_providers and (name in PRESETS or name == EMBEDDED_PROVIDER)
+    return cfg.env_providers and (name in all_presets() or name == EMBEDDED_PROVIDER)
 
 
 def _secret(ref: SecretRef | None, env: Mapping[str, str], where: str) -> Secret | None:
@@ -115,7 +122,7 @@ def _secret(ref: SecretRef | None, env: Mapping[str, str], where: str) -> Secret
 
 
 def _provider_from_config(i: int, p: ProviderConfig, env: Mapping[str, str]) -> cat.ProviderSpec:
-    preset = PRESETS.get(p.name) if p.type != "llamacpp" else None
+    preset = all_presets().get(p.name) if p.type != "llamacpp" else None
     timeouts = cat.Timeouts(**p.timeouts.model_dump())
     local = None
     if p.type == "llamacpp":
@@ -130,7 +137,7 @@ def _provider_from_config(i: int, p: ProviderConfig, env: Mapping[str, str]) -> 
         base_url=base_url, api_key=_secret(p.api_key, env, f"providers[{i}].api_key"),
         headers=dict(p.headers), timeouts=timeouts, max_connections=p.max_connections,
         drop_params=preset.drop_params if preset else frozenset(), local=local, unix_socket=p.unix_socket,
-        region=p.region,
+        region=p.region, options=provider_type(p.type).parse_options(p.options),
     )
 
 
@@ -183,7 +190,7 @@ def _model_from_config(m: ModelConfig, providers: Mapping[str, cat.ProviderSpec]
             if spec.type == "llamacpp":
                 pricing = FREE
                 break
-            preset = PRESETS.get(d.provider)
+            preset = all_presets().get(d.provider)
             pricing = lookup_pricing(d.upstream_model, preset.prices_id if preset else None)
             if pricing is not None:
                 break
@@ -209,20 +216,21 @@ def _deployment_pricing(d: cat.Deployment, provider: cat.ProviderSpec, model_pri
     """A deployment's own price (its provider's table entry), unless the model's price is configured."""
     if overridden or provider.type == "llamacpp":
         return model_pricing
-    preset = PRESETS.get(provider.name)
+    preset = all_presets().get(provider.name)
     return lookup_pricing(d.upstream_model, preset.prices_id if preset else None) or model_pricing
 
 
 def _default_capabilities(model_id: str, provider: cat.ProviderSpec) -> cat.Capabilities:
-    if provider.type == "llamacpp":
-        return cat.Capabilities(completion=True, function_calling=False, json_mode=True)
-    preset = PRESETS.get(provider.name)
+    ptype = provider_type(provider.type)
+    if ptype.capabilities is not None:
+        return ptype.capabilities(model_id, provider)
+    preset = all_presets().get(provider.name)
     vision = bool(preset and model_id.startswith(preset.vision_prefixes))
-    return cat.Capabilities(vision=vision, completion=provider.type == "openai")
+    return cat.Capabilities(vision=vision, completion="completions" in ptype.endpoints)
 
 
 def _well_known_models(provider: cat.ProviderSpec, taken: set[str]) -> list[cat.ModelSpec]:
-    preset = PRESETS.get(provider.name)
+    preset = all_presets().get(provider.name)
     if preset is None or preset.prices_id is None or preset.type != provider.type:
         return []
     out = []
@@ -257,9 +265,12 @@ def load_config(
     for i, p in enumerate(cfg.providers):
         providers[p.name] = _provider_from_config(i, p, env)
     if cfg.env_providers:
-        for preset in PRESETS.values():
+        for preset in all_presets().values():
             if preset.name not in providers and (spec := _provider_from_env(preset, env)):
                 providers[preset.name] = spec
+        for ptype in provider_types().values():
+            for spec in ptype.from_env(env) if ptype.from_env is not None else ():
+                providers.setdefault(spec.name, spec)
         if local_models and EMBEDDED_PROVIDER not in providers and (local := _embedded_provider()):
             providers[EMBEDDED_PROVIDER] = local
     problems = [

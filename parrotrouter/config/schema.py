@@ -4,7 +4,7 @@
 server: {port: 8000, redis_url: ...}          # any setting from settings.py
 providers:
   - name: openai
-    type: openai                               # openai | anthropic | gemini | llamacpp
+    type: openai                               # a registered provider type (providers/registry.py)
     base_url: https://api.openai.com/v1
     api_key: {$env: OPENAI_API_KEY}            # a reference, never an inline secret
     headers: {OpenAI-Organization: org-123}
@@ -26,8 +26,6 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-ProviderType = Literal["openai", "anthropic", "gemini", "llamacpp"]
 
 
 class _Strict(BaseModel):
@@ -64,7 +62,7 @@ class Timeouts(_Strict):
 
 class ProviderConfig(_Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
-    type: ProviderType
+    type: Annotated[str, Field(min_length=1)]  # checked against the provider registry
     base_url: str | None = None
     unix_socket: str | None = None
     api_key: SecretRef | None = None
@@ -72,6 +70,7 @@ class ProviderConfig(_Strict):
     timeouts: Timeouts = Field(default_factory=Timeouts)
     max_connections: Annotated[int, Field(ge=0)] = 0
     region: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)  # the provider type's own (its `options` schema)
     # llamacpp only
     path: str | None = None
     threads: Annotated[int, Field(ge=1)] | None = None
@@ -80,6 +79,14 @@ class ProviderConfig(_Strict):
     context_length: Annotated[int, Field(ge=64)] | None = None
 
     _check_key = field_validator("api_key", mode="before")(_secret_ref)
+
+    @field_validator("type")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        from ..providers.registry import provider_type
+
+        provider_type(value)  # ValueError naming the known types
+        return value
 
     @field_validator("base_url")
     @classmethod

@@ -38,6 +38,9 @@ from ..protocol.chat import (
 )
 from ..upstream.client import ServerSentEvent, UpstreamRequest
 from .base import ChatCall, CompletionCall, client_detail, malformed, upstream_failure
+from .http import HttpProvider
+from .presets import Preset
+from .registry import ProviderType
 from .translate import data_url, dump_arguments, parse_arguments, reject_unsupported, thinking_budget
 
 API_VERSION = "2023-06-01"
@@ -369,3 +372,16 @@ class AnthropicAdapter:
         err = err if isinstance(err, dict) else {}
         kind = ERROR_KINDS.get(str(err.get("type"))) if status != 529 else FailureKind.MODEL_OVERLOADED
         return upstream_failure(status, headers, err.get("message"), kind=kind, provider=self.spec.name)
+
+
+PROVIDER = ProviderType(
+    name="anthropic", display_name="Anthropic",
+    build=lambda spec: HttpProvider(spec, AnthropicAdapter(spec), supports_completions=False),
+    supported_params=frozenset({"max_tokens", "max_completion_tokens", "stop", "tools", "tool_choice",
+                                "parallel_tool_calls", "response_format", "reasoning_effort", "reasoning"}),
+    presets=(Preset("anthropic", "anthropic", "Anthropic", "https://api.anthropic.com", ("ANTHROPIC_API_KEY",),
+                    "ANTHROPIC_BASE_URL", "anthropic", vision_prefixes=("claude-",), model_filter=r"^claude-",
+                    family_aliases=(("claude-3-opus", r"^claude-opus-[\d-]+$"),
+                                    ("claude-3-sonnet", r"^claude-sonnet-[\d-]+$"),
+                                    ("claude-3-haiku-latest", r"^claude-haiku-[\d-]+$"))),),
+)

@@ -42,6 +42,9 @@ from ..protocol.chat import (
 from ..upstream.client import ServerSentEvent, UpstreamRequest
 from .base import ChatCall, CompletionCall, malformed, upstream_failure
 from .gemini_schema import gemini_schema
+from .http import HttpProvider
+from .presets import Preset
+from .registry import ProviderType
 from .translate import data_url, dump_arguments, parse_arguments, thinking_budget
 
 FILTERED = {"SAFETY", "RECITATION", "PROHIBITED_CONTENT", "SPII", "BLOCKLIST", "IMAGE_SAFETY", "LANGUAGE"}
@@ -405,3 +408,17 @@ class GeminiAdapter:
         if isinstance(parsed, list) and parsed:  # streamGenerateContent errors may come as a JSON array
             parsed = parsed[0]
         return _failure(parsed, status, headers, self.spec.name)
+
+
+PROVIDER = ProviderType(
+    name="gemini", display_name="Google Gemini",
+    build=lambda spec: HttpProvider(spec, GeminiAdapter(spec), supports_completions=False),
+    supported_params=frozenset({"max_tokens", "max_completion_tokens", "stop", "tools", "tool_choice", "temperature",
+                                "top_p", "n", "seed", "presence_penalty", "frequency_penalty", "response_format",
+                                "reasoning_effort", "reasoning"}),
+    presets=(Preset("gemini", "gemini", "Google Gemini", "https://generativelanguage.googleapis.com/v1beta",
+                    ("GEMINI_API_KEY", "GOOGLE_API_KEY"), "GEMINI_BASE_URL", "google",
+                    vision_prefixes=("gemini-",), model_filter=r"^gemini-",
+                    family_aliases=(("gemini-pro", r"^gemini-[\d.]+-pro$"),
+                                    ("gemini-flash", r"^gemini-[\d.]+-flash$"))),),
+)

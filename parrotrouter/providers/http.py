@@ -104,27 +104,13 @@ ProviderFactory = Callable[[ProviderSpec], Provider]
 
 
 def build_provider(spec: ProviderSpec, model_host: str | None = None) -> Provider:
-    """The one place that maps a provider `type` to its implementation. With `model_host`,
-    local models are reached in the shared model-host process instead of loaded here."""
+    """The provider for a spec, as its registered type builds it. With `model_host`, local models
+    are reached in the shared model-host process instead of loaded here."""
     if spec.type == "llamacpp" and model_host is not None:
         from .model_host import ModelHostAdapter, remote_spec
 
         remote = remote_spec(spec, model_host)
         return HttpProvider(remote, ModelHostAdapter(remote), supports_completions=True)
-    if spec.type == "openai":
-        from .openai_compat import OpenAIAdapter
+    from .registry import provider_type
 
-        return HttpProvider(spec, OpenAIAdapter(spec), supports_completions=True)
-    if spec.type == "anthropic":
-        from .anthropic import AnthropicAdapter
-
-        return HttpProvider(spec, AnthropicAdapter(spec), supports_completions=False)
-    if spec.type == "gemini":
-        from .gemini import GeminiAdapter
-
-        return HttpProvider(spec, GeminiAdapter(spec), supports_completions=False)
-    if spec.type == "llamacpp":
-        from .llamacpp import LlamaCppProvider
-
-        return LlamaCppProvider(spec)
-    raise NotImplementedError(f"provider type '{spec.type}' is not available in this version")
+    return provider_type(spec.type).build(spec)

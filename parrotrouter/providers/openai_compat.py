@@ -13,6 +13,9 @@ from ..catalog import ProviderSpec
 from ..errors import FailureKind, UpstreamFailure
 from ..upstream.client import ServerSentEvent, UpstreamRequest
 from .base import GATEWAY_FIELDS, ChatCall, CompletionCall, malformed, upstream_failure
+from .http import HttpProvider
+from .presets import Preset
+from .registry import ProviderType
 
 
 class OpenAIStream:
@@ -134,3 +137,33 @@ class OpenAIAdapter:
         except orjson.JSONDecodeError:
             parsed = None
         return _error_from_body(parsed, status, headers, self.spec.name)
+
+
+def _build(spec: ProviderSpec) -> HttpProvider:
+    return HttpProvider(spec, OpenAIAdapter(spec), supports_completions=True)
+
+
+PROVIDER = ProviderType(
+    name="openai", display_name="OpenAI-compatible", build=_build, endpoints=frozenset({"chat", "completions"}),
+    presets=(
+        Preset("openai", "openai", "OpenAI", "https://api.openai.com/v1", ("OPENAI_API_KEY",),
+               "OPENAI_BASE_URL", "openai", vision_prefixes=("gpt-4o", "gpt-4.1", "gpt-5", "o1", "o3", "o4")),
+        Preset("groq", "openai", "Groq", "https://api.groq.com/openai/v1", ("GROQ_API_KEY",),
+               prices_id="groq", drop_params=frozenset({"logit_bias", "top_logprobs", "store", "metadata"})),
+        Preset("mistral", "openai", "Mistral AI", "https://api.mistral.ai/v1", ("MISTRAL_API_KEY",),
+               prices_id="mistral",
+               drop_params=frozenset({"user", "store", "metadata", "logit_bias", "service_tier"})),
+        Preset("deepseek", "openai", "DeepSeek", "https://api.deepseek.com/v1", ("DEEPSEEK_API_KEY",),
+               prices_id="deepseek"),
+        Preset("together", "openai", "Together AI", "https://api.together.xyz/v1", ("TOGETHER_API_KEY",),
+               prices_id="together"),
+        Preset("fireworks", "openai", "Fireworks AI", "https://api.fireworks.ai/inference/v1",
+               ("FIREWORKS_API_KEY",), prices_id="fireworks"),
+        Preset("xai", "openai", "xAI", "https://api.x.ai/v1", ("XAI_API_KEY",), prices_id="x-ai"),
+        Preset("cerebras", "openai", "Cerebras", "https://api.cerebras.ai/v1", ("CEREBRAS_API_KEY",),
+               prices_id="cerebras"),
+        Preset("perplexity", "openai", "Perplexity", "https://api.perplexity.ai", ("PERPLEXITY_API_KEY",),
+               prices_id="perplexity"),
+        Preset("openrouter", "openai", "OpenRouter", "https://openrouter.ai/api/v1", ("OPENROUTER_API_KEY",)),
+    ),
+)

@@ -1,8 +1,9 @@
-"""OpenAI-compatible providers are configuration, not code: a preset per well-known service.
+"""Presets: well-known services as configuration, not code.
 
 A preset gives the default base URL, the environment variables that enable it with zero config
 (as each vendor's own SDK reads them), the genai-prices provider id for its price table, and the
-request parameters it rejects (dropped before sending).
+request parameters it rejects (dropped before sending). Each provider type declares its own
+presets (`ProviderType.presets`); OpenAI-compatible services are presets of the `openai` type.
 """
 
 from __future__ import annotations
@@ -28,39 +29,12 @@ class Preset:
     family_aliases: tuple[tuple[str, str], ...] = ()
 
 
-PRESETS: dict[str, Preset] = {
-    p.name: p
-    for p in (
-        Preset("openai", "openai", "OpenAI", "https://api.openai.com/v1", ("OPENAI_API_KEY",),
-               "OPENAI_BASE_URL", "openai", vision_prefixes=("gpt-4o", "gpt-4.1", "gpt-5", "o1", "o3", "o4")),
-        Preset("anthropic", "anthropic", "Anthropic", "https://api.anthropic.com", ("ANTHROPIC_API_KEY",),
-               "ANTHROPIC_BASE_URL", "anthropic", vision_prefixes=("claude-",), model_filter=r"^claude-",
-               family_aliases=(("claude-3-opus", r"^claude-opus-[\d-]+$"),
-                               ("claude-3-sonnet", r"^claude-sonnet-[\d-]+$"),
-                               ("claude-3-haiku-latest", r"^claude-haiku-[\d-]+$"))),
-        Preset("gemini", "gemini", "Google Gemini", "https://generativelanguage.googleapis.com/v1beta",
-               ("GEMINI_API_KEY", "GOOGLE_API_KEY"), "GEMINI_BASE_URL", "google",
-               vision_prefixes=("gemini-",), model_filter=r"^gemini-",
-               family_aliases=(("gemini-pro", r"^gemini-[\d.]+-pro$"), ("gemini-flash", r"^gemini-[\d.]+-flash$"))),
-        Preset("groq", "openai", "Groq", "https://api.groq.com/openai/v1", ("GROQ_API_KEY",),
-               prices_id="groq", drop_params=frozenset({"logit_bias", "top_logprobs", "store", "metadata"})),
-        Preset("mistral", "openai", "Mistral AI", "https://api.mistral.ai/v1", ("MISTRAL_API_KEY",),
-               prices_id="mistral",
-               drop_params=frozenset({"user", "store", "metadata", "logit_bias", "service_tier"})),
-        Preset("deepseek", "openai", "DeepSeek", "https://api.deepseek.com/v1", ("DEEPSEEK_API_KEY",),
-               prices_id="deepseek"),
-        Preset("together", "openai", "Together AI", "https://api.together.xyz/v1", ("TOGETHER_API_KEY",),
-               prices_id="together"),
-        Preset("fireworks", "openai", "Fireworks AI", "https://api.fireworks.ai/inference/v1",
-               ("FIREWORKS_API_KEY",), prices_id="fireworks"),
-        Preset("xai", "openai", "xAI", "https://api.x.ai/v1", ("XAI_API_KEY",), prices_id="x-ai"),
-        Preset("cerebras", "openai", "Cerebras", "https://api.cerebras.ai/v1", ("CEREBRAS_API_KEY",),
-               prices_id="cerebras"),
-        Preset("perplexity", "openai", "Perplexity", "https://api.perplexity.ai", ("PERPLEXITY_API_KEY",),
-               prices_id="perplexity"),
-        Preset("openrouter", "openai", "OpenRouter", "https://openrouter.ai/api/v1", ("OPENROUTER_API_KEY",)),
-    )
-}
+def all_presets() -> dict[str, Preset]:
+    """Every registered provider type's presets, by name."""
+    from .registry import provider_types
+
+    return {preset.name: preset for ptype in provider_types().values() for preset in ptype.presets}
+
 
 # Ids in the price table that are not chat models (speech, images, embeddings, fine-tune patterns).
 _NOT_CHAT = re.compile(

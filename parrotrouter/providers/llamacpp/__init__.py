@@ -1,5 +1,5 @@
-"""Local GGUF models run in-process by llama.cpp (`llama-cpp-python`, the `local` extra)."""
+"""Local GGUF models run in-process by llama.cpp (`llama-cpp-python`, the `local` extra).
 
-from .provider import LlamaCppProvider
-
-__all__ = ["LlamaCppProvider"]
+Importing this package imports nothing heavy: `kind.PROVIDER` declares the provider type, and the
+provider itself (`provider.LlamaCppProvider`) is imported when one is built.
+"""
