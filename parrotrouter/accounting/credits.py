@@ -52,7 +52,7 @@ def utc_day(now: float | None = None) -> str:
     now = time.time() if now is None else now
     cached = _DAY_CACHE
     if cached[0] <= now < cached[1]:
-        return cached[2]
+        return str(cached[2])
     day = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start = day.timestamp()
     _DAY_CACHE[:] = [start, start + 86400, day.strftime("%Y-%m-%d")]

@@ -58,7 +58,7 @@ def retry_delay(attempt: int, retry_after: float | None, policy: RoutingPolicy) 
     if retry_after is not None:
         return retry_after
     base = (policy.retry_delay_ms / 1000) if policy.retry_delay_ms is not None else BASE_DELAY
-    return base * (2 ** attempt) * (0.5 + random.random())
+    return float(base * (2 ** attempt) * (0.5 + random.random()))
 
 
 class Attempts:

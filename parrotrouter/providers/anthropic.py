@@ -254,7 +254,8 @@ class AnthropicStream:
         handler = getattr(self, f"_on_{kind}", None)
         if handler is None:
             return []  # ping, and event types added after this adapter was written
-        return handler(data)
+        chunks: list[dict[str, Any]] = handler(data)
+        return chunks
 
     @staticmethod
     def _chunk(delta: dict[str, Any], finish: str | None = None, native: str | None = None) -> dict[str, Any]:

@@ -52,7 +52,8 @@ def request_schemas() -> dict[str, Schema]:
         # `auto` names the gateway's first model: an example that works on every gateway.
         properties["model"]["examples"] = ["auto"]
     components["CompletionRequest"]["properties"]["prompt"] = PROMPT
-    return components
+    out: dict[str, dict[str, Any]] = components
+    return out
 
 
 def _decimals_as_money(node: Any) -> Any:

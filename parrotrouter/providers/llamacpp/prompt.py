@@ -102,7 +102,7 @@ def tool_instruction(tool: FunctionTool) -> str:
 
 def grammar_for(request: ChatCompletionRequest, tool: FunctionTool | None) -> Any:
     """A llama.cpp grammar enforcing the requested JSON output, or None."""
-    from llama_cpp import LlamaGrammar
+    from llama_cpp import LlamaGrammar  # type: ignore[attr-defined]  # re-exported untyped
 
     schema: dict[str, Any] | None = None
     if tool is not None:
