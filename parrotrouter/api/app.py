@@ -7,18 +7,18 @@ import logging
 from aiohttp import web
 
 from ..ratelimit.rules import limits_for
+from ..serving.core import drain_streams
 from ..state import AppState
 from .chat_completions import routes as chat_routes
 from .completions import routes as completion_routes
 from .credits import routes as credit_routes
 from .errors import error_middleware
-from .generation import drain_streams
 from .generations import routes as generation_routes
 from .health import routes as health_routes
 from .keys import routes as key_routes
 from .models import routes as model_routes
 from .openapi import routes as openapi_routes
-from .request import STATE_KEY
+from .request import CONTEXT_KEY, STATE_KEY
 from .route_explain import routes as explain_routes
 from .usage import routes as usage_routes
 
@@ -59,23 +59,27 @@ async def _stop(app: web.Application) -> None:
             log.exception("closing provider %s failed", provider.name)
 
 
-async def _rate_limit_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """Every response to a rate-limited caller carries the X-RateLimit-* headers: generation
-    requests set them when they take from the limits; other endpoints report without taking."""
-    headers = request.get("extra_headers")
-    if headers is None:
-        principal = request.get("principal")
-        state = request.app[STATE_KEY]
-        if principal is None or state.limiter is None or not request.path.startswith("/v1/"):
-            return
-        limits = limits_for(principal, None, state.settings.limit_defaults)
-        if not limits:
-            return
-        try:
-            headers = await state.limiter.peek(limits)
-        except Exception:
-            return
-    response.headers.update(headers)
+async def _context_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """The headers the request's context asks for (the attempts, the X-RateLimit-* a generation
+    request took), on whatever the answer turns out to be. Every response to a rate-limited caller
+    carries the X-RateLimit-* headers: other endpoints report them without taking."""
+    ctx = request.get(CONTEXT_KEY)
+    if ctx is None:
+        return
+    if ctx.headers:
+        response.headers.update(ctx.headers)
+    if ctx.limits_taken:
+        return
+    state = request.app[STATE_KEY]
+    if state.limiter is None or not request.path.startswith("/v1/"):
+        return
+    limits = limits_for(ctx.principal, None, state.settings.limit_defaults)
+    if not limits:
+        return
+    try:
+        response.headers.update(await state.limiter.peek(limits))
+    except Exception:
+        return
 
 
 def create_app(state: AppState) -> web.Application:
@@ -84,7 +88,7 @@ def create_app(state: AppState) -> web.Application:
     for module in (chat_routes, completion_routes, model_routes, health_routes, key_routes, credit_routes,
                    generation_routes, usage_routes, explain_routes, openapi_routes):
         module.add_routes(app)
-    app.on_response_prepare.append(_rate_limit_headers)
+    app.on_response_prepare.append(_context_headers)
     app.on_startup.append(_start)
     app.on_shutdown.append(_shutdown)
     app.on_cleanup.append(_stop)

@@ -13,10 +13,12 @@ from ..auth.permissions import UNRESTRICTED
 from ..auth.principal import Principal, bearer_token
 from ..errors import InvalidRequest, PermissionDenied, RequestTimeout, RequestTooLarge, UnsupportedMediaType
 from ..protocol.validation import decode_json_object
+from ..serving.context import RequestContext
 from ..state import AppState
 from .edge import BodyTimeout
 
 STATE_KEY: web.AppKey[AppState] = web.AppKey("parrotrouter_state", AppState)
+CONTEXT_KEY: web.RequestKey[RequestContext] = web.RequestKey("parrotrouter_context", RequestContext)
 
 
 def app_state(request: web.Request) -> AppState:
@@ -26,9 +28,14 @@ def app_state(request: web.Request) -> AppState:
 def authenticate(request: web.Request, *, write: bool = False, read: bool = True) -> Principal:
     """Who is calling (401 otherwise), from where they may call, and whether they may write or
     read (403). `read=False`: the endpoint serves keys without 'read' too (in a reduced form)."""
+    return authenticated(request, write=write, read=read).principal
+
+
+def authenticated(request: web.Request, *, write: bool = False, read: bool = True) -> RequestContext:
+    """`authenticate`, giving the request's context (kept on the request for the response hooks)."""
     headers = request.headers
     principal = request.app[STATE_KEY].authenticator.authenticate(bearer_token(headers.get("Authorization")))
-    request["principal"] = principal
+    ctx = request[CONTEXT_KEY] = RequestContext(principal)
     policy = principal.policy
     if policy is not UNRESTRICTED:
         if policy.restricts_clients():
@@ -36,7 +43,7 @@ def authenticate(request: web.Request, *, write: bool = False, read: bool = True
                                 headers.get("User-Agent"))
         if write or read:
             policy.check_operation(write)
-    return principal
+    return ctx
 
 
 def require_master(request: web.Request) -> Principal:
@@ -61,6 +68,11 @@ async def _read_body(content: StreamReader, limit: int) -> bytes:
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
+    return (await read_json_sized(request))[0]
+
+
+async def read_json_sized(request: web.Request) -> tuple[dict[str, Any], int]:
+    """The body as a JSON object, and its size in bytes (after decompression)."""
     ctype = request.headers.get("Content-Type")
     if ctype is not None:
         mime = ctype.split(";", 1)[0].strip().lower()
@@ -75,5 +87,4 @@ async def read_json(request: web.Request) -> dict[str, Any]:
         raise InvalidRequest("The request body could not be read or decoded (Content-Encoding).") from None
     if not body:
         raise InvalidRequest("The request body is empty; send a JSON object.")
-    request["body_size"] = len(body)
-    return decode_json_object(body)
+    return decode_json_object(body), len(body)

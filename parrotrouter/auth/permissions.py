@@ -6,11 +6,12 @@ import dataclasses
 import fnmatch
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from ..catalog import AUTO, Deployment, ModelSpec
 from ..errors import PermissionDenied, echo
 from ..store.schema import from_nanos, to_nanos
 from .key_schema import MAX_RATE, MAX_USD
@@ -107,6 +108,26 @@ class Policy:
     def check_model(self, *names: str) -> None:
         if not self.allows_model(*names):
             raise PermissionDenied(f"This API key is not allowed to use the model '{echo(names[0])}'.")
+
+    def model_permit(self) -> Callable[[str, ModelSpec, Deployment], bool] | None:
+        """The key's model permissions as routing asks them (None: unrestricted). A pattern
+        allows a deployment when it matches one of the model's own names: its id, `provider/id`
+        (so `openai/*` can allow or deny a provider), or the alias — or `auto` — it was asked
+        by; never another name that merely resolves to it (a `provider/upstream-model` name may
+        spell another model's id). Denied patterns are matched against every name."""
+        if self.models_allowed is None and self.models_denied is None:
+            return None
+        denied = self.models_denied
+
+        def permit(name: str, model: ModelSpec, deployment: Deployment) -> bool:
+            own = f"{deployment.provider}/{model.id}"
+            if name in (model.id, own, AUTO) or name in model.aliases:
+                return self.allows_model(model.id, own, name)
+            if not self.allows_model(model.id, own):
+                return False
+            return denied is None or not (denied.fullmatch(name) or denied.fullmatch(deployment.id))
+
+        return permit
 
     def check_features(self, used: Iterable[str]) -> None:
         if self.features is None:

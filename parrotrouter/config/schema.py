@@ -128,7 +128,19 @@ class ModelConfig(_Strict):
     capabilities: Capabilities | None = None
     pricing: PricingConfig | None = None
     owned_by: str | None = None
-    strategy: Literal["weighted", "least-busy", "latency", "cost", "priority"] | None = None
+    strategy: str | None = None  # a routing strategy (routing/strategies) or one of its aliases
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: str | None) -> str | None:
+        from ..routing.strategies import ALIASES, STRATEGIES, strategy_name
+
+        if value is None:
+            return None
+        found = strategy_name(value)
+        if found is None:
+            raise ValueError(f"unknown strategy '{value}'; use one of {', '.join(sorted({*STRATEGIES, *ALIASES}))}")
+        return found
 
 
 class ConfigFile(_Strict):

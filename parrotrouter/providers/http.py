@@ -8,24 +8,25 @@ from typing import Any
 
 from ..catalog import ProviderSpec
 from ..errors import ParrotError
-from ..upstream.client import UpstreamClient, UpstreamRequest
+from ..upstream.client import Transport, UpstreamClient, UpstreamRequest
 from .base import ChatCall, CompletionCall, HttpAdapter, Provider, StreamTranslator, malformed
 
 log = logging.getLogger("parrotrouter.providers")
 
 
 class HttpProvider(Provider):
-    def __init__(self, spec: ProviderSpec, adapter: HttpAdapter, *, supports_completions: bool) -> None:
+    def __init__(self, spec: ProviderSpec, adapter: HttpAdapter, *, supports_completions: bool,
+                 transport: Transport | None = None) -> None:
         super().__init__(spec)
-        assert spec.base_url is not None
         self.adapter = adapter
         self.supports_completions = supports_completions
-        self.client: UpstreamClient | None = None
+        self.client: Transport | None = transport  # injected (tests), else made at start
 
     async def start(self) -> None:
-        assert self.spec.base_url is not None
-        self.client = UpstreamClient(self.spec.base_url, self.spec.timeouts, self.spec.max_connections,
-                                     unix_socket=self.spec.unix_socket)
+        if self.client is None:
+            assert self.spec.base_url is not None
+            self.client = UpstreamClient(self.spec.base_url, self.spec.timeouts, self.spec.max_connections,
+                                         unix_socket=self.spec.unix_socket)
 
     async def aclose(self) -> None:
         if self.client is not None:

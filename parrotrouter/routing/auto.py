@@ -13,7 +13,7 @@ The rule, in order:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Protocol
 
 from ..catalog import Catalog, ModelSpec
 from ..errors import NoRoute, PermissionDenied
@@ -22,20 +22,25 @@ from .policy import RoutingPolicy
 from .strategies.cost import unit_price
 
 
-def needs(request: Any) -> tuple[bool, bool, bool]:
-    tools = bool(getattr(request, "tools", None) or getattr(request, "functions", None))
-    has_images = getattr(request, "has_images", None)
-    vision = bool(has_images and has_images())
-    fmt = getattr(request, "response_format", None)
-    json_mode = fmt is not None and type(fmt).__name__ in ("JsonObjectFormat", "JsonSchemaFormat")
-    return tools, vision, json_mode
+class Wants(Protocol):
+    """What `auto` (and a plan) may ask of the request: the typed generation request has it."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def output_limit(self) -> int | None: ...
+
+    def needs(self) -> tuple[bool, bool, bool]:
+        """(tools, vision, JSON output)."""
+        ...
 
 
-def choose(catalog: Catalog, request: Any, policy: RoutingPolicy, health: Health,
+def choose(catalog: Catalog, request: Wants, policy: RoutingPolicy, health: Health,
            prompt_tokens: Callable[[], int], price_ok: Callable[[ModelSpec], bool],
            permitted: Callable[[ModelSpec], bool] | None = None) -> ModelSpec:
     """The model `auto` stands for; only models the caller may use are considered (403 if none)."""
-    tools, vision, json_mode = needs(request)
+    tools, vision, json_mode = request.needs()
     reason = "no model in the catalog"
     fitting = []
     models = [m for m in catalog.models.values() if m.capabilities.chat]
@@ -55,7 +60,7 @@ def choose(catalog: Catalog, request: Any, policy: RoutingPolicy, health: Health
             reason = "JSON output needs a model with json_mode"
             continue
         if model.context_length is not None:
-            wanted = prompt_tokens() + (getattr(request, "output_limit", None) or 0)
+            wanted = prompt_tokens() + (request.output_limit or 0)
             if wanted > model.context_length:
                 reason = "the prompt does not fit any context window"
                 continue

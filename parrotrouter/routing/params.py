@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 from ..catalog import ProviderSpec
 from ..providers.registry import provider_type
-
-# Always understood, whatever the provider: not "parameters" in OpenRouter's sense.
-BASIC = frozenset({"model", "messages", "prompt", "stream", "stream_options", "user", "metadata", "models",
-                   "provider", "route", "transforms", "plugins", "usage", "store", "service_tier"})
-def sent_parameters(raw: Mapping[str, Any]) -> frozenset[str]:
-    return frozenset(k for k, v in raw.items() if k not in BASIC and v is not None)
 
 
 def unsupported(spec: ProviderSpec, params: Iterable[str]) -> list[str]:

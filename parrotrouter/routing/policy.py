@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import orjson
 
 from ..errors import FailureKind, InvalidRequest, echo
+from ..protocol.routing_fields import MAX_FALLBACK_MODELS, MAX_PROVIDER_NAMES, NO_ROUTING, BodyRouting, check_name
 from ..settings import Settings, parse_bool
-from .strategies import ALIASES, STRATEGIES
+from .strategies import ALIASES, STRATEGIES, strategy_name
 
 TRIGGERS = {"timeout": FailureKind.TIMEOUT, "rate_limit": FailureKind.RATE_LIMIT,
             "server_error": FailureKind.SERVER_ERROR, "model_overloaded": FailureKind.MODEL_OVERLOADED}
@@ -34,13 +35,7 @@ ROUTING_HEADERS = ("X-Provider", "X-Provider-Preference", "X-Routing-Strategy", 
                    "X-Max-Cost-Per-1K-Tokens", "X-Failover-Enabled", "X-Failover-Providers", "X-Max-Retries",
                    "X-Retry-Delay-Ms", "X-Failover-Config")
 MAX_RETRIES = 5
-# Bounds on what one request may ask of the router (documented in the README). OpenRouter takes
-# up to 3 fallback `models`; the same cap holds for X-Failover-Config fallbacks.
-MAX_FALLBACK_MODELS = 3
-MAX_FALLBACKS = 3
-MAX_PROVIDER_NAMES = 32  # entries of provider.order/only/ignore and of the provider-list headers
-MAX_NAME_LENGTH = 256  # a model or provider name
-MAX_PRICE = Decimal(1_000_000)  # USD per million tokens: far above any real price
+MAX_FALLBACKS = MAX_FALLBACK_MODELS  # X-Failover-Config fallbacks, as OpenRouter's `models`
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -102,15 +97,7 @@ def _bad(header: str, why: str) -> InvalidRequest:
     return InvalidRequest(f"Invalid {header} header: {why}.", param=header)
 
 
-def _name(value: Any, where: str) -> str:
-    """A model or provider name: a non-empty string of bounded length."""
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidRequest(f"'{where}' must be a non-empty string.", param=where)
-    if len(value) > MAX_NAME_LENGTH:
-        raise InvalidRequest(f"'{where}' is longer than {MAX_NAME_LENGTH} characters.", param=where)
-    if not value.isprintable():  # control characters, or bytes a header could not decode
-        raise InvalidRequest(f"'{where}' must be printable text.", param=where)
-    return value.strip()
+_name = check_name
 
 
 def _names(value: str, header: str) -> tuple[str, ...]:
@@ -132,14 +119,12 @@ def _number(header: str, value: str, low: float, high: float) -> float:
 
 
 def _strategy(name: str, where: str) -> str:
-    name = ALIASES.get(name, name)
-    if name == "geographic":
-        return name
-    if name not in STRATEGIES:
-        choices = sorted({*ALIASES, *STRATEGIES, "geographic"})
+    found = strategy_name(name)
+    if found is None:
+        choices = sorted({*ALIASES, *STRATEGIES})
         raise InvalidRequest(f"Unknown routing strategy '{echo(name)}' ({where}); use one of "
                              f"{', '.join(choices)}.", param=where)
-    return name
+    return found
 
 
 def _failover_config(raw: str) -> dict[str, Any]:
@@ -196,75 +181,29 @@ def _fallback(fb: Any, i: int) -> Fallback:
     return Fallback(model, provider, kinds, reduce)
 
 
-def _price(value: Any, where: str) -> Decimal | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float | str) or (
-            isinstance(value, str) and len(value) > 40):
-        raise InvalidRequest(f"'{where}' must be a number (USD per million tokens).", param=where)
-    try:
-        price = Decimal(str(value))
-    except InvalidOperation:
-        raise InvalidRequest(f"'{where}' must be a number (USD per million tokens).", param=where) from None
-    if not price.is_finite() or not 0 <= price <= MAX_PRICE:
-        raise InvalidRequest(f"'{where}' must be between 0 and {MAX_PRICE} (USD per million tokens).", param=where)
-    return price
-
-
-def _openrouter(raw: Mapping[str, Any], values: dict[str, Any]) -> None:
-    models = raw.get("models")
-    if models is not None:
-        if not isinstance(models, list):
-            raise InvalidRequest("'models' must be a list of model names.", param="models")
-        # Checked before anything else looks at the list: its length is the caller's.
-        if len(models) > MAX_FALLBACK_MODELS + 1:
-            raise InvalidRequest(f"'models' may list at most {MAX_FALLBACK_MODELS} fallback models.", param="models")
-        unique = dict.fromkeys(_name(m, f"models[{i}]") for i, m in enumerate(models))
-        unique.pop(str(raw.get("model")), None)
-        if len(unique) > MAX_FALLBACK_MODELS:
-            raise InvalidRequest(f"'models' may list at most {MAX_FALLBACK_MODELS} fallback models.", param="models")
-        values["fallback_models"] = tuple(unique)
-    prefs = raw.get("provider")
-    if prefs is None:
-        return
-    if not isinstance(prefs, dict):
-        raise InvalidRequest("'provider' must be an object of provider preferences.", param="provider")
-    lists: dict[str, tuple[str, ...]] = {}
-    for key in ("order", "only", "ignore"):
-        value = prefs.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, list) or len(value) > MAX_PROVIDER_NAMES:
-            raise InvalidRequest(f"'provider.{key}' must be a list of at most {MAX_PROVIDER_NAMES} provider names.",
-                                 param=f"provider.{key}")
-        lists[key] = tuple(dict.fromkeys(_name(v, f"provider.{key}[{i}]") for i, v in enumerate(value)))
-    if lists.get("order"):
-        values.setdefault("preference", lists["order"])
-    if "only" in lists:
-        values["only"] = frozenset(lists["only"])
-    if lists.get("ignore"):
-        values["ignore"] = frozenset(lists["ignore"])
-    for key in ("allow_fallbacks", "require_parameters"):
-        if key in prefs and not isinstance(prefs[key], bool):
-            raise InvalidRequest(f"'provider.{key}' must be true or false.", param=f"provider.{key}")
-    if prefs.get("allow_fallbacks") is False:
+def _apply_body(body: BodyRouting, values: dict[str, Any]) -> None:
+    """OpenRouter's body fields, decoded by the protocol layer, into the policy's values."""
+    if body.models:
+        values["fallback_models"] = body.models
+    if body.order:
+        values.setdefault("preference", body.order)
+    if body.only is not None:
+        values["only"] = body.only
+    if body.ignore:
+        values["ignore"] = body.ignore
+    if not body.allow_fallbacks:
         values["fallbacks_enabled"] = False
-    values["require_parameters"] = bool(prefs.get("require_parameters"))
-    if prefs.get("sort") is not None:
-        if not isinstance(prefs["sort"], str) or prefs["sort"] not in ("price", "throughput", "latency"):
-            raise InvalidRequest("'provider.sort' must be price, throughput or latency.", param="provider.sort")
-        values.setdefault("strategy", ALIASES[prefs["sort"]])
-    max_price = prefs.get("max_price")
-    if max_price is not None:
-        if not isinstance(max_price, dict):
-            raise InvalidRequest("'provider.max_price' must be {prompt, completion}.", param="provider.max_price")
-        values["max_price"] = (_price(max_price.get("prompt"), "provider.max_price.prompt"),
-                               _price(max_price.get("completion"), "provider.max_price.completion"))
+    values["require_parameters"] = body.require_parameters
+    if body.sort is not None:
+        values.setdefault("strategy", ALIASES[body.sort])
+    if body.max_price is not None:
+        values["max_price"] = body.max_price
 
 
-def parse_policy(headers: Mapping[str, str], raw: Mapping[str, Any]) -> RoutingPolicy:
-    """The request's routing policy; 400 naming the header or field for a bad value."""
-    if "models" not in raw and "provider" not in raw and not any(h in headers for h in ROUTING_HEADERS):
+def parse_policy(headers: Mapping[str, str], body: BodyRouting = NO_ROUTING) -> RoutingPolicy:
+    """The request's routing policy from its routing headers and the body's routing fields (as
+    the protocol layer decoded them); 400 naming the header for a bad value."""
+    if body is NO_ROUTING and not any(h in headers for h in ROUTING_HEADERS):
         return DEFAULT
     values: dict[str, Any] = {}
     if value := headers.get("X-Provider"):
@@ -299,5 +238,5 @@ def parse_policy(headers: Mapping[str, str], raw: Mapping[str, Any]) -> RoutingP
             values["primary_model"] = primary["model"]
         values["conditional_fallbacks"] = config["fallbacks"]
         values["breaker"] = config["breaker"]
-    _openrouter(raw, values)
+    _apply_body(body, values)
     return RoutingPolicy(**values)

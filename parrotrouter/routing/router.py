@@ -17,10 +17,11 @@ from ..catalog import AUTO, Catalog, Deployment, ModelSpec
 from ..errors import NoRoute, PermissionDenied, ServiceUnavailable, echo
 from ..providers.base import Provider
 from . import auto
+from .auto import Wants
 from .health import Health
-from .params import sent_parameters, unsupported
+from .params import unsupported
 from .policy import DEFAULT, Fallback, RoutingPolicy
-from .strategies import STRATEGIES, Strategy
+from .strategies import NO_CONTEXT, STRATEGIES, RouteContext, Strategy
 
 _THOUSAND = Decimal(1000)
 
@@ -68,9 +69,9 @@ class Router:
 
     def candidates(self, model_name: str) -> list[Candidate]:
         """The default plan's candidates (no routing headers)."""
-        return self.plan(model_name, None, DEFAULT, {}, lambda: 0).candidates
+        return self.plan(model_name, None, DEFAULT, frozenset(), lambda: 0).candidates
 
-    def plan(self, model_name: str, request: Any, policy: RoutingPolicy, raw: Mapping[str, Any],
+    def plan(self, model_name: str, request: Wants | None, policy: RoutingPolicy, sent_params: frozenset[str],
              prompt_tokens: Callable[[], int], allow_empty: bool = False, permit: Permit | None = None) -> Plan:
         """Every model the request can reach — `model` or the failover config's primary, the
         `models` fallbacks, the failover config's fallbacks, `auto`'s choice — and every provider
@@ -89,7 +90,7 @@ class Router:
             strategy_name = policy.strategy or model.strategy or "weighted"
             pinned = fallback.provider if fallback is not None and fallback.provider else policy.force_provider
             allowed = self._permitted(model, name, pinned, permit, source)
-            kept = self._filter(allowed, pinned, policy, raw, removed)
+            kept = self._filter(allowed, pinned, policy, sent_params, removed)
             ordered = self._order(kept, strategy_name, policy)
             if i == 0 and not ordered:
                 continue
@@ -129,7 +130,7 @@ class Router:
                                    param=source)
         return allowed
 
-    def _resolve(self, name: str, request: Any, policy: RoutingPolicy, prompt_tokens: Callable[[], int],
+    def _resolve(self, name: str, request: Wants | None, policy: RoutingPolicy, prompt_tokens: Callable[[], int],
                  permit: Permit | None = None) -> ModelSpec:
         if name == AUTO and AUTO not in self.catalog.models and request is not None:
             def permitted(m: ModelSpec) -> bool:  # auto picks among what the caller may use
@@ -162,10 +163,10 @@ class Router:
         return True
 
     def _filter(self, deployments: list[Deployment], pinned: str | None, policy: RoutingPolicy,
-                raw: Mapping[str, Any], removed: list[Removed]) -> list[Deployment]:
+                sent_params: frozenset[str], removed: list[Removed]) -> list[Deployment]:
         """Apply the filters one after the other, so the one that removes the last deployment
         standing is the one a `no_route` error names (it is appended last)."""
-        params = sent_parameters(raw) if policy.require_parameters else frozenset()
+        params = sent_params if policy.require_parameters else frozenset()
         kept = deployments
         for rule in self._rules(policy, pinned, params):
             survivors = []
@@ -217,12 +218,8 @@ class Router:
         return None
 
     def _order(self, deployments: list[Deployment], strategy: str, policy: RoutingPolicy) -> list[Deployment]:
-        if strategy == "geographic":
-            region = policy.user_region
-            ordered = self.strategies["weighted"].order(deployments, self.health)
-            ordered.sort(key=lambda d: 0 if region and d.region == region else 1)
-        else:
-            ordered = self.strategies[strategy].order(deployments, self.health)
+        context = RouteContext(user_region=policy.user_region) if policy.user_region else NO_CONTEXT
+        ordered = self.strategies[strategy].order(deployments, self.health, context)
         if policy.preference:
             rank = {p: i for i, p in enumerate(policy.preference)}
             ordered.sort(key=lambda d: rank.get(d.provider, len(rank)))

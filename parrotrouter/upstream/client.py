@@ -11,6 +11,8 @@ import contextlib
 import dataclasses
 import socket
 from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
 
 import aiohttp
 
@@ -30,7 +32,20 @@ class UpstreamRequest:
 class UpstreamResponse:
     status: int
     headers: Mapping[str, str]
-    raw: aiohttp.ClientResponse
+    raw: object  # the transport's own response (aiohttp's ClientResponse for UpstreamClient)
+
+
+class Transport(Protocol):
+    """How a provider reaches its upstream. `UpstreamClient` is the real one; tests inject a
+    transport that answers canned bodies, so adapters are tested without sockets."""
+
+    def open(self, request: UpstreamRequest) -> AbstractAsyncContextManager[UpstreamResponse]: ...
+
+    async def read_body(self, response: UpstreamResponse, limit: int = ...) -> bytes: ...
+
+    def sse_events(self, response: UpstreamResponse) -> AsyncIterator[list[ServerSentEvent]]: ...
+
+    async def aclose(self) -> None: ...
 
 
 def _timeout_failure(what: str, seconds: float) -> UpstreamFailure:
@@ -93,14 +108,18 @@ class UpstreamClient:
             resp.release()
 
     async def read_body(self, response: UpstreamResponse, limit: int = 64 * 2**20) -> bytes:
+        raw = response.raw
+        assert isinstance(raw, aiohttp.ClientResponse)
         with map_transport_errors(self.timeouts, "read"):
-            body = await response.raw.content.read(limit + 1)
+            body = await raw.content.read(limit + 1)
         if len(body) > limit:
             raise UpstreamFailure("The upstream response is too large.", kind=FailureKind.STREAM_PROTOCOL)
         return body
 
     def sse_events(self, response: UpstreamResponse) -> AsyncIterator[list[ServerSentEvent]]:
-        return read_sse(response.raw, self.timeouts)
+        raw = response.raw
+        assert isinstance(raw, aiohttp.ClientResponse)
+        return read_sse(raw, self.timeouts)
 
     async def aclose(self) -> None:
         await self._session.close()
@@ -112,16 +131,54 @@ class ServerSentEvent:
     data: str
 
 
-async def read_sse(resp: aiohttp.ClientResponse, timeouts: Timeouts) -> AsyncIterator[list[ServerSentEvent]]:
-    """Parse `text/event-stream` incrementally (WHATWG rules for data/event/comment lines),
-    yielding the events of each network read together so they can be relayed in one write.
+MAX_EVENT_BYTES = 16 * 2**20  # one server-sent event, at most (an upstream must not fill our memory)
 
-    The first event must arrive within `first_token` seconds; later gaps are bounded by the
-    session's per-read `idle` timeout."""
-    buffer = b""
+
+class SSEParser:
+    """Incremental `text/event-stream` parsing (WHATWG rules for data/event/comment lines): feed
+    it what each read brought, get the events that completed."""
+
+    __slots__ = ("_buffer", "_carry_cr")
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._carry_cr = False
+
+    def feed(self, chunk: bytes) -> list[ServerSentEvent]:
+        if self._carry_cr:
+            chunk = b"\r" + chunk
+            self._carry_cr = False
+        if b"\r" in chunk:
+            if chunk.endswith(b"\r"):  # a CRLF may be split across reads
+                chunk, self._carry_cr = chunk[:-1], True
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        buffer = self._buffer + chunk
+        events = []
+        while (end := buffer.find(b"\n\n")) >= 0:
+            block, buffer = buffer[:end], buffer[end + 2:]
+            event = _parse_block(block)
+            if event is not None:
+                events.append(event)
+        if len(buffer) > MAX_EVENT_BYTES:
+            raise UpstreamFailure("The upstream sent a stream event larger than the gateway accepts.",
+                                  kind=FailureKind.STREAM_PROTOCOL)
+        self._buffer = buffer
+        return events
+
+    def close(self) -> list[ServerSentEvent]:
+        """What is left when the stream ends (a last event without its blank line)."""
+        buffer, self._buffer = self._buffer, b""
+        event = _parse_block(buffer) if buffer.strip() else None
+        return [event] if event is not None else []
+
+
+async def read_sse(resp: aiohttp.ClientResponse, timeouts: Timeouts) -> AsyncIterator[list[ServerSentEvent]]:
+    """The events of a streaming response, those of each network read together so they can be
+    relayed in one write. The first event must arrive within `first_token` seconds; later gaps
+    are bounded by the session's per-read `idle` timeout."""
     stream = resp.content
+    parser = SSEParser()
     first = True
-    carry_cr = False
     while True:
         with map_transport_errors(timeouts, "first" if first else "read"):
             if first:
@@ -131,27 +188,12 @@ async def read_sse(resp: aiohttp.ClientResponse, timeouts: Timeouts) -> AsyncIte
                 chunk = await stream.readany()
         if not chunk:
             break
-        if carry_cr:
-            chunk = b"\r" + chunk
-            carry_cr = False
-        if b"\r" in chunk:
-            if chunk.endswith(b"\r"):  # a CRLF may be split across reads
-                chunk, carry_cr = chunk[:-1], True
-            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        buffer += chunk
-        events = []
-        while (end := buffer.find(b"\n\n")) >= 0:
-            block, buffer = buffer[:end], buffer[end + 2:]
-            event = _parse_block(block)
-            if event is not None:
-                events.append(event)
+        events = parser.feed(chunk)
         if events:
             first = False
             yield events
-    if buffer.strip():
-        event = _parse_block(buffer)
-        if event is not None:
-            yield [event]
+    if rest := parser.close():
+        yield rest
 
 
 def _parse_block(block: bytes) -> ServerSentEvent | None:

@@ -1,39 +1,15 @@
-from __future__ import annotations
+"""`POST /v1/chat/completions`: decode and check the request, then the serving core answers it."""
 
-from typing import Any
+from __future__ import annotations
 
 from aiohttp import web
 
-from ...accounting.bounds import chat_billable, chat_cheap_billable
 from ...errors import InvalidRequest
 from ...protocol.chat import ChatCompletionRequest
 from ...protocol.validation import convert
-from ...providers.base import ChatCall, Provider
-from ...routing.router import Candidate
-from ...tokens import estimate_chat_prompt_tokens
-from ..generation import Endpoint, serve
-from ..request import app_state, authenticate, read_json
-
-
-def _make_call(request: ChatCompletionRequest, raw: dict[str, Any], candidate: Candidate) -> ChatCall:
-    return ChatCall(request, raw, candidate.model, candidate.deployment)
-
-
-def _run(provider: Provider, call: ChatCall) -> Any:
-    return provider.chat(call)
-
-
-def _run_stream(provider: Provider, call: ChatCall) -> Any:
-    return provider.chat_stream(call)
-
-
-def _count_prompt(request: ChatCompletionRequest, model: str) -> int:
-    return estimate_chat_prompt_tokens(request.messages, request.tools, model)
-
-
-CHAT = Endpoint(name="chat.completions", id_prefix="chatcmpl-", object_type="chat.completion",
-                chunk_type="chat.completion.chunk", make_call=_make_call, run=_run, run_stream=_run_stream,
-                count_prompt=_count_prompt, billable=chat_billable, cheap_billable=chat_cheap_billable)
+from ...serving.request import GenerationRequest
+from ..generate import generate
+from ..request import authenticated, read_json_sized
 
 
 def check_semantics(request: ChatCompletionRequest) -> None:
@@ -50,14 +26,14 @@ def check_semantics(request: ChatCompletionRequest) -> None:
 
 
 async def create_chat_completion(http: web.Request) -> web.StreamResponse:
-    state = app_state(http)
-    principal = authenticate(http, write=True)
-    raw = await read_json(http)
-    request = convert(raw, ChatCompletionRequest)
-    check_semantics(request)
-    if principal.policy.features is not None:
-        principal.policy.check_features(request.features())
-    return await serve(state, http, CHAT, principal, request, raw)
+    ctx = authenticated(http, write=True)
+    raw, size = await read_json_sized(http)
+    payload = convert(raw, ChatCompletionRequest)
+    check_semantics(payload)
+    request = GenerationRequest.decode(payload, raw, size)
+    if ctx.principal.policy.features is not None:
+        ctx.principal.policy.check_features(request.features())
+    return await generate(http, ctx, request)
 
 
 def add_routes(app: web.Application) -> None:

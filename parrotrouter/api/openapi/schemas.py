@@ -1,5 +1,5 @@
 """JSON Schemas of what the gateway answers, written from its handlers (`api/*/routes.py`,
-`api/generation.py`, `accounting/reports.py`, `auth/keystore.py`).
+`serving/core.py`, `accounting/reports.py`, `auth/keystore.py`).
 
 Objects stay open (`additionalProperties` allowed) where an upstream's extra fields pass through
 (completions, chunks, usage); the envelope and the gateway's own objects list every field they

@@ -8,8 +8,7 @@ from aiohttp import web
 from ...protocol.chat import ChatCompletionRequest
 from ...protocol.validation import convert
 from ...routing.policy import parse_policy
-from ...tokens import estimate_chat_prompt_tokens
-from ..generation import permit_for
+from ...serving.request import GenerationRequest
 from ..json import json_response
 from ..request import app_state, authenticate, read_json
 
@@ -19,10 +18,11 @@ async def explain(http: web.Request) -> web.Response:
     state = app_state(http)
     raw = await read_json(http)
     request = convert(raw, ChatCompletionRequest)
-    policy = parse_policy(http.headers, raw)
-    plan = state.router.plan(request.model, request, policy, raw,
-                             lambda: estimate_chat_prompt_tokens(request.messages, request.tools, request.model),
-                             allow_empty=True, permit=permit_for(principal.policy))
+    wanted = GenerationRequest.decode(request, raw, 0)
+    policy = parse_policy(http.headers, wanted.routing)
+    plan = state.router.plan(request.model, wanted, policy, wanted.sent_params,
+                             lambda: wanted.count_prompt(request.model), allow_empty=True,
+                             permit=principal.policy.model_permit())
     out: dict[str, Any] = {"object": "route.explain", "model": request.model, **plan.describe()}
     out["policy"] = {k: sorted(v) if isinstance(v, frozenset) else v
                      for k, v in dataclasses.asdict(policy).items() if v not in (None, (), frozenset(), False)

@@ -1,10 +1,21 @@
 from __future__ import annotations
 
 import abc
+import dataclasses
 from collections.abc import Sequence
 
 from ...catalog import Deployment
 from ..health import Health
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RouteContext:
+    """What a strategy may know of the request beyond its deployments."""
+
+    user_region: str | None = None
+
+
+NO_CONTEXT = RouteContext()
 
 
 class Strategy(abc.ABC):
@@ -13,4 +24,4 @@ class Strategy(abc.ABC):
     name: str = ""
 
     @abc.abstractmethod
-    def order(self, deployments: Sequence[Deployment], health: Health) -> list[Deployment]: ...
+    def order(self, deployments: Sequence[Deployment], health: Health, context: RouteContext) -> list[Deployment]: ...

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from ...catalog import Deployment
 from ..health import Health
-from .base import Strategy
+from .base import RouteContext, Strategy
 
 UNKNOWN = Decimal("Infinity")
 
@@ -22,5 +22,5 @@ class CostStrategy(Strategy):
 
     name = "cost"
 
-    def order(self, deployments: Sequence[Deployment], health: Health) -> list[Deployment]:
+    def order(self, deployments: Sequence[Deployment], health: Health, context: RouteContext) -> list[Deployment]:
         return sorted(deployments, key=unit_price)

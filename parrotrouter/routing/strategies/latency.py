@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 from ...catalog import Deployment
 from ..health import Health
-from .base import Strategy
+from .base import RouteContext, Strategy
 
 EXPLORE = 0.1  # share of requests sent in random order, so slow-looking deployments get re-measured
 
@@ -19,7 +19,7 @@ class LatencyStrategy(Strategy):
     def __init__(self, rng: random.Random | None = None) -> None:
         self.rng = rng or random.Random()
 
-    def order(self, deployments: Sequence[Deployment], health: Health) -> list[Deployment]:
+    def order(self, deployments: Sequence[Deployment], health: Health, context: RouteContext) -> list[Deployment]:
         if len(deployments) <= 1:
             return list(deployments)
         if self.rng.random() < EXPLORE:

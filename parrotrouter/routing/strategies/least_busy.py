@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 from ...catalog import Deployment
 from ..health import Health
-from .base import Strategy
+from .base import RouteContext, Strategy
 
 
 class LeastBusyStrategy(Strategy):
@@ -13,6 +13,6 @@ class LeastBusyStrategy(Strategy):
 
     name = "least-busy"
 
-    def order(self, deployments: Sequence[Deployment], health: Health) -> list[Deployment]:
+    def order(self, deployments: Sequence[Deployment], health: Health, context: RouteContext) -> list[Deployment]:
         rnd = random.random
         return sorted(deployments, key=lambda d: (health.state(d.id).in_flight, rnd()))

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from ...catalog import Deployment
 from ..health import Health
-from .base import Strategy
+from .base import RouteContext, Strategy
 
 
 class PriorityStrategy(Strategy):
@@ -12,5 +12,5 @@ class PriorityStrategy(Strategy):
 
     name = "priority"
 
-    def order(self, deployments: Sequence[Deployment], health: Health) -> list[Deployment]:
+    def order(self, deployments: Sequence[Deployment], health: Health, context: RouteContext) -> list[Deployment]:
         return list(deployments)

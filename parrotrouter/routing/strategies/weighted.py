@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 from ...catalog import Deployment
 from ..health import Health
-from .base import Strategy
+from .base import RouteContext, Strategy
 
 
 class WeightedStrategy(Strategy):
@@ -17,7 +17,7 @@ class WeightedStrategy(Strategy):
     def __init__(self, rng: random.Random | None = None) -> None:
         self._random = (rng or random.Random()).random
 
-    def order(self, deployments: Sequence[Deployment], health: Health) -> list[Deployment]:
+    def order(self, deployments: Sequence[Deployment], health: Health, context: RouteContext) -> list[Deployment]:
         if len(deployments) <= 1:
             return list(deployments)
         rnd = self._random

@@ -1,0 +1,75 @@
+"""A request's credit reservation: its maximum cost over every deployment it may be served by."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from decimal import Decimal
+from typing import Protocol
+
+from ..auth.principal import Principal
+from ..pricing import ModelPricing
+from ..tokens import encoding_ready
+from .bounds import Billable, exact_tokenizer
+from .credits import CreditManager, Reservation
+
+DEFAULT_RESERVED_OUTPUT = 16384  # when neither the request nor the catalog bounds the output or context
+_PRECISE_IN_THREAD = 256 * 1024  # bodies this large are tokenized off the event loop (tiktoken drops the GIL)
+
+
+class Bounded(Protocol):
+    """What a reservation asks of a request (the canonical generation request has it)."""
+
+    @property
+    def body_size(self) -> int: ...
+
+    def billable(self, model: str, output_cap: int) -> Billable: ...
+
+    def cheap_billable(self, output_cap: int) -> Billable: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PricedRoute:
+    """A deployment the request may be served by, as the reservation sees it."""
+
+    pricing: ModelPricing
+    output_cap: int  # tokens per answer the upstream may generate
+    model: str  # the upstream model (its tokenizer)
+
+
+def output_cap(requested: int | None, max_output: int | None, context_length: int | None) -> int:
+    """Tokens per answer an upstream may generate: the client's cap, else the model's, else its
+    context window (the only bound left), else a default."""
+    return requested or max_output or context_length or DEFAULT_RESERVED_OUTPUT
+
+
+async def reserve_max_cost(credits: CreditManager, principal: Principal, request: Bounded,
+                           routes: list[PricedRoute]) -> Reservation | None:
+    """Hold the request's maximum cost — everything the upstream can bill (`bounds.py`): the
+    prompt (bounded cheaply by the body's bytes, or tokenized when the budget is tight) plus the
+    output cap times every answer asked for, at the dearest price among the routes; 402 when the
+    budget cannot cover it. Free routes and the master key reserve nothing."""
+    priced: list[PricedRoute] = []
+    for route in routes:
+        if not route.pricing.is_free and not any(p.pricing is route.pricing and p.output_cap == route.output_cap
+                                                 and p.model == route.model for p in priced):
+            priced.append(route)
+    if principal.is_master or not priced:
+        return None
+    cheap = {cap: request.cheap_billable(cap) for cap in {r.output_cap for r in priced}}
+    bound = max([r.pricing.max_cost(cheap[r.output_cap].prompt, cheap[r.output_cap].output) for r in priced])
+
+    def precise_now() -> Decimal:
+        costs = []
+        for route in priced:
+            billable = request.billable(route.model, route.output_cap)
+            costs.append(route.pricing.max_cost(billable.prompt, billable.output))
+        return max(costs)
+
+    async def precise() -> Decimal:
+        if request.body_size >= _PRECISE_IN_THREAD or any(
+                exact_tokenizer(r.model) and not encoding_ready(r.model) for r in priced):
+            return await asyncio.to_thread(precise_now)
+        return precise_now()
+
+    return await credits.reserve(principal, bound, precise)

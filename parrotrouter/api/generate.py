@@ -1,0 +1,76 @@
+"""HTTP for the generation endpoints: hand the decoded request to the serving core, answer JSON or
+Server-Sent Events (`data: <json>`, a usage chunk when asked, `data: [DONE]`; an error frame, never
+[DONE], when a stream fails after it started)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import orjson
+from aiohttp import web
+
+from ..routing.policy import parse_policy
+from ..serving.context import RequestContext
+from ..serving.core import Done, Failed, Frames, Stream, StreamEvent, answer, open_stream
+from ..serving.request import GenerationRequest
+from ..serving.types import JSONObject
+from .request import app_state
+
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+_DONE = b"data: [DONE]\n\n"
+
+
+def sse(obj: JSONObject) -> bytes:
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+def encode(event: StreamEvent) -> bytes:
+    if isinstance(event, Frames):
+        return b"".join([b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in event.chunks])
+    if isinstance(event, Done):
+        return sse(event.usage) + _DONE if event.usage is not None else _DONE
+    return sse(event.frame)
+
+
+async def generate(http: web.Request, ctx: RequestContext, request: GenerationRequest) -> web.StreamResponse:
+    """Serve a decoded generation request over HTTP."""
+    state = app_state(http)
+    policy = parse_policy(http.headers, request.routing)
+    if not request.stream:
+        return web.Response(body=orjson.dumps(await answer(state, ctx, request, policy)),
+                            content_type="application/json")
+    stream = await open_stream(state, ctx, request, policy)
+    return await _relay(http, stream)
+
+
+async def _relay(http: web.Request, stream: Stream) -> web.StreamResponse:
+    state = app_state(http)
+    response = web.StreamResponse(status=200, headers=SSE_HEADERS)
+    task = asyncio.current_task()
+    if task is not None:
+        state.streams.add(task)  # shutdown drains them, then cuts what is left
+    try:
+        await response.prepare(http)
+        async for event in stream.events():
+            await response.write(encode(event))
+            if isinstance(event, Done | Failed):
+                break
+    except ConnectionResetError:
+        pass  # the client hung up: `finish` bills what was relayed
+    except asyncio.CancelledError:
+        if state.stopping:  # cut by shutdown: the client is told so, within a second
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1.0):
+                    await response.write(sse(stream.shutdown_frame()))
+                    await response.write_eof()
+        raise
+    finally:
+        if task is not None:
+            state.streams.discard(task)
+        await stream.finish()
+    return response

@@ -1,0 +1,16 @@
+"""The per-request context: who is calling and what the answer must carry, typed, in one object
+(the HTTP layer keeps it on its request; the serving core fills in the response headers)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..auth.principal import Principal
+
+
+@dataclasses.dataclass(slots=True)
+class RequestContext:
+    principal: Principal
+    # Headers the answer must carry whatever it turns out to be (X-RateLimit-*, the attempts).
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    limits_taken: bool = False  # the rate limits were taken (their headers are set)

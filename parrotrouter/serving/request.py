@@ -1,0 +1,151 @@
+"""The canonical generation request: what every inbound API decodes to, and all the serving core
+asks of a request (model, stream, output limit times answers, user, features, prompt counting, the
+reservation bound, the provider call)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from ..accounting.bounds import (
+    Billable,
+    chat_billable,
+    chat_cheap_billable,
+    completion_billable,
+    completion_cheap_billable,
+)
+from ..protocol.chat import ChatCompletionRequest, JsonObjectFormat, JsonSchemaFormat
+from ..protocol.completions import CompletionRequest
+from ..protocol.routing_fields import NO_ROUTING, BodyRouting, decode_routing, sent_parameters
+from ..providers.base import ChatCall, CompletionCall
+from ..routing.router import Candidate
+from ..tokens import count_text, estimate_chat_prompt_tokens
+from .types import Chunks, JSONObject
+
+Kind = Literal["chat", "completions"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Shape:
+    """What differs between the kinds in the answer's shape."""
+
+    ledger_name: str  # the ledger's `endpoint`
+    id_prefix: str
+    object_type: str
+    chunk_type: str
+
+
+SHAPES: dict[Kind, Shape] = {
+    "chat": Shape("chat.completions", "chatcmpl-", "chat.completion", "chat.completion.chunk"),
+    "completions": Shape("completions", "cmpl-", "text_completion", "text_completion"),
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    """A chat or text completion request, decoded and validated.
+
+    `raw` is the client's body as sent: OpenAI-compatible upstreams get its unknown fields
+    passed through (providers only; routing gets `routing` and `sent_params`)."""
+
+    payload: ChatCompletionRequest | CompletionRequest
+    raw: dict[str, Any]
+    body_size: int
+    routing: BodyRouting = NO_ROUTING
+    sent_params: frozenset[str] = frozenset()
+
+    @classmethod
+    def decode(cls, payload: ChatCompletionRequest | CompletionRequest, raw: dict[str, Any],
+               body_size: int) -> GenerationRequest:
+        routing = decode_routing(raw)
+        params = sent_parameters(raw) if routing.require_parameters else frozenset()
+        return cls(payload, raw, body_size, routing, params)
+
+    # ------------------------------------------------------------------ what it asks for
+    @property
+    def kind(self) -> Kind:
+        return "chat" if isinstance(self.payload, ChatCompletionRequest) else "completions"
+
+    @property
+    def shape(self) -> Shape:
+        return SHAPES[self.kind]
+
+    @property
+    def model(self) -> str:
+        return self.payload.model
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.payload.stream)
+
+    @property
+    def include_usage(self) -> bool:
+        return self.payload.include_usage
+
+    @property
+    def output_limit(self) -> int | None:
+        """The client's cap on generated tokens, per answer."""
+        return self.payload.output_limit
+
+    @property
+    def user(self) -> str | None:
+        return self.payload.user
+
+    def needs(self) -> tuple[bool, bool, bool]:
+        """(tools, vision, JSON output): what a model must offer to serve it (`auto`)."""
+        payload = self.payload
+        if not isinstance(payload, ChatCompletionRequest):
+            return False, False, False
+        tools = bool(payload.tools or payload.functions)
+        json_mode = isinstance(payload.response_format, JsonObjectFormat | JsonSchemaFormat)
+        return tools, payload.has_images(), json_mode
+
+    def features(self) -> list[str]:
+        """The key-permission features it uses."""
+        if isinstance(self.payload, ChatCompletionRequest):
+            return self.payload.features()
+        return ["completions", "streaming"] if self.stream else ["completions"]
+
+    # ------------------------------------------------------------------ counting and bounds
+    def count_prompt(self, model: str) -> int:
+        """Prompt tokens, counted with the model family's tokenizer (usage when an upstream
+        reports none; token rate limits)."""
+        payload = self.payload
+        if isinstance(payload, ChatCompletionRequest):
+            return estimate_chat_prompt_tokens(payload.messages, payload.tools, model)
+        prompt = payload.prompt
+        if isinstance(prompt, str):
+            return count_text(prompt, model)
+        if prompt and isinstance(prompt[0], int):
+            return len(prompt)
+        return sum(count_text(p, model) if isinstance(p, str) else len(p) for p in prompt)
+
+    def billable(self, model: str, output_cap: int) -> Billable:
+        """Upper bounds of what an upstream serving `model` bills, tokenized."""
+        raw = self.raw
+        if isinstance(self.payload, ChatCompletionRequest):
+            return chat_billable(self.payload, raw, model, output_cap)
+        return completion_billable(self.payload, raw, model, output_cap)
+
+    def cheap_billable(self, output_cap: int) -> Billable:
+        """The same bound without a tokenizer (the body's bytes)."""
+        raw = self.raw
+        if isinstance(self.payload, ChatCompletionRequest):
+            return chat_cheap_billable(self.payload, raw, self.body_size, output_cap)
+        return completion_cheap_billable(self.payload, raw, self.body_size, output_cap)
+
+    # ------------------------------------------------------------------ the provider call
+    async def run(self, candidate: Candidate) -> JSONObject:
+        raw = self.raw
+        if isinstance(self.payload, ChatCompletionRequest):
+            return await candidate.provider.chat(ChatCall(self.payload, raw, candidate.model, candidate.deployment))
+        return await candidate.provider.completion(
+            CompletionCall(self.payload, raw, candidate.model, candidate.deployment))
+
+    def run_stream(self, candidate: Candidate) -> AsyncIterator[Chunks]:
+        raw = self.raw
+        if isinstance(self.payload, ChatCompletionRequest):
+            return candidate.provider.chat_stream(ChatCall(self.payload, raw, candidate.model, candidate.deployment))
+        return candidate.provider.completion_stream(
+            CompletionCall(self.payload, raw, candidate.model, candidate.deployment))
