@@ -338,6 +338,7 @@ def cli(gw: Gateway, *args: str, ok: bool = True) -> subprocess.CompletedProcess
     return out
 
 
+@pytest.mark.timeout(300)  # fifteen CLI processes, each a Python start-up
 def test_the_cli_prints_plain_decimals_and_one_line_errors(acct_gw: Gateway) -> None:
     empty = json.loads(cli(acct_gw, "keys", "create", "--name", "cli", "--credits", "0", "--json").stdout)
     added = cli(acct_gw, "credits", "add", empty["id"], "100").stdout
