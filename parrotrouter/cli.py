@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -10,6 +11,7 @@ import click
 from . import __version__
 from .bootstrap import prepare
 from .errors import ConfigError
+from .settings import REGISTRY
 
 
 def _cli_settings(**values: Any) -> dict[str, Any]:
@@ -26,20 +28,26 @@ def main() -> None:
     """
 
 
+def _setting_options(command: Callable[..., None]) -> Callable[..., None]:
+    """One option of `serve` per setting (settings.py declares them), parsed by the setting
+    itself, so the command line, the environment and the file accept the same values."""
+    for s in reversed([s for s in REGISTRY if s.cli]):
+        text = f"{s.help} [env {s.env}; default {s.shown_default}]"
+        if s.flag:
+            decl = f"{s.option}/--no-{s.option[2:]}"
+            command = click.option(decl, s.name, default=None, help=text)(command)
+        else:
+            command = click.option(s.option, s.name, metavar="VALUE", help=text)(command)
+    return command
+
+
 @main.command()
-@click.option("--host", help="Interface to listen on [env PARROTROUTER_HOST; default 127.0.0.1].")
-@click.option("--port", type=int, help="Port [env PARROTROUTER_PORT; default 8000].")
-@click.option("--config", "config", type=click.Path(dir_okay=False),
-              help="YAML config file [env PARROTROUTER_CONFIG].")
-@click.option("--workers", type=int, help="Worker processes [env PARROTROUTER_WORKERS; default 1].")
-@click.option("--home", type=click.Path(file_okay=False),
-              help="Data directory [env PARROTROUTER_HOME; default ~/.parrotrouter].")
-def serve(host: str | None, port: int | None, config: str | None, workers: int | None,
-          home: str | None) -> None:
+@_setting_options
+def serve(**options: Any) -> None:
     """Start the gateway (http://127.0.0.1:8000/v1 by default)."""
     from .server import listen_problem, main_serve
 
-    cli = _cli_settings(host=host, port=port, config=config, workers=workers, home=home)
+    cli = _cli_settings(**options)
     try:
         prepared = prepare(cli)
     except ConfigError as err:

@@ -29,6 +29,7 @@ from .bootstrap import (
     migrate_database,
     prepare,
 )
+from .settings import Settings
 
 log = logging.getLogger("parrotrouter")
 EXIT_CANNOT_LISTEN = 3  # a worker could not open the port: restarting it would not help
@@ -79,9 +80,10 @@ def _raise_fd_limit(max_connections: int) -> None:
                     max_connections, new)
 
 
-def _setup_logging() -> None:
-    logging.basicConfig(level=os.environ.get("PARROTROUTER_LOG_LEVEL", "INFO").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
+def _setup_logging(level: str) -> None:
+    """Log to stderr at the `log_level` setting (this process's loggers; libraries' included)."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
+    logging.getLogger().setLevel(level.upper())
 
 
 def _install_uvloop() -> None:
@@ -92,8 +94,8 @@ def _install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def _setup_process() -> None:
-    _setup_logging()
+def _setup_process(settings: Settings) -> None:
+    _setup_logging(settings.log_level)
     _install_uvloop()
 
 
@@ -109,8 +111,8 @@ def _freeze_heap() -> None:
 
 def run_worker(cli: dict[str, Any], reuse_port: bool = False) -> None:
     """Serve in this process until SIGTERM/SIGINT; in-flight requests get `shutdown_timeout`."""
-    _setup_process()
     prepared = prepare(cli)
+    _setup_process(prepared.settings)
     settings = prepared.settings
     _raise_fd_limit(settings.max_connections)
     app = create_app(build_state(prepared))
@@ -125,8 +127,8 @@ def run_worker(cli: dict[str, Any], reuse_port: bool = False) -> None:
 
 def run_model_host(cli: dict[str, Any], socket_path: str) -> None:
     """Serve the local models on a unix socket for the workers (no auth: the socket is 0600)."""
-    _setup_process()
     prepared = prepare(cli)
+    _setup_process(prepared.settings)
     catalog = local_only(prepared.config.catalog)
     assert catalog is not None
     app = create_app(build_model_host_state(prepared, catalog))
@@ -217,8 +219,8 @@ class Supervisor:
 
 
 def main_serve(cli: dict[str, Any]) -> int:
-    _setup_logging()
     prepared = prepare(cli)
+    _setup_logging(prepared.settings.log_level)
     exposed = prepared.home.exposure()
     if exposed:
         log.warning("%s", exposed)

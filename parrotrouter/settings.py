@@ -92,106 +92,107 @@ def _parse_secret(value: Any) -> Secret | None:
     return None if value in (None, "") else Secret(str(value))
 
 
+def _default_home() -> Path:
+    return Path(os.path.expanduser("~/.parrotrouter"))
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def _parse_log_level(value: Any) -> str:
+    level = str(value).strip().lower()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, not {value!r}")
+    return level
+
+
 @dataclasses.dataclass(frozen=True)
 class Setting:
+    """One setting as `Settings` declares it (read off its fields: declared once, used by the
+    loader, the `serve` command's options and the README table)."""
+
     name: str
     parse: Callable[[Any], Any]
     default: Any
     help: str
+    shown_default: str  # the default as the docs and --help say it
+    cli: bool  # an option of `parrotrouter serve` (secrets and internals are not)
+    flag: bool  # a boolean: `--name/--no-name` on the command line
 
     @property
     def env(self) -> str:
         return "PARROTROUTER_" + self.name.upper()
 
+    @property
+    def option(self) -> str:
+        return "--" + self.name.replace("_", "-")
 
-def _default_home() -> Path:
-    return Path(os.path.expanduser("~/.parrotrouter"))
 
-
-REGISTRY: tuple[Setting, ...] = (
-    Setting("home", _parse_path, None, "Data directory for state (default ~/.parrotrouter)."),
-    Setting("config", _parse_optional_str, None, "Path of the YAML configuration file."),
-    Setting("host", str, "127.0.0.1", "Interface to listen on."),
-    Setting("port", _parse_int, 8000, "TCP port to listen on."),
-    Setting("workers", _parse_int, 1, "Number of server worker processes."),
-    Setting("master_key", _parse_secret, None, "Master key (pr-...). Overrides the stored one."),
-    Setting("database_url", _parse_optional_str, None, "SQLAlchemy URL; default SQLite in home."),
-    Setting("redis_url", _parse_optional_str, None, "Redis URL for shared limits and state."),
-    Setting("max_body_bytes", _parse_int, 10 * 2**20, "Largest request body, after decompression."),
-    Setting("log_level", str, "info", "Log level: debug, info, warning, error."),
-    Setting("access_log", parse_bool, False, "Log one line per request."),
-    Setting("local_models", parse_bool, True, "Serve the embedded local model when installed."),
-    Setting("shutdown_timeout", _parse_float, 10.0, "Seconds to drain requests on SIGTERM."),
-    Setting("accounting", parse_bool, True,
-            "Keys, credits and the usage ledger (false: master key only, nothing recorded)."),
-    Setting("accounting_strict", parse_bool, False,
-            "Raise on a failed ledger write instead of logging and retrying (for tests)."),
-    Setting("key_refresh_seconds", _parse_positive, 1.0, "How often each process checks for changed API keys."),
-    Setting("ledger_flush_seconds", _parse_positive, 0.2,
-            "How often the usage ledger writes its batch (a crash loses at most this much)."),
-    Setting("rate_limit_rpm", _parse_int, 0, "Default requests per minute per key (0: none)."),
-    Setting("rate_limit_rpd", _parse_int, 0, "Default requests per day per key (0: none)."),
-    Setting("rate_limit_tpm", _parse_int, 0, "Default tokens per minute per key (0: none)."),
-    Setting("user_rate_limit_rpm", _parse_int, 0, "Requests per minute per end user (the request's `user`)."),
-    Setting("user_rate_limit_tpm", _parse_int, 0, "Tokens per minute per end user (the request's `user`)."),
-    Setting("limits_fail_open", parse_bool, False, "Admit requests when Redis is unreachable (default: 503)."),
-    Setting("redis_timeout", _parse_float, 0.25, "Seconds before a Redis connect or command gives up."),
-    Setting("breaker_failure_threshold", _parse_int, 5, "Failures in a row that open a deployment's breaker."),
-    Setting("breaker_success_threshold", _parse_int, 1, "Successful probes that close it again."),
-    Setting("breaker_cooldown", _parse_float, 30.0, "Seconds a breaker stays open before probing."),
-    Setting("max_attempts", _parse_int, 8, "Upstream calls one request may make (retries and failovers included)."),
-    Setting("request_timeout", _parse_positive, 600.0,
-            "Seconds one request may spend on upstream attempts, retries and waits before its answer starts."),
-    Setting("max_retry_wait", _parse_float, 5.0,
-            "Longest wait before a retry (an upstream's Retry-After included) unless X-Retry-Delay-Ms asks more."),
-    Setting("model_host", _parse_optional_str, None,
-            "Internal: unix socket of the shared local-model host (set by the supervisor)."),
-    Setting("header_timeout", _parse_positive, 10.0,
-            "Seconds a client has to send a request's headers (from connect, or from the request's first byte)."),
-    Setting("body_timeout", _parse_positive, 60.0,
-            "Seconds a client has to send a request's body once its headers arrived (then 408)."),
-    Setting("max_connections", _parse_count, 4096,
-            "Open client connections per process; beyond it new ones get a 503 and are closed."),
-)
-_BY_NAME = {s.name: s for s in REGISTRY}
+def setting(default: Any, parse: Callable[[Any], Any], help: str, *, shown: str | None = None,
+            cli: bool = True) -> Any:
+    """Declare a field of `Settings` as a setting (its type is the field's annotation)."""
+    if shown is None:
+        shown = "none" if default is None else str(default).lower() if isinstance(default, bool) else f"{default:g}" \
+            if isinstance(default, float) else str(default)
+    return dataclasses.field(default=default, metadata={
+        "setting": (parse, help, shown, cli, parse is parse_bool)})
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    home: Path
-    config: str | None
-    host: str
-    port: int
-    workers: int
-    master_key: Secret | None
-    database_url: str | None
-    redis_url: str | None
-    max_body_bytes: int
-    log_level: str
-    access_log: bool
-    local_models: bool
-    shutdown_timeout: float
-    accounting: bool
-    accounting_strict: bool
-    key_refresh_seconds: float
-    ledger_flush_seconds: float
-    rate_limit_rpm: int
-    rate_limit_rpd: int
-    rate_limit_tpm: int
-    user_rate_limit_rpm: int
-    user_rate_limit_tpm: int
-    limits_fail_open: bool
-    redis_timeout: float
-    breaker_failure_threshold: int
-    breaker_success_threshold: int
-    breaker_cooldown: float
-    max_attempts: int
-    request_timeout: float
-    max_retry_wait: float
-    model_host: str | None
-    header_timeout: float
-    body_timeout: float
-    max_connections: int
+    """Every server setting, declared once: type, default, parser, help. Resolved by
+    `load_settings` with the precedence CLI > environment (`PARROTROUTER_*`) > config file
+    (`server:`) > default."""
+
+    home: Path = setting(None, _parse_path, "Data directory: server secret, master key hash, state.",
+                         shown="~/.parrotrouter")
+    config: str | None = setting(None, _parse_optional_str, "Path of the YAML configuration file.")
+    host: str = setting("127.0.0.1", str, "Interface to listen on.")
+    port: int = setting(8000, _parse_int, "TCP port to listen on.")
+    workers: int = setting(1, _parse_int, "Worker processes sharing the port (SO_REUSEPORT), 1-64.")
+    master_key: Secret | None = setting(None, _parse_secret, "Use this master key (pr-...) instead of the stored one.",
+                                        shown="generated at first start", cli=False)
+    database_url: str | None = setting(None, _parse_optional_str,
+                                       "SQLAlchemy URL, e.g. postgresql://user@host/db.", shown="SQLite in home")
+    redis_url: str | None = setting(None, _parse_optional_str,
+                                    "Redis URL for shared rate limits (needed with workers > 1 and limits).")
+    max_body_bytes: int = setting(10 * 2**20, _parse_int, "Largest request body, after decompression.")
+    log_level: str = setting("info", _parse_log_level, "Log level: debug, info, warning, error or critical.")
+    access_log: bool = setting(False, parse_bool, "Log one line per request.")
+    local_models: bool = setting(True, parse_bool, "Serve the embedded local model when installed.")
+    shutdown_timeout: float = setting(10.0, _parse_float, "Seconds to drain in-flight requests on SIGTERM.")
+    accounting: bool = setting(True, parse_bool, "Keys, credits and the usage ledger (false: master key only, "
+                               "nothing recorded).")
+    accounting_strict: bool = setting(False, parse_bool, "Raise on a failed ledger write instead of logging and "
+                                      "retrying (for tests).")
+    key_refresh_seconds: float = setting(1.0, _parse_positive, "How soon each process sees changed API keys "
+                                         "(seconds).")
+    ledger_flush_seconds: float = setting(0.2, _parse_positive, "How often the usage ledger writes its batch "
+                                          "(a crash loses at most this much).")
+    rate_limit_rpm: int = setting(0, _parse_int, "Default requests per minute per key (0: none).")
+    rate_limit_rpd: int = setting(0, _parse_int, "Default requests per day per key (0: none).")
+    rate_limit_tpm: int = setting(0, _parse_int, "Default tokens per minute per key (0: none).")
+    user_rate_limit_rpm: int = setting(0, _parse_int, "Requests per minute per end user (the request's `user`).")
+    user_rate_limit_tpm: int = setting(0, _parse_int, "Tokens per minute per end user (the request's `user`).")
+    limits_fail_open: bool = setting(False, parse_bool, "Admit requests when Redis is unreachable (default: 503).")
+    redis_timeout: float = setting(0.25, _parse_float, "Seconds before a Redis connect or command gives up.")
+    breaker_failure_threshold: int = setting(5, _parse_int, "Failures in a row that open a deployment's breaker.")
+    breaker_success_threshold: int = setting(1, _parse_int, "Successful probes that close it again.")
+    breaker_cooldown: float = setting(30.0, _parse_float, "Seconds a breaker stays open before probing.")
+    max_attempts: int = setting(8, _parse_int, "Upstream calls one request may make, retries and failovers "
+                                "included (1-100).")
+    request_timeout: float = setting(600.0, _parse_positive, "Seconds one request may spend on upstream attempts, "
+                                     "retries and waits before its answer starts.")
+    max_retry_wait: float = setting(5.0, _parse_float, "Longest wait before a retry, an upstream's Retry-After "
+                                    "included, unless X-Retry-Delay-Ms asks more (0-3600).")
+    model_host: str | None = setting(None, _parse_optional_str, "Internal: unix socket of the shared local-model "
+                                     "host (set by the supervisor).", cli=False)
+    header_timeout: float = setting(10.0, _parse_positive, "Seconds a client has to send a request's headers "
+                                    "(slower clients are disconnected).")
+    body_timeout: float = setting(60.0, _parse_positive, "Seconds a client has to send a request's body once its "
+                                  "headers arrived (then 408).")
+    max_connections: int = setting(4096, _parse_count, "Open client connections per process; beyond it new ones "
+                                   "get a 503 and are closed.")
 
     @functools.cached_property
     def limit_defaults(self) -> Defaults:  # asked on every request: built once
@@ -202,6 +203,15 @@ class Settings:
 
     def with_overrides(self, **values: Any) -> Settings:
         return dataclasses.replace(self, **values)
+
+
+def _declared(field: dataclasses.Field[Any]) -> Setting:
+    parse, help, shown, cli, flag = field.metadata["setting"]
+    return Setting(field.name, parse, field.default, help, shown, cli, flag)
+
+
+REGISTRY: tuple[Setting, ...] = tuple(_declared(f) for f in dataclasses.fields(Settings))
+_BY_NAME = {s.name: s for s in REGISTRY}
 
 
 def load_settings(
@@ -243,6 +253,14 @@ def load_settings(
     return Settings(**values)
 
 
-def describe() -> list[tuple[str, str, str]]:
-    """(name, env var, help) for every setting, for `--help` texts and docs."""
-    return [(s.name, s.env, s.help) for s in REGISTRY]
+def markdown_table() -> str:
+    """The README's settings table (tests/unit/test_settings.py checks the README holds it)."""
+    rows = ["| setting | environment | `serve` option | default | |", "|---|---|---|---|---|"]
+    for s in REGISTRY:
+        option = (f"`{s.option}/--no-{s.option[2:]}`" if s.flag else f"`{s.option}`") if s.cli else ""
+        rows.append(f"| `{s.name}` | `{s.env}` | {option} | {s.shown_default} | {s.help.replace('|', '/')} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":  # python -m parrotrouter.settings: print the README table
+    print(markdown_table(), end="")

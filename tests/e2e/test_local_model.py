@@ -111,11 +111,18 @@ def test_json_schema_output_validates(local_gw: Gateway) -> None:
 
 
 def test_json_object_mode(local_gw: Gateway) -> None:
-    resp = local_gw.client().chat.completions.create(
-        model=MODEL, messages=[{"role": "user", "content": "Describe a cat as JSON."}], max_tokens=60,
-        response_format={"type": "json_object"}, temperature=0)
-    if resp.choices[0].finish_reason == "stop":
-        assert isinstance(json.loads(resp.choices[0].message.content or ""), dict)
+    """The grammar holds the model to one JSON object: complete when it stops, a prefix of one
+    when it is cut for length (greedy decoding: the same answer on every run)."""
+    client = local_gw.client()
+    ask = [{"role": "user", "content": 'Reply with the JSON object {"name": "Tom", "age": 3} and nothing else.'}]
+    resp = client.chat.completions.create(model=MODEL, messages=ask, max_tokens=100,
+                                          response_format={"type": "json_object"}, temperature=0)
+    assert resp.choices[0].finish_reason == "stop"
+    assert isinstance(json.loads(resp.choices[0].message.content or ""), dict)
+    cut = client.chat.completions.create(model=MODEL, messages=ask, max_tokens=3,
+                                         response_format={"type": "json_object"}, temperature=0)
+    assert cut.choices[0].finish_reason == "length"
+    assert (cut.choices[0].message.content or "").lstrip().startswith("{")
 
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",

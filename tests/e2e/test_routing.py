@@ -72,7 +72,7 @@ def routing_config(fake: FakeOpenAI, claude_url: str, **server: Any) -> dict[str
          "capabilities": {"function_calling": False}, "deployments": [{"provider": "alt", "model": "gpt-4o-mini"}]},
     ]
     models += [{"id": f"fault-{f}", "pricing": PRICE, "deployments": [{"provider": "fake", "model": f"fake-{f}"}]}
-               for f in [*FAULTS, "cut-3", "gpt-4o-mini", "slow"]]
+               for f in [*FAULTS, "cut-3", "gpt-4o-mini", "slow", "429-short"]]
     server = {"breaker_failure_threshold": 10_000, **server}
     return {"env_providers": False, "server": server, "providers": providers, "models": models}
 
@@ -185,9 +185,12 @@ def test_failover_switches(rgw: Gateway) -> None:
     assert call(rgw, "chain-500", {"X-Failover-Enabled": "false"}).status_code == 502
     resp = call(rgw, "chain-500", {"X-Failover-Providers": "alt"})
     assert resp.status_code == 200 and resp.json()["provider"] == "alt"
-    flaky = call(rgw, "single-flaky", {"X-Max-Retries": "0"})
-    if flaky.status_code == 429:  # an odd call: no retry allowed, the 429 goes to the client
-        assert flaky.headers["retry-after"] == "1"
+    # A 429 asking for a 1 s wait is retried once by default; with X-Max-Retries: 0 it goes to the client.
+    retried = call(rgw, "fault-429-short", {"X-Retry-Delay-Ms": "1"})
+    assert retried.status_code == 429 and attempts_of(retried) == ["fake/fake-429-short"] * 2
+    passed_on = call(rgw, "fault-429-short", {"X-Max-Retries": "0"})
+    assert passed_on.status_code == 429 and passed_on.headers["retry-after"] == "1"
+    assert attempts_of(passed_on) == ["fake/fake-429-short"]
     with rgw.http() as http:
         fast = http.post("/v1/chat/completions", json={"model": "single-500", "messages": USER},
                          headers={"X-Max-Retries": "3", "X-Retry-Delay-Ms": "1"})

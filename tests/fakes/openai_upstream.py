@@ -155,6 +155,8 @@ class FakeOpenAI(ThreadedServer):
         status_errors = {
             "429": (429, {"message": "Rate limit reached for requests", "type": "requests",
                           "code": "rate_limit_exceeded"}, {"Retry-After": "7"}),
+            "429-short": (429, {"message": "Rate limit reached for requests", "type": "requests",
+                                "code": "rate_limit_exceeded"}, {"Retry-After": "1"}),
             "500": (500, {"message": "The server had an error", "type": "server_error", "code": None}, {}),
             "503": (503, {"message": "The engine is currently overloaded", "type": "server_error",
                           "code": None}, {}),
