@@ -73,6 +73,8 @@ class Gateway:
         for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GROQ_API_KEY"):
             if var not in (env or {}):
                 self.env.pop(var, None)
+        for var in [v for v in self.env if v.startswith("AWS_") and v not in (env or {})]:
+            self.env.pop(var)  # the AWS credential chain (Bedrock) sees only what a test gives
         self.args = args or []
         self._clients: list[openai.OpenAI] = []
         self.proc: subprocess.Popen[bytes] | None = None

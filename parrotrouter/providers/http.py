@@ -8,7 +8,7 @@ from typing import Any
 
 from ..catalog import ProviderSpec
 from ..errors import ParrotError
-from ..upstream.client import Transport, UpstreamClient, UpstreamRequest
+from ..upstream.client import SSEParser, StreamParser, Transport, UpstreamClient, UpstreamRequest
 from .base import ChatCall, CompletionCall, HttpAdapter, Provider, StreamTranslator, malformed
 
 log = logging.getLogger("parrotrouter.providers")
@@ -16,10 +16,11 @@ log = logging.getLogger("parrotrouter.providers")
 
 class HttpProvider(Provider):
     def __init__(self, spec: ProviderSpec, adapter: HttpAdapter, *, supports_completions: bool,
-                 transport: Transport | None = None) -> None:
+                 transport: Transport | None = None, parser: Callable[[], StreamParser] = SSEParser) -> None:
         super().__init__(spec)
         self.adapter = adapter
         self.supports_completions = supports_completions
+        self.parser = parser  # the framing of the provider's streams (one parser per stream)
         self.client: Transport | None = transport  # injected (tests), else made at start
 
     async def start(self) -> None:
@@ -48,7 +49,7 @@ class HttpProvider(Provider):
         async with client.open(request) as response:
             if response.status >= 400:
                 raise self.adapter.error(response.status, response.headers, await client.read_body(response))
-            async for events in client.sse_events(response):
+            async for events in client.stream_events(response, self.parser()):
                 chunks: list[dict[str, Any]] = []
                 try:
                     for event in events:

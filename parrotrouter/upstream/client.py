@@ -15,6 +15,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 import aiohttp
+from yarl import URL
 
 from ..catalog import Timeouts
 from ..errors import FailureKind, UpstreamFailure
@@ -26,6 +27,9 @@ class UpstreamRequest:
     body: bytes
     headers: Mapping[str, str]
     stream: bool
+    # `url` is already percent-encoded and is sent byte for byte (a signed request's path must
+    # reach the server exactly as it was signed); otherwise the HTTP client normalises it.
+    encoded_url: bool = False
 
 
 @dataclasses.dataclass(slots=True)
@@ -43,9 +47,19 @@ class Transport(Protocol):
 
     async def read_body(self, response: UpstreamResponse, limit: int = ...) -> bytes: ...
 
-    def sse_events(self, response: UpstreamResponse) -> AsyncIterator[list[ServerSentEvent]]: ...
+    def stream_events(self, response: UpstreamResponse,
+                      parser: StreamParser) -> AsyncIterator[list[ServerSentEvent]]: ...
 
     async def aclose(self) -> None: ...
+
+
+class StreamParser(Protocol):
+    """Incremental framing of a streamed body: what each read brought in, the events it completed
+    out. `SSEParser` for `text/event-stream`; a provider with another framing brings its own."""
+
+    def feed(self, chunk: bytes) -> list[ServerSentEvent]: ...
+
+    def close(self) -> list[ServerSentEvent]: ...
 
 
 def _timeout_failure(what: str, seconds: float) -> UpstreamFailure:
@@ -89,8 +103,8 @@ class UpstreamClient:
         for attempt in (1, 2):
             try:
                 with map_transport_errors(self.timeouts, "first" if request.stream else "open"):
-                    ctx = self._session.post(request.url, data=request.body, headers=request.headers,
-                                             timeout=timeout)
+                    url = URL(request.url, encoded=True) if request.encoded_url else request.url
+                    ctx = self._session.post(url, data=request.body, headers=request.headers, timeout=timeout)
                     if request.stream:
                         async with asyncio.timeout(self.timeouts.first_token):
                             resp = await ctx
@@ -116,10 +130,11 @@ class UpstreamClient:
             raise UpstreamFailure("The upstream response is too large.", kind=FailureKind.STREAM_PROTOCOL)
         return body
 
-    def sse_events(self, response: UpstreamResponse) -> AsyncIterator[list[ServerSentEvent]]:
+    def stream_events(self, response: UpstreamResponse,
+                      parser: StreamParser) -> AsyncIterator[list[ServerSentEvent]]:
         raw = response.raw
         assert isinstance(raw, aiohttp.ClientResponse)
-        return read_sse(raw, self.timeouts)
+        return read_events(raw, self.timeouts, parser)
 
     async def aclose(self) -> None:
         await self._session.close()
@@ -172,12 +187,12 @@ class SSEParser:
         return [event] if event is not None else []
 
 
-async def read_sse(resp: aiohttp.ClientResponse, timeouts: Timeouts) -> AsyncIterator[list[ServerSentEvent]]:
-    """The events of a streaming response, those of each network read together so they can be
-    relayed in one write. The first event must arrive within `first_token` seconds; later gaps
-    are bounded by the session's per-read `idle` timeout."""
+async def read_events(resp: aiohttp.ClientResponse, timeouts: Timeouts,
+                      parser: StreamParser) -> AsyncIterator[list[ServerSentEvent]]:
+    """The events of a streaming response as `parser` frames them, those of each network read
+    together so they can be relayed in one write. The first event must arrive within
+    `first_token` seconds; later gaps are bounded by the session's per-read `idle` timeout."""
     stream = resp.content
-    parser = SSEParser()
     first = True
     while True:
         with map_transport_errors(timeouts, "first" if first else "read"):

@@ -6,7 +6,7 @@ import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Mapping
 
-from parrotrouter.upstream.client import ServerSentEvent, SSEParser, UpstreamRequest, UpstreamResponse
+from parrotrouter.upstream.client import ServerSentEvent, StreamParser, UpstreamRequest, UpstreamResponse
 
 
 @dataclasses.dataclass
@@ -35,11 +35,11 @@ class CannedTransport:
         assert isinstance(response.raw, Canned)
         return response.raw.body[:limit + 1]
 
-    async def sse_events(self, response: UpstreamResponse) -> AsyncIterator[list[ServerSentEvent]]:
+    async def stream_events(self, response: UpstreamResponse,
+                            parser: StreamParser) -> AsyncIterator[list[ServerSentEvent]]:
         assert isinstance(response.raw, Canned)
         body, parts = response.raw.body, max(1, response.raw.reads)
         size = -(-len(body) // parts)
-        parser = SSEParser()
         for i in range(0, len(body), size):
             if events := parser.feed(body[i:i + size]):
                 yield events
