@@ -73,6 +73,10 @@ class Gateway:
         for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GROQ_API_KEY"):
             if var not in (env or {}):
                 self.env.pop(var, None)
+        for var in ("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN", "AZURE_OPENAI_ENDPOINT", "OPENAI_API_VERSION",
+                    "AZURE_OPENAI_DEPLOYMENTS"):
+            if var not in (env or {}):
+                self.env.pop(var, None)
         self.args = args or []
         self._clients: list[openai.OpenAI] = []
         self.proc: subprocess.Popen[bytes] | None = None
