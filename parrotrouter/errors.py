@@ -79,6 +79,12 @@ class ContextLengthExceeded(InvalidRequest):
     code = "context_length_exceeded"
 
 
+class ContentFiltered(InvalidRequest):
+    """The provider's content filter refused the prompt."""
+
+    code = "content_filter"
+
+
 class UnsupportedMediaType(InvalidRequest):
     status = 415
 
@@ -226,6 +232,7 @@ _CLIENT_ERROR_BY_KIND: dict[FailureKind, type[ParrotError]] = {
     FailureKind.TIMEOUT: UpstreamTimeout,
     FailureKind.MODEL_OVERLOADED: ModelOverloaded,
     FailureKind.CONTEXT_LENGTH_EXCEEDED: ContextLengthExceeded,
+    FailureKind.CONTENT_FILTER: ContentFiltered,
     FailureKind.BAD_REQUEST: InvalidRequest,
 }
 

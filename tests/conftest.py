@@ -75,6 +75,10 @@ class Gateway:
                 self.env.pop(var, None)
         for var in [v for v in self.env if v.startswith("AWS_") and v not in (env or {})]:
             self.env.pop(var)  # the AWS credential chain (Bedrock) sees only what a test gives
+        for var in ("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN", "AZURE_OPENAI_ENDPOINT", "OPENAI_API_VERSION",
+                    "AZURE_OPENAI_DEPLOYMENTS"):
+            if var not in (env or {}):
+                self.env.pop(var, None)
         self.args = args or []
         self._clients: list[openai.OpenAI] = []
         self.proc: subprocess.Popen[bytes] | None = None

@@ -85,7 +85,8 @@ def _cross_check(cfg: ConfigFile) -> list[str]:
                 problems.append(f"providers[{i}].path: required for type llamacpp (a .gguf file)")
             elif not Path(os.path.expanduser(p.path)).is_file():
                 problems.append(f"providers[{i}].path: no such file: {p.path}")
-        elif ptype.needs_base_url and not p.base_url and not (p.name in presets and presets[p.name].type == p.type):
+        elif ptype.needs_base_url and not p.base_url and not (
+                p.name in presets and presets[p.name].type == p.type and presets[p.name].base_url):
             problems.append(f"providers[{i}].base_url: required for a {p.type}-type provider")
     names: dict[str, str] = {}
     for i, m in enumerate(cfg.models):
@@ -229,9 +230,16 @@ def _default_capabilities(model_id: str, provider: cat.ProviderSpec) -> cat.Capa
     return cat.Capabilities(vision=vision, completion="completions" in ptype.endpoints)
 
 
-def _well_known_models(provider: cat.ProviderSpec, taken: set[str]) -> list[cat.ModelSpec]:
+def _well_known_models(provider: cat.ProviderSpec, taken: set[str], env: Mapping[str, str]) -> list[cat.ModelSpec]:
     preset = all_presets().get(provider.name)
-    if preset is None or preset.prices_id is None or preset.type != provider.type:
+    if preset is None or preset.type != provider.type:
+        return []
+    listed = provider_type(provider.type).env_models
+    if listed is not None:  # the type lists them itself (e.g. Azure's deployments)
+        out = [m for m in listed(provider, env) if m.id not in taken]
+        taken.update(m.id for m in out)
+        return out
+    if preset.prices_id is None:
         return []
     out = []
     for model_id, context, pricing in known_models(preset.prices_id):
@@ -294,7 +302,7 @@ def load_config(
         taken.add(EMBEDDED_MODEL_ID)
     if cfg.env_providers:
         for spec in providers.values():
-            models += _well_known_models(spec, taken)
+            models += _well_known_models(spec, taken, env)
     return ResolvedConfig(server=dict(cfg.server), catalog=cat.Catalog(providers.values(), models),
                           source=path or "(environment)")
 

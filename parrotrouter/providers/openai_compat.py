@@ -17,15 +17,20 @@ from .http import HttpProvider
 from .presets import Preset
 from .registry import ProviderType
 
+# Error codes that say more than the HTTP status does (a provider's own codes: its adapter's table).
+ErrorCodes = Mapping[str, FailureKind]
+NO_CODES: ErrorCodes = {}
+
 
 class OpenAIStream:
     """OpenAI SSE: `data: <chunk>` events, `data: [DONE]` at the end, `{"error": ...}` on failure."""
 
-    __slots__ = ("done", "provider")
+    __slots__ = ("codes", "done", "provider")
 
-    def __init__(self, provider: str) -> None:
+    def __init__(self, provider: str, codes: ErrorCodes = NO_CODES) -> None:
         self.done = False
         self.provider = provider
+        self.codes = codes
 
     def feed(self, event: ServerSentEvent) -> list[dict[str, Any]]:
         data = event.data
@@ -39,12 +44,13 @@ class OpenAIStream:
         if not isinstance(chunk, dict):
             raise malformed("stream chunk")
         if chunk.get("error"):
-            raise _error_from_body(chunk, 500, {}, self.provider, in_stream=True)
+            raise _error_from_body(chunk, 500, {}, self.provider, in_stream=True, codes=self.codes)
         return [chunk]
 
 
 def _error_from_body(
-    body: Any, status: int, headers: Mapping[str, str], provider: str, *, in_stream: bool = False
+    body: Any, status: int, headers: Mapping[str, str], provider: str, *, in_stream: bool = False,
+    codes: ErrorCodes = NO_CODES,
 ) -> UpstreamFailure:
     err = body.get("error") if isinstance(body, dict) else None
     message = code = etype = None
@@ -54,7 +60,9 @@ def _error_from_body(
     elif isinstance(err, str):
         message = err
     kind = None
-    if code == "context_length_exceeded":
+    if isinstance(code, str) and code in codes:
+        kind = codes[code]
+    elif code == "context_length_exceeded":
         kind = FailureKind.CONTEXT_LENGTH_EXCEEDED
     elif code in ("rate_limit_exceeded",) or etype in ("rate_limit_error", "tokens"):
         kind = FailureKind.RATE_LIMIT
@@ -73,6 +81,8 @@ def _int(value: Any) -> int | None:
 
 
 class OpenAIAdapter:
+    error_codes: ErrorCodes = NO_CODES  # a subclass's provider-specific error codes
+
     def __init__(self, spec: ProviderSpec) -> None:
         assert spec.base_url is not None
         self.spec = spec
@@ -114,7 +124,7 @@ class OpenAIAdapter:
         if not isinstance(obj, dict):
             raise malformed(what)
         if obj.get("error"):
-            raise _error_from_body(obj, 500, {}, self.spec.name, in_stream=True)
+            raise _error_from_body(obj, 500, {}, self.spec.name, in_stream=True, codes=self.error_codes)
         if not isinstance(obj.get("choices"), list):
             raise malformed(what)
         return obj
@@ -126,17 +136,17 @@ class OpenAIAdapter:
         return self._json(body, "completion")
 
     def chat_stream(self, call: ChatCall) -> OpenAIStream:
-        return OpenAIStream(self.spec.name)
+        return OpenAIStream(self.spec.name, self.error_codes)
 
     def completion_stream(self, call: CompletionCall) -> OpenAIStream:
-        return OpenAIStream(self.spec.name)
+        return OpenAIStream(self.spec.name, self.error_codes)
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamFailure:
         try:
             parsed: Any = orjson.loads(body)
         except orjson.JSONDecodeError:
             parsed = None
-        return _error_from_body(parsed, status, headers, self.spec.name)
+        return _error_from_body(parsed, status, headers, self.spec.name, codes=self.error_codes)
 
 
 def _build(spec: ProviderSpec) -> HttpProvider:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
-    from ..catalog import Capabilities, ProviderSpec
+    from ..catalog import Capabilities, ModelSpec, ProviderSpec
     from .base import Provider
     from .presets import Preset
 
@@ -58,6 +58,9 @@ class ProviderType:
     # A provider enabled by other means than an API key variable (e.g. the AWS credential
     # chain): specs to add from the environment; None: the presets' `key_envs` decide.
     from_env: Callable[[Mapping[str, str]], list[ProviderSpec]] | None = None
+    # The zero-config models of its preset-named provider, when the type lists them itself (e.g.
+    # Azure's deployment names, which users choose); None: the preset's price-table ids.
+    env_models: Callable[[ProviderSpec, Mapping[str, str]], list[ModelSpec]] | None = None
     # Default capabilities of a model it serves, by model id (None: chat, tools, JSON mode).
     capabilities: Callable[[str, ProviderSpec], Capabilities] | None = None
     needs_base_url: bool = True  # a config-file provider without a preset must give base_url
