@@ -70,7 +70,8 @@ class Gateway:
         self.env = {**os.environ, "PARROTROUTER_HOME": str(home), "PARROTROUTER_MASTER_KEY": MASTER_KEY,
                     "PARROTROUTER_LOCAL_MODELS": "false", "PARROTROUTER_ACCOUNTING_STRICT": "true",
                     **(env or {})}
-        for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GROQ_API_KEY"):
+        for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GROQ_API_KEY", "CO_API_KEY",
+                    "COHERE_API_KEY", "CO_API_URL"):
             if var not in (env or {}):
                 self.env.pop(var, None)
         for var in [v for v in self.env if v.startswith("AWS_") and v not in (env or {})]:
