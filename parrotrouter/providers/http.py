@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from ..catalog import ProviderSpec
-from ..errors import ParrotError
+from ..errors import InvalidRequest, ParrotError
 from ..upstream.client import SSEParser, StreamParser, Transport, UpstreamClient, UpstreamRequest
 from .base import ChatCall, CompletionCall, HttpAdapter, Provider, StreamTranslator, malformed
 
 log = logging.getLogger("parrotrouter.providers")
+_Call = TypeVar("_Call", ChatCall, CompletionCall)
 
 
 class HttpProvider(Provider):
@@ -49,38 +50,53 @@ class HttpProvider(Provider):
         async with client.open(request) as response:
             if response.status >= 400:
                 raise self.adapter.error(response.status, response.headers, await client.read_body(response))
-            async for events in client.stream_events(response, self.parser()):
-                chunks: list[dict[str, Any]] = []
-                try:
-                    for event in events:
-                        chunks += translator.feed(event)
-                        if translator.done:
-                            break
-                except Exception as exc:
-                    if chunks:  # what arrived before the bad event still goes out first
+            try:
+                async for events in client.stream_events(response, self.parser()):
+                    chunks: list[dict[str, Any]] = []
+                    try:
+                        for event in events:
+                            chunks += translator.feed(event)
+                            if translator.done:
+                                break
+                    except Exception as exc:
+                        if chunks:  # what arrived before the bad event still goes out first
+                            yield chunks
+                        raise _translation_failure(self.name, exc) from None
+                    if chunks:
                         yield chunks
-                    raise _translation_failure(self.name, exc) from None
-                if chunks:
-                    yield chunks
-                if translator.done:
-                    return
+                    if translator.done:
+                        return
+            except Exception as exc:  # a framing the parser could not decode: a malformed answer
+                raise _translation_failure(self.name, exc) from None
         if not translator.done:
             raise malformed("stream: it ended before its end marker")
 
     async def chat(self, call: ChatCall) -> dict[str, Any]:
-        body = await self._call(self.adapter.chat_request(call))
+        body = await self._call(self._encode(self.adapter.chat_request, call))
         try:
             return self.adapter.chat_response(body, call)
         except Exception as exc:
             raise _translation_failure(self.name, exc) from None
 
+    def _encode(self, encode: Callable[[_Call], UpstreamRequest], call: _Call) -> UpstreamRequest:
+        """The one place where a request the adapter could not encode (an odd value its
+        translation did not foresee) becomes a 400 naming the provider, instead of a 500."""
+        try:
+            return encode(call)
+        except ParrotError:
+            raise
+        except Exception as exc:
+            log.error("provider %s could not encode a request (%s: %s)", self.name, type(exc).__name__,
+                      str(exc)[:200], exc_info=True)
+            raise InvalidRequest(f"This request cannot be translated for the provider '{self.name}'.") from None
+
     def chat_stream(self, call: ChatCall) -> AsyncIterator[list[dict[str, Any]]]:
-        return self._stream(self.adapter.chat_request(call), self.adapter.chat_stream(call))
+        return self._stream(self._encode(self.adapter.chat_request, call), self.adapter.chat_stream(call))
 
     async def completion(self, call: CompletionCall) -> dict[str, Any]:
         if not self.supports_completions:
             return await super().completion(call)
-        body = await self._call(self.adapter.completion_request(call))
+        body = await self._call(self._encode(self.adapter.completion_request, call))
         try:
             return self.adapter.completion_response(body, call)
         except Exception as exc:
@@ -89,7 +105,7 @@ class HttpProvider(Provider):
     def completion_stream(self, call: CompletionCall) -> AsyncIterator[list[dict[str, Any]]]:
         if not self.supports_completions:
             return super().completion_stream(call)
-        return self._stream(self.adapter.completion_request(call), self.adapter.completion_stream(call))
+        return self._stream(self._encode(self.adapter.completion_request, call), self.adapter.completion_stream(call))
 
 
 def _translation_failure(provider: str, exc: Exception) -> Exception:

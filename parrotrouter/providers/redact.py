@@ -43,6 +43,9 @@ _WORD_RULES = _rules(
     # project numbers.
     (r"\b(?:org-|proj_)(?=[a-z0-9*]*\d)[a-z0-9*]{6,}\b", "[redacted id]"),
     (r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", "[redacted id]"),
+    # AWS resource names (they hold the account id) and bare 12-digit account ids.
+    (r"\barn:aws[\w-]*:[^\s'\"]+", "[redacted arn]"),
+    (r"(?<![\w.])\d{12}(?![\w.])", "[redacted id]"),
     # IPv4 and IPv6 addresses (IPv6: with `::` or at least four groups, so times do not match).
     (r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b", "[address]"),
     (r"(?<![\w:])(?=[0-9a-f:]*::|(?:[0-9a-f]{1,4}:){3})[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?![\w:])",

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, echo
 from ..protocol.chat import ChatCompletionRequest, message_text
 
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w/+.-]+);base64,(?P<data>.*)$", re.DOTALL)
@@ -57,8 +57,8 @@ def thinking_budget(request: ChatCompletionRequest) -> int | None:
     effort = reasoning.get("effort") or request.reasoning_effort
     if effort is None:
         return EFFORT_BUDGET["medium"] if reasoning.get("enabled") else None
-    if effort not in EFFORT_BUDGET:
-        raise InvalidRequest(f"Unknown reasoning effort '{effort}'.", param="reasoning")
+    if not isinstance(effort, str) or effort not in EFFORT_BUDGET:
+        raise InvalidRequest(f"Unknown reasoning effort '{echo(effort)}'.", param="reasoning")
     return EFFORT_BUDGET[effort]
 
 

@@ -328,6 +328,12 @@ def test_zero_config_from_the_sdk_environment(make_gateway: Any, fake: fa.FakeAz
     assert fake.paths[-1] == "/openai/deployments/gpt-4o/chat/completions?api-version=2024-06-01"
     assert fake.paths[-2] == "/openai/deployments/pirate-chat/chat/completions?api-version=2024-06-01"
     assert fake.headers[-1]["api-key"] == fake.api_key
+    # 2024-06-01 refuses stream_options: not sent, and the gateway counts the stream's tokens itself
+    chunks = list(client.chat.completions.create(model="gpt-4o", messages=USER, stream=True,
+                                                 stream_options={"include_usage": True}))
+    assert "stream_options" not in fake.requests[-1] and fake.requests[-1]["stream"] is True
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
     with pytest.raises(openai.BadRequestError) as info:  # not a deployment it was told of
         client.chat.completions.create(model="azure/gpt-4o-mini", messages=USER)
     assert info.value.code == "unsupported_model"

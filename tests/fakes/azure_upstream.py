@@ -85,6 +85,9 @@ UNAUTHORIZED_TOKEN = {"error": {"code": "401", "message": (
     "Unauthorized. Access token is missing, invalid, audience is incorrect (https://cognitiveservices.azure.com), "
     "or have expired.")}}
 NOT_FOUND = {"error": {"code": "404", "message": "Resource not found"}}
+# Versions before 2024-09-01-preview do not know stream_options.
+UNRECOGNIZED_STREAM_OPTIONS = {"error": {"message": "Unrecognized request argument supplied: stream_options",
+                                         "type": "invalid_request_error", "param": None, "code": None}}
 BAD_VERSION = {"error": {"code": "BadRequest", "message": "API version not supported"}}
 NO_DEPLOYMENT = {"error": {"code": "DeploymentNotFound", "message": (
     "The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, "
@@ -227,6 +230,9 @@ class FakeAzure(ThreadedServer):
         known = (deployment in SCENARIOS or deployment == "midstream") if chat else deployment == INSTRUCT
         if not known:
             return web.json_response(NO_DEPLOYMENT, status=404)
+        version = request.query.get("api-version")
+        if "stream_options" in body and version is not None and version[:10] < "2024-09-01":
+            return web.json_response(UNRECOGNIZED_STREAM_OPTIONS, status=400)
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         if not body.get("stream"):
             if chat:

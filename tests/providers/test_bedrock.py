@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import contextlib
 import datetime
+import struct
 import subprocess
 import sys
 import textwrap
@@ -30,9 +32,9 @@ from parrotrouter.providers.base import ChatCall
 from parrotrouter.providers.bedrock import PROVIDER, from_env
 from parrotrouter.providers.bedrock.converse import tool_use_id
 from parrotrouter.providers.bedrock.provider import BedrockProvider, chain_resolver
-from parrotrouter.providers.bedrock.stream import EventStreamParser
+from parrotrouter.providers.bedrock.stream import ConverseStream, EventStreamParser
 from parrotrouter.settings import Secret
-from parrotrouter.upstream.client import UpstreamRequest, UpstreamResponse
+from parrotrouter.upstream.client import ServerSentEvent, UpstreamRequest, UpstreamResponse
 from tests.fakes import bedrock_upstream as fb
 from tests.providers.canned import Canned, CannedTransport
 
@@ -320,23 +322,56 @@ async def test_closing_a_stream_releases_the_upstream_at_once() -> None:
     assert transport.released == 1
 
 
+def _framed(raw_headers: bytes, payload: bytes) -> bytes:
+    """A message with the given header bytes and correct CRCs (what botocore checks first)."""
+    prelude = struct.pack(">II", 12 + len(raw_headers) + len(payload) + 4, len(raw_headers))
+    message = prelude + struct.pack(">I", binascii.crc32(prelude)) + raw_headers + payload
+    return message + struct.pack(">I", binascii.crc32(message))
+
+
+def _fails(events: list[ServerSentEvent], kind: FailureKind) -> None:
+    translator = ConverseStream("bedrock")
+    with pytest.raises(UpstreamFailure) as info:
+        for e in events:
+            translator.feed(e)
+    assert info.value.kind is kind
+
+
 def test_event_stream_parser_checks_crcs_and_bounds() -> None:
     message = fb.event("messageStart", {"role": "assistant"})
     parser = EventStreamParser()
     assert [(e.event, orjson.loads(e.data)["role"]) for e in parser.feed(message[:5]) + parser.feed(message[5:])] == [
         ("messageStart", "assistant")]
+    unknown_header_type = _framed(bytes([5]) + b":name" + bytes([42]) + b"\0\0", b"{}")
+    undecodable_name = _framed(bytes([2]) + b"\xff\xfe" + b"\x07\x00\x01x", b"{}")
+    cut_header = _framed(bytes([9]) + b":event", b"")
     for bad in (message[:-1] + bytes([message[-1] ^ 1]),  # message CRC
                 message[:9] + bytes([message[9] ^ 1]) + message[10:],  # prelude CRC
-                (8).to_bytes(4, "big") + b"\0" * 12):  # shorter than a prelude
-        with pytest.raises(UpstreamFailure) as info:
-            EventStreamParser().feed(bad)
-        assert info.value.kind is FailureKind.STREAM_PROTOCOL
+                unknown_header_type, undecodable_name, cut_header):
+        # what came before in the same read goes out; the bad message fails the stream after it
+        events = EventStreamParser().feed(message + bad)
+        assert events[0].event == "messageStart" and len(events) == 2
+        _fails(events, FailureKind.STREAM_PROTOCOL)
+    with pytest.raises(UpstreamFailure) as info:  # shorter than a prelude
+        EventStreamParser().feed((8).to_bytes(4, "big") + b"\0" * 12)
+    assert info.value.kind is FailureKind.STREAM_PROTOCOL
     with pytest.raises(UpstreamFailure):  # refused from the prelude, before buffering 2 GB
         EventStreamParser().feed((2**31).to_bytes(4, "big") + b"\0" * 8)
     error = fb.frame({":message-type": "error", ":error-code": "InternalFailure", ":error-message": "boom"}, b"")
+    _fails(EventStreamParser().feed(error), FailureKind.SERVER_ERROR)
+
+
+async def test_a_broken_message_mid_stream_is_a_malformed_answer_after_what_came_before() -> None:
+    body = (fb.event("messageStart", {"role": "assistant"})
+            + fb.event("contentBlockDelta", {"delta": {"text": "Hal"}, "contentBlockIndex": 0})
+            + _framed(bytes([5]) + b":name" + bytes([42]) + b"\0\0", b"{}"))
+    prov, _ = await started(Canned(body=body, headers={"Content-Type": "application/vnd.amazon.eventstream"}))
+    got: list[dict[str, Any]] = []
     with pytest.raises(UpstreamFailure) as info:
-        EventStreamParser().feed(error)
-    assert info.value.kind is FailureKind.SERVER_ERROR
+        async for batch in prov.chat_stream(call(stream=True)):
+            got += batch
+    assert info.value.kind is FailureKind.STREAM_PROTOCOL
+    assert any(c["choices"] and c["choices"][0]["delta"].get("content") == "Hal" for c in got)
 
 
 # ---------------------------------------------------------------------------- errors
@@ -489,3 +524,15 @@ def test_botocore_is_imported_only_when_a_bedrock_provider_is_built() -> None:
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.split() == ["True", "False", "True"]
+
+
+@pytest.mark.parametrize("usage", [None, {}, {"totalTokens": 9}, "lots"])
+def test_an_answer_without_counts_has_no_usage_so_the_gateway_counts_it(usage: Any) -> None:
+    """Zero tokens reported would be free service: no usage at all makes the gateway count."""
+    from parrotrouter.providers.bedrock.converse import usage_of
+
+    assert usage_of(usage) is None
+    stream = ConverseStream("bedrock")
+    assert stream.feed(ServerSentEvent("metadata", orjson.dumps({"usage": usage}).decode())) == []
+    assert stream.done
+    assert usage_of({"inputTokens": "9", "outputTokens": 2})["prompt_tokens"] == 0  # not a count: not trusted

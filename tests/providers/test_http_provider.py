@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from parrotrouter.catalog import Deployment, ModelSpec, ProviderSpec
-from parrotrouter.errors import FailureKind, UpstreamFailure
+from parrotrouter.errors import FailureKind, InvalidRequest, UpstreamFailure
 from parrotrouter.protocol.chat import ChatCompletionRequest
 from parrotrouter.providers.base import ChatCall
 from parrotrouter.providers.http import HttpProvider
@@ -101,3 +101,20 @@ def test_sse_parser_joins_split_crlf_and_multiline_data() -> None:
     parser = SSEParser()
     events = parser.feed(b"event: a\r") + parser.feed(b"\ndata: 1\r\ndata: 2\r\n\r\n: comment\n\n")
     assert [(e.event, e.data) for e in events] == [("a", "1\n2")]
+
+
+async def test_a_request_the_adapter_cannot_encode_is_a_400_not_a_500(caplog: pytest.LogCaptureFixture) -> None:
+    """An odd value an adapter's translation did not foresee: a 400 naming the provider (and the
+    traceback in the log), never an unhandled exception."""
+    class Clumsy(OpenAIAdapter):
+        def chat_request(self, call: ChatCall) -> Any:
+            return {}[call.request.model]  # KeyError
+
+    transport = CannedTransport()
+    prov = HttpProvider(SPEC, Clumsy(SPEC), supports_completions=True, transport=transport)
+    with pytest.raises(InvalidRequest) as info:
+        await prov.chat(call())
+    assert "'up'" in info.value.message and transport.sent == []
+    with pytest.raises(InvalidRequest):
+        prov.chat_stream(call(stream=True))
+    assert "could not encode" in caplog.text

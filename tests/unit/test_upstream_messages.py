@@ -60,6 +60,9 @@ def assert_clean(message: str) -> None:
     ("upstream vllm.prod.internal:8000 (10.20.30.40:8000) refused; also tried vllm.prod.example.com",
      "refused; also tried", "[host]"),
     ("Authorization: Bearer abc.def.ghi rejected", "rejected", "Bearer [redacted]"),
+    ("The provided model identifier is invalid: arn:aws:bedrock:us-east-1:123456789012:application-inference-"
+     "profile/a1b2c3", "model identifier is invalid", "[redacted arn]"),
+    ("User: 123456789012 is not authorized to perform: bedrock:InvokeModel", "is not authorized", "[redacted id]"),
 ])
 def test_redact_keeps_the_point_and_drops_the_secrets(text: str, kept: str, placeholder: str) -> None:
     out = redact(text)

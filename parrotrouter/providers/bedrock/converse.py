@@ -227,13 +227,20 @@ def to_converse(request: ChatCompletionRequest, default_max_tokens: int | None) 
 
 
 # ---------------------------------------------------------------------- response
-def usage_of(usage: Mapping[str, Any]) -> dict[str, Any]:
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53 else 0
+
+
+def usage_of(usage: Any) -> dict[str, Any] | None:
     """Bedrock counts cache reads and writes apart from `inputTokens`; OpenAI's prompt_tokens
-    includes them, with the cached part in `prompt_tokens_details`."""
-    read = usage.get("cacheReadInputTokens") or 0
-    write = usage.get("cacheWriteInputTokens") or 0
-    prompt = (usage.get("inputTokens") or 0) + read + write
-    completion = usage.get("outputTokens") or 0
+    includes them, with the cached part in `prompt_tokens_details`. None when it sent no counts:
+    the gateway then counts the tokens itself (never free)."""
+    if not isinstance(usage, dict) or not ({"inputTokens", "outputTokens"} & usage.keys()):
+        return None
+    read = _count(usage.get("cacheReadInputTokens"))
+    write = _count(usage.get("cacheWriteInputTokens"))
+    prompt = _count(usage.get("inputTokens")) + read + write
+    completion = _count(usage.get("outputTokens"))
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
             "prompt_tokens_details": {"cached_tokens": read, "cache_write_tokens": write}}
 
@@ -266,10 +273,12 @@ def from_converse(resp: Mapping[str, Any]) -> dict[str, Any]:
         message["tool_calls"] = calls
     if reasoning:
         message["reasoning"] = "".join(reasoning)
-    return {"object": "chat.completion",
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish,
-                         "native_finish_reason": native}],
-            "usage": usage_of(resp.get("usage") or {})}
+    out: dict[str, Any] = {"object": "chat.completion",
+                           "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish,
+                                        "native_finish_reason": native}]}
+    if (usage := usage_of(resp.get("usage"))) is not None:
+        out["usage"] = usage
+    return out
 
 
 # ---------------------------------------------------------------------- errors

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from botocore.eventstream import EventStreamBuffer, ParserError
+from botocore.eventstream import EventStreamBuffer
 
 from ...errors import FailureKind, UpstreamFailure
 from ...upstream.client import MAX_EVENT_BYTES, ServerSentEvent
@@ -21,6 +21,8 @@ from ..base import malformed
 from .converse import finish_of, stream_failure, usage_of
 
 _MIN_MESSAGE = 16  # prelude (12 bytes) and message CRC (4)
+BROKEN = ":malformed"  # the event a message that cannot be decoded becomes (the translator fails on it)
+UNMODELLED = ":error"  # an `:message-type: error` message (data: its error code)
 
 
 class EventStreamParser:
@@ -50,10 +52,12 @@ class EventStreamParser:
             self._decoder.add_data(bytes(pending[:total]))
             del pending[:total]
             try:
-                messages = list(self._decoder)
-            except ParserError:  # a CRC mismatch, a bad header
-                raise malformed("event-stream message") from None
-            events += [_event(m.headers, m.payload) for m in messages]
+                events += [_event(m.headers, m.payload) for m in self._decoder]
+            except Exception:  # a CRC mismatch, a bad or unknown header: botocore raises several kinds
+                # The events before it still go out; the translator then fails the stream.
+                events.append(ServerSentEvent(BROKEN, ""))
+                self._pending = bytearray()
+                return events
         return events
 
     def close(self) -> list[ServerSentEvent]:
@@ -65,12 +69,11 @@ def _event(headers: dict[str, Any], payload: bytes) -> ServerSentEvent:
     name = headers.get(":event-type") if kind == "event" else headers.get(":exception-type")
     if kind == "error" or not isinstance(name, str):  # an unmodelled error, or no type at all
         code = headers.get(":error-code")
-        raise UpstreamFailure(f"The upstream stream failed ({str(code)[:100] if code else 'untyped message'}).",
-                              kind=FailureKind.SERVER_ERROR)
+        return ServerSentEvent(UNMODELLED, str(code)[:100] if code else "untyped message")
     try:
         return ServerSentEvent(name, payload.decode("utf-8"))
     except UnicodeDecodeError:
-        raise malformed("event-stream payload") from None
+        return ServerSentEvent(BROKEN, "")
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None, native: str | None = None) -> dict[str, Any]:
@@ -92,6 +95,10 @@ class ConverseStream:
 
     def feed(self, event: ServerSentEvent) -> list[dict[str, Any]]:
         name = event.event or ""
+        if name == BROKEN:
+            raise malformed("event-stream message")
+        if name == UNMODELLED:
+            raise UpstreamFailure(f"The upstream stream failed ({event.data}).", kind=FailureKind.SERVER_ERROR)
         if name.endswith("Exception"):
             try:
                 message = orjson.loads(event.data).get("message")
@@ -140,7 +147,8 @@ class ConverseStream:
 
     def _metadata(self, data: dict[str, Any]) -> list[dict[str, Any]]:
         self.done = True
-        return [{"object": "chat.completion.chunk", "choices": [], "usage": usage_of(data.get("usage") or {})}]
+        usage = usage_of(data.get("usage"))
+        return [] if usage is None else [{"object": "chat.completion.chunk", "choices": [], "usage": usage}]
 
     _HANDLERS = {"messageStart": _message_start, "contentBlockStart": _block_start,
                  "contentBlockDelta": _block_delta, "messageStop": _message_stop, "metadata": _metadata}

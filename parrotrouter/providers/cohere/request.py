@@ -125,7 +125,7 @@ def _chosen_tools(request: ChatCompletionRequest) -> tuple[set[str] | None, str 
             raise InvalidRequest("allowed_tools needs a mode (auto or required) and a list of tools.",
                                  param="tool_choice")
         functions = [t.get("function") if isinstance(t, dict) else None for t in tools]
-        names = {f.get("name") if isinstance(f, dict) else None for f in functions}
+        names = [f.get("name") if isinstance(f, dict) else None for f in functions]  # any JSON: not hashed yet
         if not all(isinstance(n, str) for n in names):
             raise InvalidRequest("Cohere can only be limited to function tools, by name.", param="tool_choice")
         return {n for n in names if isinstance(n, str)}, "REQUIRED" if mode == "required" else None

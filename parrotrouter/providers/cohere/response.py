@@ -30,12 +30,15 @@ def _count(value: Any) -> int:
     return 0
 
 
-def usage_of(usage: Mapping[str, Any]) -> dict[str, Any]:
+def usage_of(usage: Any) -> dict[str, Any] | None:
     """What Cohere bills (`billed_units`); its raw `tokens` only when it sent no billed units.
-    Cohere does not bill cache hits apart, so none of the billed tokens is reported as cached."""
+    Cohere does not bill cache hits apart, so none of the billed tokens is reported as cached.
+    None when it sent no counts at all: the gateway then counts the tokens itself (never free)."""
+    usage = usage if isinstance(usage, dict) else {}
     billed = usage.get("billed_units")
     counts = billed if isinstance(billed, dict) and billed else usage.get("tokens")
-    counts = counts if isinstance(counts, dict) else {}
+    if not isinstance(counts, dict) or not ({"input_tokens", "output_tokens"} & counts.keys()):
+        return None
     prompt, completion = _count(counts.get("input_tokens")), _count(counts.get("output_tokens"))
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
             "prompt_tokens_details": {"cached_tokens": 0}}
@@ -51,14 +54,15 @@ def _failed(provider: str, finish: Any, error: Any) -> UpstreamFailure | None:
                            kind=kind, upstream_status=status)
 
 
-def _tool_call(call: Any) -> dict[str, Any]:
+def _tool_call(call: Any, streamed: bool = False) -> dict[str, Any]:
     fn = call.get("function") if isinstance(call, dict) else None
     if not isinstance(fn, dict) or not isinstance(call.get("id"), str):
         raise malformed("tool call")
     arguments = fn.get("arguments")
+    if not isinstance(arguments, str):  # a stream's start without arguments: its deltas bring them all
+        arguments = "" if streamed else dump_arguments(arguments)
     return {"id": call["id"], "type": "function",
-            "function": {"name": str(fn.get("name") or ""),
-                         "arguments": arguments if isinstance(arguments, str) else dump_arguments(arguments)}}
+            "function": {"name": str(fn.get("name") or ""), "arguments": arguments}}
 
 
 def from_cohere(resp: Mapping[str, Any], provider: str) -> dict[str, Any]:
@@ -83,9 +87,10 @@ def from_cohere(resp: Mapping[str, Any], provider: str) -> dict[str, Any]:
     native = resp.get("finish_reason")
     choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": FINISH.get(str(native), "stop"),
               "native_finish_reason": native}
-    usage = resp.get("usage")
-    return {"object": "chat.completion", "choices": [choice], "usage": usage_of(usage if isinstance(usage, dict)
-                                                                                 else {})}
+    out: dict[str, Any] = {"object": "chat.completion", "choices": [choice]}
+    if (usage := usage_of(resp.get("usage"))) is not None:
+        out["usage"] = usage
+    return out
 
 
 class CohereStream:
@@ -140,7 +145,7 @@ class CohereStream:
         return [self._chunk({"content": plan})] if isinstance(plan, str) and plan else []
 
     def _call_start(self, data: dict[str, Any], message: dict[str, Any]) -> list[dict[str, Any]]:
-        call = _tool_call(message.get("tool_calls"))
+        call = _tool_call(message.get("tool_calls"), streamed=True)
         index = self.tools[data.get("index", len(self.tools))] = len(self.tools)
         return [self._chunk({"tool_calls": [{"index": index, **call}]})]
 
@@ -162,10 +167,10 @@ class CohereStream:
         if (failure := _failed(self.provider, native, delta.get("error"))) is not None:
             raise failure
         self.done = True
-        usage = delta.get("usage")
-        return [self._chunk({}, FINISH.get(str(native), "stop"), native if isinstance(native, str) else None),
-                {"object": "chat.completion.chunk", "choices": [],
-                 "usage": usage_of(usage if isinstance(usage, dict) else {})}]
+        chunks = [self._chunk({}, FINISH.get(str(native), "stop"), native if isinstance(native, str) else None)]
+        if (usage := usage_of(delta.get("usage"))) is not None:
+            chunks.append({"object": "chat.completion.chunk", "choices": [], "usage": usage})
+        return chunks
 
     # citation-start/-end, content-end, tool-call-end, debug and newer event types carry nothing we pass on
     _HANDLERS = {"message-start": _start, "content-start": _content, "content-delta": _content,
