@@ -15,11 +15,11 @@ from typing import Any
 import openai
 import pydantic
 import pytest
-from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types import completion_create_params
 from openai.types.chat import completion_create_params as chat_params
 
 from tests.conftest import Gateway
+from tests.e2e.answers import both, same_answer
 from tests.fakes import azure_upstream as fa
 
 USER = [{"role": "system", "content": "you are a helpful assistant that talks like a pirate"},
@@ -85,25 +85,6 @@ def check_completion_body(body: dict[str, Any]) -> None:
     allowed = set(typing.get_type_hints(completion_create_params.CompletionCreateParamsBase)) | {"stream"}
     assert set(body) <= allowed, set(body) - allowed
     pydantic.TypeAdapter(completion_create_params.CompletionCreateParams).validate_python(body)
-
-
-def both(gw: Gateway, model: str, **kw: Any) -> tuple[Any, Any]:
-    """The same request non-streamed and streamed; the SDK's accumulator rebuilds the latter."""
-    client = gw.client()
-    plain = client.chat.completions.create(model=model, **kw)
-    state = ChatCompletionStreamState()
-    for chunk in client.chat.completions.create(model=model, stream=True, **kw):
-        state.handle_chunk(chunk)
-    return plain, state.current_completion_snapshot
-
-
-def same_answer(plain: Any, final: Any) -> None:
-    for a, b in zip(plain.choices, final.choices, strict=True):
-        assert a.finish_reason == b.finish_reason
-        assert (a.message.content or None) == (b.message.content or None)
-        calls_a = [(c.id, c.function.name, json.loads(c.function.arguments)) for c in a.message.tool_calls or ()]
-        calls_b = [(c.id, c.function.name, json.loads(c.function.arguments)) for c in b.message.tool_calls or ()]
-        assert calls_a == calls_b
 
 
 def no_filter_annotations(answer: Any) -> None:

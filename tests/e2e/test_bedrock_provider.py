@@ -12,9 +12,9 @@ from typing import Any
 
 import openai
 import pytest
-from openai.lib.streaming.chat import ChatCompletionStreamState
 
 from tests.conftest import Gateway
+from tests.e2e.answers import both, same_answer
 from tests.fakes import bedrock_upstream as fb
 
 PROFILE_ID = "us.anthropic.claude-3-5-sonnet-20241022-v2:0"
@@ -59,25 +59,6 @@ def gw(fake: fb.FakeBedrock, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     gateway = Gateway(home, config, env=aws_env(home)).start()
     yield gateway
     gateway.stop()
-
-
-def both(gw: Gateway, model: str, **kw: Any) -> tuple[Any, Any]:
-    """The same request non-streamed and streamed; the SDK's accumulator rebuilds the latter."""
-    client = gw.client()
-    plain = client.chat.completions.create(model=model, **kw)
-    state = ChatCompletionStreamState()
-    for chunk in client.chat.completions.create(model=model, stream=True, **kw):
-        state.handle_chunk(chunk)
-    return plain, state.current_completion_snapshot
-
-
-def same_answer(plain: Any, final: Any) -> None:
-    for a, b in zip(plain.choices, final.choices, strict=True):
-        assert a.finish_reason == b.finish_reason
-        assert (a.message.content or None) == (b.message.content or None)
-        calls_a = [(c.id, c.function.name, json.loads(c.function.arguments)) for c in a.message.tool_calls or ()]
-        calls_b = [(c.id, c.function.name, json.loads(c.function.arguments)) for c in b.message.tool_calls or ()]
-        assert calls_a == calls_b
 
 
 def last_two(fake: fb.FakeBedrock, model_id: str) -> None:

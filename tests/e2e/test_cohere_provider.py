@@ -12,9 +12,9 @@ from typing import Any
 
 import openai
 import pytest
-from openai.lib.streaming.chat import ChatCompletionStreamState
 
 from tests.conftest import Gateway
+from tests.e2e.answers import both, same_answer
 from tests.fakes import cohere_upstream as fc
 
 WEATHER = {"type": "function", "function": {
@@ -46,26 +46,6 @@ def gw(fake: fc.FakeCohere, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     gateway.stop()
 
 
-def both(gw: Gateway, model: str, **kw: Any) -> tuple[Any, Any]:
-    """The same request non-streamed and streamed; the SDK's accumulator rebuilds the latter."""
-    client = gw.client()
-    plain = client.chat.completions.create(model=model, **kw)
-    state = ChatCompletionStreamState()
-    for chunk in client.chat.completions.create(model=model, stream=True, **kw):
-        state.handle_chunk(chunk)
-    return plain, state.current_completion_snapshot
-
-
-def same_answer(plain: Any, final: Any) -> None:
-    for a, b in zip(plain.choices, final.choices, strict=True):
-        assert a.finish_reason == b.finish_reason
-        assert (a.message.content or None) == (b.message.content or None)
-        assert (a.message.model_extra or {}).get("reasoning") == (b.message.model_extra or {}).get("reasoning")
-        calls_a = [(c.id, c.function.name, json.loads(c.function.arguments)) for c in a.message.tool_calls or ()]
-        calls_b = [(c.id, c.function.name, json.loads(c.function.arguments)) for c in b.message.tool_calls or ()]
-        assert calls_a == calls_b
-
-
 def sent(fake: fc.FakeCohere, back: int = 1) -> dict[str, Any]:
     body = fake.requests[-back]
     fc.check_body(body)
@@ -77,7 +57,7 @@ def test_text_parameters_and_headers(gw: Gateway, fake: fc.FakeCohere) -> None:
                 {"role": "user", "content": [{"type": "text", "text": "Again"}]}]
     plain, final = both(gw, "command-text", messages=messages, stop=["END"], temperature=0.3, top_p=1.0, seed=7,
                         frequency_penalty=0.5, presence_penalty=0.25, user="u-1", extra_body={"top_k": 40})
-    same_answer(plain, final)
+    same_answer(plain, final, reasoning=True)
     assert plain.choices[0].message.content == "The Art of API Design: Crafting Elegant and Powerful Interfaces"
     assert plain.choices[0].finish_reason == "stop"
     assert plain.choices[0].model_extra["native_finish_reason"] == "COMPLETE"
@@ -111,7 +91,7 @@ def test_images_by_data_and_web_url(gw: Gateway, fake: fc.FakeCohere) -> None:
 def test_documented_tool_calls_and_their_results(gw: Gateway, fake: fc.FakeCohere) -> None:
     question = [{"role": "user", "content": "What's the weather in Madrid and Brasilia?"}]
     plain, final = both(gw, "command-tools", messages=question, tools=[WEATHER, TIME], tool_choice="required")
-    same_answer(plain, final)  # the documented stream rebuilds the documented answer
+    same_answer(plain, final, reasoning=True)  # the documented stream rebuilds the documented answer
     choice = plain.choices[0]
     assert choice.finish_reason == "tool_calls" and choice.model_extra["native_finish_reason"] == "TOOL_CALL"
     assert choice.message.content == "I will search for the weather in Madrid and Brasilia."  # the tool plan
@@ -155,7 +135,7 @@ def test_allowed_tools_and_none(gw: Gateway, fake: fc.FakeCohere) -> None:
 
 def test_documented_citations_are_dropped(gw: Gateway) -> None:
     plain, final = both(gw, "command-citations", messages=USER)
-    same_answer(plain, final)
+    same_answer(plain, final, reasoning=True)
     message = plain.choices[0].message
     assert message.content == "It is currently 24°C in Madrid and 28°C in Brasilia."
     assert "citations" not in (message.model_extra or {}) and not getattr(message, "annotations", None)
@@ -164,14 +144,14 @@ def test_documented_citations_are_dropped(gw: Gateway) -> None:
 
 def test_plan_and_text_with_a_call(gw: Gateway) -> None:
     plain, final = both(gw, "command-plan-text", messages=USER, tools=[WEATHER])
-    same_answer(plain, final)
+    same_answer(plain, final, reasoning=True)
     assert plain.choices[0].message.content == "I will look it up. Found nothing to call."
     assert plain.choices[0].message.tool_calls[0].function.arguments == "{}"
 
 
 def test_thinking(gw: Gateway, fake: fc.FakeCohere) -> None:
     plain, final = both(gw, "command-thinking", messages=USER, reasoning_effort="low")
-    same_answer(plain, final)
+    same_answer(plain, final, reasoning=True)
     assert plain.choices[0].message.content == "6 x 7 = 42."
     assert plain.choices[0].message.model_extra["reasoning"] == "Six times seven is 42."
     assert sent(fake)["thinking"] == {"type": "enabled", "token_budget": 2048}
@@ -188,7 +168,7 @@ def test_json_schema_and_json_object(gw: Gateway, fake: fc.FakeCohere) -> None:
               "required": ["name", "age"]}
     plain, final = both(gw, "command-json", messages=USER,
                         response_format={"type": "json_schema", "json_schema": {"name": "p", "schema": schema}})
-    same_answer(plain, final)
+    same_answer(plain, final, reasoning=True)
     assert json.loads(plain.choices[0].message.content) == {"name": "Ada", "age": 36}
     assert sent(fake)["response_format"] == {"type": "json_object", "json_schema": schema}
     gw.client().chat.completions.create(model="command-json", messages=USER, response_format={"type": "json_object"})
@@ -200,7 +180,7 @@ def test_json_schema_and_json_object(gw: Gateway, fake: fc.FakeCohere) -> None:
     ("command-tools", "tool_calls", "TOOL_CALL"), ("command-text", "stop", "COMPLETE")])
 def test_finish_reasons(gw: Gateway, model: str, finish: str, native: str) -> None:
     plain, final = both(gw, model, messages=USER)
-    same_answer(plain, final)
+    same_answer(plain, final, reasoning=True)
     assert plain.choices[0].finish_reason == finish
     assert plain.choices[0].model_extra["native_finish_reason"] == native
 

@@ -14,9 +14,9 @@ import openai
 import pydantic
 import pytest
 from google.genai import types as gt
-from openai.lib.streaming.chat import ChatCompletionStreamState
 
 from tests.conftest import Gateway
+from tests.e2e.answers import both, same_answer
 from tests.fakes import anthropic_upstream as fa
 from tests.fakes import gemini_upstream as fg
 
@@ -79,25 +79,6 @@ def check_gemini_body(body: dict[str, Any]) -> None:
         gt.Tool.model_validate(tool)
     if "toolConfig" in body:
         gt.ToolConfig.model_validate(body["toolConfig"])
-
-
-def both(gw: Gateway, model: str, **kw: Any) -> tuple[Any, Any]:
-    """The same request non-streamed and streamed; the SDK's accumulator rebuilds the latter."""
-    client = gw.client()
-    plain = client.chat.completions.create(model=model, **kw)
-    state = ChatCompletionStreamState()  # what `client.chat.completions.stream()` accumulates with
-    for chunk in client.chat.completions.create(model=model, stream=True, **kw):
-        state.handle_chunk(chunk)
-    return plain, state.current_completion_snapshot
-
-
-def same_answer(plain: Any, final: Any) -> None:
-    for a, b in zip(plain.choices, final.choices, strict=True):
-        assert a.finish_reason == b.finish_reason
-        assert (a.message.content or None) == (b.message.content or None)
-        calls_a = [(c.id, c.function.name, json.loads(c.function.arguments)) for c in a.message.tool_calls or ()]
-        calls_b = [(c.id, c.function.name, json.loads(c.function.arguments)) for c in b.message.tool_calls or ()]
-        assert calls_a == calls_b
 
 
 # ---------------------------------------------------------------------------- Anthropic
