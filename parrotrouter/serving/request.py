@@ -54,6 +54,18 @@ class GenerationRequest:
     body_size: int
     routing: BodyRouting = NO_ROUTING
     sent_params: frozenset[str] = frozenset()
+    # Read many times per request: derived once.
+    kind: Kind = dataclasses.field(init=False)
+    shape: Shape = dataclasses.field(init=False)
+    model: str = dataclasses.field(init=False)
+    stream: bool = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        kind: Kind = "chat" if isinstance(self.payload, ChatCompletionRequest) else "completions"
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "shape", SHAPES[kind])
+        object.__setattr__(self, "model", self.payload.model)
+        object.__setattr__(self, "stream", bool(self.payload.stream))
 
     @classmethod
     def decode(cls, payload: ChatCompletionRequest | CompletionRequest, raw: dict[str, Any],
@@ -63,22 +75,6 @@ class GenerationRequest:
         return cls(payload, raw, body_size, routing, params)
 
     # ------------------------------------------------------------------ what it asks for
-    @property
-    def kind(self) -> Kind:
-        return "chat" if isinstance(self.payload, ChatCompletionRequest) else "completions"
-
-    @property
-    def shape(self) -> Shape:
-        return SHAPES[self.kind]
-
-    @property
-    def model(self) -> str:
-        return self.payload.model
-
-    @property
-    def stream(self) -> bool:
-        return bool(self.payload.stream)
-
     @property
     def include_usage(self) -> bool:
         return self.payload.include_usage
