@@ -60,6 +60,13 @@ def _parse_count(value: Any) -> int:
     return number
 
 
+def _parse_port(value: Any) -> int:
+    number = _parse_int(value)
+    if not 1 <= number <= 65535:
+        raise ValueError(f"must be a TCP port from 1 to 65535, not {value!r}")
+    return number
+
+
 def _parse_path(value: Any) -> Path:
     return Path(os.path.expanduser(str(value)))
 
@@ -148,7 +155,7 @@ class Settings:
                          shown="~/.parrotrouter")
     config: str | None = setting(None, _parse_optional_str, "Path of the YAML configuration file.")
     host: str = setting("127.0.0.1", str, "Interface to listen on.")
-    port: int = setting(8000, _parse_int, "TCP port to listen on.")
+    port: int = setting(8000, _parse_port, "TCP port to listen on.")
     workers: int = setting(1, _parse_int, "Worker processes sharing the port (SO_REUSEPORT), 1-64.")
     master_key: Secret | None = setting(None, _parse_secret, "Use this master key (pr-...) instead of the stored one.",
                                         shown="generated at first start", cli=False)

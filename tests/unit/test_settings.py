@@ -59,6 +59,9 @@ def test_serve_has_one_option_per_setting_parsed_like_the_environment() -> None:
     with pytest.raises(ConfigError) as err:
         S.load_settings(_parse_serve(["--port", "eighty", "--log-level", "loud"]), env={})
     assert "--port" in err.value.render() and "--log-level" in err.value.render()
+    for port in ("0", "-1", "65536", "99999"):
+        with pytest.raises(ConfigError, match="TCP port from 1 to 65535"):
+            S.load_settings(_parse_serve(["--port", port]), env={})
 
 
 @pytest.mark.parametrize("where", ["env", "file"])
