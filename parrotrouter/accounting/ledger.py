@@ -284,8 +284,15 @@ class Ledger:
                 doubtful.append((part[0], error))
                 if len(doubtful) >= DOUBT_LIMIT and not wrote:
                     return refused, error  # the database, not these rows, is the likely problem
-        if wrote:  # the database takes other rows: it refuses these
-            refused += doubtful
+        if wrote:  # the database takes rows now; these failed, perhaps before it did (an outage
+            # ending during this flush): tried once more, each, before they are taken as refused
+            for rec, _ in doubtful:
+                try:
+                    await self._commit([rec], done)
+                except Exception as exc:
+                    if verdict(exc) == UNREACHABLE:
+                        return refused, exc
+                    refused.append((rec, exc))
         return refused, error
 
     async def _commit(self, part: list[UsageRecord], done: set[int]) -> None:
