@@ -37,7 +37,7 @@ from ..protocol.chat import (
     message_text,
 )
 from ..upstream.client import ServerSentEvent, UpstreamRequest
-from .base import ChatCall, CompletionCall, client_detail, malformed, upstream_failure
+from .base import ChatCall, CompletionCall, client_detail, json_or_none, malformed, upstream_failure
 from .http import HttpProvider
 from .presets import Preset
 from .registry import ProviderType
@@ -365,10 +365,7 @@ class AnthropicAdapter:
         return AnthropicStream(self.spec.name)
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamFailure:
-        try:
-            parsed: Any = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            parsed = None
+        parsed = json_or_none(body)
         err = parsed.get("error") if isinstance(parsed, dict) else None
         err = err if isinstance(err, dict) else {}
         kind = ERROR_KINDS.get(str(err.get("type"))) if status != 529 else FailureKind.MODEL_OVERLOADED

@@ -15,6 +15,8 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
+import orjson
+
 from ..catalog import Deployment, ModelSpec, ProviderSpec
 from ..errors import FailureKind, InvalidRequest, UpstreamFailure
 from ..protocol.chat import ChatCompletionRequest
@@ -111,6 +113,25 @@ class Provider(abc.ABC):
 def malformed(what: str) -> UpstreamFailure:
     return UpstreamFailure(f"The upstream provider sent a malformed {what}.",
                            kind=FailureKind.STREAM_PROTOCOL)
+
+
+def json_object(data: bytes | str, what: str) -> dict[str, Any]:
+    """An upstream's answer or stream event: a JSON object, else a malformed-`what` failure."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise malformed(what) from None
+    if not isinstance(value, dict):
+        raise malformed(what)
+    return value
+
+
+def json_or_none(body: bytes) -> Any:
+    """An upstream's error body, parsed when it is JSON (None when it is not)."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
 
 
 _KIND_BY_STATUS: dict[int, FailureKind] = {

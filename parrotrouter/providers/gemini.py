@@ -40,7 +40,7 @@ from ..protocol.chat import (
     message_text,
 )
 from ..upstream.client import ServerSentEvent, UpstreamRequest
-from .base import ChatCall, CompletionCall, malformed, upstream_failure
+from .base import ChatCall, CompletionCall, json_object, json_or_none, malformed, upstream_failure
 from .gemini_schema import gemini_schema
 from .http import HttpProvider
 from .presets import Preset
@@ -293,12 +293,7 @@ class GeminiStream:
         self.usage: dict[str, Any] = {}
 
     def feed(self, event: ServerSentEvent) -> list[dict[str, Any]]:
-        try:
-            resp = orjson.loads(event.data)
-        except orjson.JSONDecodeError:
-            raise malformed("stream event") from None
-        if not isinstance(resp, dict):
-            raise malformed("stream event")
+        resp = json_object(event.data, "stream event")
         if resp.get("error"):
             raise _failure(resp, 500, {}, self.provider)
         self.usage = resp.get("usageMetadata") or self.usage
@@ -377,12 +372,7 @@ class GeminiAdapter:
                                self._headers, call.stream)
 
     def chat_response(self, body: bytes, call: ChatCall) -> dict[str, Any]:
-        try:
-            resp = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise malformed("response") from None
-        if not isinstance(resp, dict):
-            raise malformed("response")
+        resp = json_object(body, "response")
         out = from_gemini(resp, self.signatures)
         self._trim()
         return out
@@ -401,10 +391,7 @@ class GeminiAdapter:
         return GeminiStream(self.spec.name, 1, self.signatures)
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamFailure:
-        try:
-            parsed: Any = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            parsed = None
+        parsed = json_or_none(body)
         if isinstance(parsed, list) and parsed:  # streamGenerateContent errors may come as a JSON array
             parsed = parsed[0]
         return _failure(parsed, status, headers, self.spec.name)

@@ -12,7 +12,7 @@ import orjson
 from ..catalog import ProviderSpec
 from ..errors import FailureKind, UpstreamFailure
 from ..upstream.client import ServerSentEvent, UpstreamRequest
-from .base import GATEWAY_FIELDS, ChatCall, CompletionCall, malformed, upstream_failure
+from .base import GATEWAY_FIELDS, ChatCall, CompletionCall, json_or_none, malformed, upstream_failure
 from .http import HttpProvider
 from .presets import Preset
 from .registry import ProviderType
@@ -37,7 +37,7 @@ class OpenAIStream:
         if data == "[DONE]":
             self.done = True
             return []
-        try:
+        try:  # inline, not json_object(): this runs for every chunk of every OpenAI-compatible stream
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
             raise malformed("stream chunk") from None
@@ -142,10 +142,7 @@ class OpenAIAdapter:
         return OpenAIStream(self.spec.name, self.error_codes)
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamFailure:
-        try:
-            parsed: Any = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            parsed = None
+        parsed = json_or_none(body)
         return _error_from_body(parsed, status, headers, self.spec.name, codes=self.error_codes)
 
 

@@ -26,7 +26,7 @@ from botocore.credentials import RefreshableCredentials
 from ...catalog import ProviderSpec
 from ...errors import FailureKind, InvalidRequest, UpstreamFailure
 from ...upstream.client import Transport, UpstreamClient, UpstreamRequest
-from ..base import ChatCall, CompletionCall, malformed
+from ..base import ChatCall, CompletionCall, json_object, json_or_none, malformed
 from ..http import HttpProvider
 from . import REGION
 from .converse import error_type, failure, from_converse, to_converse
@@ -159,12 +159,7 @@ class BedrockAdapter:
         return UpstreamRequest(url, body, self.signed_headers(url, body), call.stream, encoded_url=True)
 
     def chat_response(self, body: bytes, call: ChatCall) -> dict[str, Any]:
-        try:
-            resp = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise malformed("response") from None
-        if not isinstance(resp, dict):
-            raise malformed("response")
+        resp = json_object(body, "response")
         return from_converse(resp)
 
     def chat_stream(self, call: ChatCall) -> ConverseStream:
@@ -180,10 +175,7 @@ class BedrockAdapter:
         return ConverseStream(self.spec.name)
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamFailure:
-        try:
-            parsed: Any = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            parsed = None
+        parsed = json_or_none(body)
         message = (parsed.get("message") or parsed.get("Message")) if isinstance(parsed, dict) else None
         return failure(error_type(headers, parsed), status, headers, message, self.spec.name)
 

@@ -17,7 +17,7 @@ from botocore.eventstream import EventStreamBuffer
 
 from ...errors import FailureKind, UpstreamFailure
 from ...upstream.client import MAX_EVENT_BYTES, ServerSentEvent
-from ..base import malformed
+from ..base import json_object, malformed
 from .converse import finish_of, stream_failure, usage_of
 
 _MIN_MESSAGE = 16  # prelude (12 bytes) and message CRC (4)
@@ -108,12 +108,7 @@ class ConverseStream:
         handler = self._HANDLERS.get(name)
         if handler is None:
             return []  # event types added after this adapter was written
-        try:
-            data = orjson.loads(event.data)
-        except orjson.JSONDecodeError:
-            raise malformed("stream event") from None
-        if not isinstance(data, dict):
-            raise malformed("stream event")
+        data = json_object(event.data, "stream event")
         return handler(self, data)
 
     def _message_start(self, data: dict[str, Any]) -> list[dict[str, Any]]:

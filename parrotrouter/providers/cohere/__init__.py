@@ -17,7 +17,7 @@ import orjson
 from ...catalog import ProviderSpec
 from ...errors import FailureKind, InvalidRequest, UpstreamFailure
 from ...upstream.client import UpstreamRequest
-from ..base import ChatCall, CompletionCall, kind_for_status, malformed, upstream_failure
+from ..base import ChatCall, CompletionCall, json_object, json_or_none, kind_for_status, malformed, upstream_failure
 from ..http import HttpProvider
 from ..presets import Preset
 from ..registry import ProviderType
@@ -54,11 +54,8 @@ class CohereAdapter:
                                call.stream)
 
     def chat_response(self, body: bytes, call: ChatCall) -> dict[str, Any]:
-        try:
-            resp = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise malformed("response") from None
-        if not isinstance(resp, dict) or not isinstance(resp.get("message"), dict):
+        resp = json_object(body, "response")
+        if not isinstance(resp.get("message"), dict):
             raise malformed("response")
         return from_cohere(resp, self.spec.name)
 
@@ -76,10 +73,7 @@ class CohereAdapter:
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamFailure:
         """Cohere's error body is `{"id": ..., "message": ...}`; the status says what it is."""
-        try:
-            parsed: Any = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            parsed = None
+        parsed = json_or_none(body)
         message = parsed.get("message") if isinstance(parsed, dict) else None
         kind = KIND_BY_STATUS.get(status) or kind_for_status(status)
         return upstream_failure(status, headers, message, kind=kind, provider=self.spec.name)

@@ -13,11 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
 from ...errors import FailureKind, UpstreamFailure
 from ...upstream.client import ServerSentEvent
-from ..base import client_detail, malformed
+from ..base import client_detail, json_object, malformed
 from ..translate import dump_arguments
 
 FINISH = {"COMPLETE": "stop", "STOP_SEQUENCE": "stop", "MAX_TOKENS": "length", "TOOL_CALL": "tool_calls"}
@@ -104,12 +102,7 @@ class CohereStream:
         self.tools: dict[int, int] = {}  # Cohere's tool call index -> ours, in order of appearance
 
     def feed(self, event: ServerSentEvent) -> list[dict[str, Any]]:
-        try:
-            data = orjson.loads(event.data)
-        except orjson.JSONDecodeError:
-            raise malformed("stream event") from None
-        if not isinstance(data, dict):
-            raise malformed("stream event")
+        data = json_object(event.data, "stream event")
         kind = data.get("type")
         if kind is None and isinstance(data.get("message"), str):  # an error body instead of an event
             raise UpstreamFailure(f"The provider '{self.provider}' failed mid-stream"
