@@ -25,7 +25,6 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..catalog import Capabilities, Deployment, ModelSpec, ProviderSpec
@@ -115,7 +114,9 @@ class AzureAdapter(OpenAIAdapter):
         self._query = f"?api-version={quote(version, safe='')}" if version else ""
         # Versions before 2024-09-01-preview refuse `stream_options` ("Unrecognized request argument
         # supplied"): their streams carry no usage, and the gateway counts the tokens itself.
-        self._stream_usage = version is None or version[:10] >= STREAM_USAGE_SINCE
+        if version is not None and version[:10] < STREAM_USAGE_SINCE:
+            self.stream_usage = False
+            self._drop = self._drop | {"stream_options"}
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if spec.api_key:
             if self.options.auth == "entra_id":
@@ -124,13 +125,6 @@ class AzureAdapter(OpenAIAdapter):
                 headers["api-key"] = spec.api_key.reveal()
         headers.update(spec.headers)
         self._headers = headers
-
-    def _body(self, raw: dict[str, Any], model: str, stream: bool) -> bytes:
-        if self._stream_usage:
-            return super()._body(raw, model, stream)
-        body = {k: v for k, v in raw.items() if k not in self._drop and k != "stream_options"}
-        body["model"] = model
-        return orjson.dumps(body)
 
     def url(self, deployment: str, operation: str) -> str:
         """The URL of an operation (`/chat/completions`, `/completions`) on a deployment."""

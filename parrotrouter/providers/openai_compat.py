@@ -94,11 +94,12 @@ class OpenAIAdapter:
         headers.update(spec.headers)
         self._headers = headers
         self._drop = GATEWAY_FIELDS | spec.drop_params
+        self.stream_usage = True  # ask a stream for its usage (an upstream that refuses stream_options: no)
 
     def _body(self, raw: dict[str, Any], model: str, stream: bool) -> bytes:
         body = {k: v for k, v in raw.items() if k not in self._drop}
         body["model"] = model
-        if stream:
+        if stream and self.stream_usage:
             # Always ask for usage: accounting must not depend on what the client asked for.
             options = body.get("stream_options")
             body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
