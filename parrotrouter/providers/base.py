@@ -54,6 +54,26 @@ class CompletionCall:
         return bool(self.request.stream)
 
 
+@dataclasses.dataclass(slots=True)
+class NativeCall:
+    """A request in a provider's own wire format (`dialect`, e.g. "anthropic.messages"), to forward
+    as it came: only the model and credentials change. `chat` is the same request translated to
+    the canonical chat form (what the core counts and bounds with).
+
+    The provider answers with an OpenAI-shaped `chat.completion` (what the core observes: usage,
+    finish, texts) that also carries the upstream's own body under `"native"`; a native stream
+    yields OpenAI chunks of which any may carry `"native"`: the upstream events it came from, in
+    order (chunks with no choices but native events are relayed too)."""
+
+    dialect: str
+    body: dict[str, Any]
+    chat: ChatCall
+
+    @property
+    def stream(self) -> bool:
+        return self.chat.stream
+
+
 class StreamTranslator(Protocol):
     """Turns one upstream stream event into zero or more OpenAI chunks (stateful per stream)."""
 
@@ -81,6 +101,9 @@ class HttpAdapter(Protocol):
 
 
 class Provider(abc.ABC):
+    # The inbound wire formats this provider can take natively (see `NativeCall`).
+    native_dialects: frozenset[str] = frozenset()
+
     def __init__(self, spec: ProviderSpec) -> None:
         self.spec = spec
 
@@ -99,6 +122,12 @@ class Provider(abc.ABC):
 
     def completion_stream(self, call: CompletionCall) -> AsyncIterator[list[dict[str, Any]]]:
         raise InvalidRequest(f"Provider '{self.name}' does not offer /v1/completions.", param="model")
+
+    async def native(self, call: NativeCall) -> dict[str, Any]:
+        raise InvalidRequest(f"Provider '{self.name}' does not speak {call.dialect} natively.", param="model")
+
+    def native_stream(self, call: NativeCall) -> AsyncIterator[list[dict[str, Any]]]:
+        raise InvalidRequest(f"Provider '{self.name}' does not speak {call.dialect} natively.", param="model")
 
     async def start(self) -> None:
         """Acquire resources (connection pools, model weights). Called once at start-up."""

@@ -38,6 +38,8 @@ class Relay:
                 record.observe_usage(usage)
             body: dict[str, Any] = chunk
             if not body.get("choices"):
+                if "native" in body:  # upstream events of a native stream (NativeCall), relayed as they are
+                    out.append(chunk)
                 continue
             normalize_chunk(body, id=meta["id"], created=meta["created"], model=meta["model"],
                             provider=meta["provider"], object_type=meta["object_type"])

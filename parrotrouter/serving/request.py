@@ -18,7 +18,7 @@ from ..accounting.bounds import (
 from ..protocol.chat import ChatCompletionRequest, JsonObjectFormat, JsonSchemaFormat
 from ..protocol.completions import CompletionRequest
 from ..protocol.routing_fields import NO_ROUTING, BodyRouting, decode_routing, sent_parameters
-from ..providers.base import ChatCall, CompletionCall
+from ..providers.base import ChatCall, CompletionCall, NativeCall
 from ..routing.router import Candidate
 from ..tokens import count_text, estimate_chat_prompt_tokens
 from .types import Chunks, JSONObject
@@ -43,6 +43,14 @@ SHAPES: dict[Kind, Shape] = {
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class NativeBody:
+    """The client's body in its own wire format, for deployments that speak it (`NativeCall`)."""
+
+    dialect: str  # e.g. "anthropic.messages", "openai.responses"
+    body: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class GenerationRequest:
     """A chat or text completion request, decoded and validated.
 
@@ -54,6 +62,10 @@ class GenerationRequest:
     body_size: int
     routing: BodyRouting = NO_ROUTING
     sent_params: frozenset[str] = frozenset()
+    # Set by inbound APIs other than chat: the ledger's endpoint name, and the client's own body
+    # for deployments that take it natively.
+    endpoint: str | None = None
+    native: NativeBody | None = None
     # Read many times per request: derived once.
     kind: Kind = dataclasses.field(init=False)
     shape: Shape = dataclasses.field(init=False)
@@ -63,16 +75,24 @@ class GenerationRequest:
     def __post_init__(self) -> None:
         kind: Kind = "chat" if isinstance(self.payload, ChatCompletionRequest) else "completions"
         object.__setattr__(self, "kind", kind)
-        object.__setattr__(self, "shape", SHAPES[kind])
+        shape = SHAPES[kind]
+        if self.endpoint is not None:
+            shape = dataclasses.replace(shape, ledger_name=self.endpoint)
+        object.__setattr__(self, "shape", shape)
         object.__setattr__(self, "model", self.payload.model)
         object.__setattr__(self, "stream", bool(self.payload.stream))
 
     @classmethod
     def decode(cls, payload: ChatCompletionRequest | CompletionRequest, raw: dict[str, Any],
-               body_size: int) -> GenerationRequest:
-        routing = decode_routing(raw)
-        params = sent_parameters(raw) if routing.require_parameters else frozenset()
-        return cls(payload, raw, body_size, routing, params)
+               body_size: int, *, endpoint: str | None = None, native: NativeBody | None = None,
+               routing_body: dict[str, Any] | None = None) -> GenerationRequest:
+        """`raw` is the chat or completions body (for inbound APIs other than chat: the body they
+        translated to); routing fields (`models`, `provider`) are read from `routing_body`, the
+        client's own body, when given."""
+        source = raw if routing_body is None else routing_body
+        routing = decode_routing(source)
+        params = sent_parameters(source) if routing.require_parameters else frozenset()
+        return cls(payload, raw, body_size, routing, params, endpoint, native)
 
     # ------------------------------------------------------------------ what it asks for
     @property
@@ -132,8 +152,18 @@ class GenerationRequest:
         return completion_cheap_billable(self.payload, raw, self.body_size, output_cap)
 
     # ------------------------------------------------------------------ the provider call
+    def _native_call(self, candidate: Candidate) -> NativeCall | None:
+        native = self.native
+        if native is None or native.dialect not in candidate.provider.native_dialects:
+            return None
+        assert isinstance(self.payload, ChatCompletionRequest)
+        return NativeCall(native.dialect, native.body,
+                          ChatCall(self.payload, self.raw, candidate.model, candidate.deployment))
+
     async def run(self, candidate: Candidate) -> JSONObject:
         raw = self.raw
+        if self.native is not None and (call := self._native_call(candidate)) is not None:
+            return await candidate.provider.native(call)
         if isinstance(self.payload, ChatCompletionRequest):
             return await candidate.provider.chat(ChatCall(self.payload, raw, candidate.model, candidate.deployment))
         return await candidate.provider.completion(
@@ -141,6 +171,8 @@ class GenerationRequest:
 
     def run_stream(self, candidate: Candidate) -> AsyncIterator[Chunks]:
         raw = self.raw
+        if self.native is not None and (call := self._native_call(candidate)) is not None:
+            return candidate.provider.native_stream(call)
         if isinstance(self.payload, ChatCompletionRequest):
             return candidate.provider.chat_stream(ChatCall(self.payload, raw, candidate.model, candidate.deployment))
         return candidate.provider.completion_stream(
