@@ -33,14 +33,14 @@ _SIZE = {c.name: c.type.length for c in usage.columns if isinstance(c.type, sa.S
 _ID, _ENDPOINT, _KEY, _ACCOUNT = _SIZE["id"], _SIZE["endpoint"], _SIZE["key_id"], _SIZE["account_id"]
 _MODEL, _SERVED, _PROVIDER = _SIZE["requested_model"], _SIZE["served_model"], _SIZE["provider"]
 _DEPLOYMENT, _ERROR, _FINISH = _SIZE["deployment"], _SIZE["error_code"], _SIZE["finish_reason"]
-_USER, _ENDED = _SIZE["user"], _SIZE["ended_by"]
+_USER, _ENDED, _REQUEST_ID = _SIZE["user"], _SIZE["ended_by"], _SIZE["request_id"]
 _ATTEMPT_TEXT = 300  # provider, deployment and error code inside the `attempts` JSON
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 COLUMNS = ("id", "endpoint", "key_id", "account_id", "requested_model", "served_model", "provider", "deployment",
            "prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens", "cost", "latency_ms",
            "ttft_ms", "status", "error_code", "streamed", "finish_reason", "user", "attempts", "created_at",
-           "ended_by")
+           "ended_by", "request_id")
 
 
 def text(value: Any, size: int) -> str | None:
@@ -96,7 +96,7 @@ def row_of(rec: UsageRecord, sqlite: bool) -> tuple[Any, ...]:
         int(rec.streamed) if sqlite else rec.streamed, text(rec.finish_reason, _FINISH), text(rec.user, _USER),
         attempts_json(rec.attempts),
         _sqlite_time(rec.created_at) if sqlite else datetime.fromtimestamp(rec.created_at, UTC),
-        text(rec.ended_by, _ENDED),
+        text(rec.ended_by, _ENDED), text(rec.request_id, _REQUEST_ID),
     )
 
 
@@ -161,7 +161,7 @@ def _record_json(rec: UsageRecord) -> dict[str, Any]:
         "status": count(rec.status), "error_code": text(rec.error_code, _ERROR), "streamed": bool(rec.streamed),
         "finish_reason": text(rec.finish_reason, _FINISH), "user": text(rec.user, _USER),
         "attempts": orjson.loads(attempts_json(rec.attempts)), "created_at": _number(rec.created_at) or 0.0,
-        "ended_by": text(rec.ended_by, _ENDED),
+        "ended_by": text(rec.ended_by, _ENDED), "request_id": text(rec.request_id, _REQUEST_ID),
     }
     res = rec.reservation
     if res is not None:  # what the settlement needs, should the record be written by another process
@@ -184,7 +184,7 @@ def record_from_json(obj: dict[str, Any]) -> UsageRecord:
                       reasoning_tokens=count(obj.get("reasoning_tokens")), cost=Decimal(_money(obj.get("cost"))),
                       status=count(obj.get("status")), error_code=obj.get("error_code"),
                       streamed=bool(obj.get("streamed")), finish_reason=obj.get("finish_reason"),
-                      user=obj.get("user"), ended_by=obj.get("ended_by"),
+                      user=obj.get("user"), ended_by=obj.get("ended_by"), request_id=obj.get("request_id"),
                       created_at=_number(obj.get("created_at")) or time.time(),
                       latency_ms=_number(obj.get("latency_ms")) or 0.0, ttft_ms=_number(obj.get("ttft_ms")),
                       attempts=[Attempt(str(a["provider"]), str(a["deployment"]), count(a["status"]),

@@ -35,7 +35,8 @@ def generation_json(row: Any) -> dict[str, Any]:
         "cost": row.cost, "currency": "USD", "latency_ms": round(row.latency_ms, 3),
         "time_to_first_token_ms": round(row.ttft_ms, 3) if row.ttft_ms is not None else None,
         "status": row.status, "error_code": row.error_code, "streamed": row.streamed,
-        "finish_reason": row.finish_reason, "ended_by": row.ended_by, "user": row.user, "attempts": row.attempts,
+        "finish_reason": row.finish_reason, "ended_by": row.ended_by, "request_id": row.request_id, "user": row.user,
+        "attempts": row.attempts,
         "created_at": _iso(row.created_at),
     }
 

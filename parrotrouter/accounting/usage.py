@@ -72,6 +72,7 @@ class UsageRecord:
     user: str | None = None
     # Who ended a stream that did not run to its end: "client", "upstream" or "shutdown".
     ended_by: str | None = None
+    request_id: str | None = None  # the response's x-request-id (the client's own, when it sent one)
     created_at: float = dataclasses.field(default_factory=time.time)
     started: float = dataclasses.field(default_factory=time.perf_counter)
     latency_ms: float = 0.0

@@ -18,7 +18,7 @@ from .health import routes as health_routes
 from .keys import routes as key_routes
 from .models import routes as model_routes
 from .openapi import routes as openapi_routes
-from .request import CONTEXT_KEY, STATE_KEY
+from .request import CONTEXT_KEY, STATE_KEY, request_id
 from .route_explain import routes as explain_routes
 from .usage import routes as usage_routes
 
@@ -61,8 +61,10 @@ async def _stop(app: web.Application) -> None:
 
 async def _context_headers(request: web.Request, response: web.StreamResponse) -> None:
     """The headers the request's context asks for (the attempts, the X-RateLimit-* a generation
-    request took), on whatever the answer turns out to be. Every response to a rate-limited caller
-    carries the X-RateLimit-* headers: other endpoints report them without taking."""
+    request took), on whatever the answer turns out to be. Every response carries `x-request-id`;
+    every response to a rate-limited caller the X-RateLimit-* headers: other endpoints report them
+    without taking."""
+    response.headers["x-request-id"] = request_id(request)
     ctx = request.get(CONTEXT_KEY)
     if ctx is None:
         return

@@ -1,6 +1,8 @@
 """HTTP for the generation endpoints: hand the decoded request to the serving core, answer JSON or
-Server-Sent Events (`data: <json>`, a usage chunk when asked, `data: [DONE]`; an error frame, never
-[DONE], when a stream fails after it started)."""
+Server-Sent Events (`data: <json>`, a usage chunk when asked, `data: [DONE]`; when a stream fails
+after it started, never [DONE] but two frames: the chunk with `finish_reason: "error"` and the error
+envelope, then a plain `data: {"error": {...}}` — clients that read only one of the two forms (the
+AI SDK's `openai.chat()` takes a chunk with a finish reason for a clean end) still see the error)."""
 
 from __future__ import annotations
 
@@ -29,12 +31,17 @@ def sse(obj: JSONObject) -> bytes:
     return b"data: " + orjson.dumps(obj) + b"\n\n"
 
 
+def failure(frame: JSONObject) -> bytes:
+    """The end of a failed stream: the error chunk, then the bare error envelope."""
+    return sse(frame) + sse({"error": frame["error"]})
+
+
 def encode(event: StreamEvent) -> bytes:
     if isinstance(event, Frames):
         return b"".join([b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in event.chunks])
     if isinstance(event, Done):
         return sse(event.usage) + _DONE if event.usage is not None else _DONE
-    return sse(event.frame)
+    return failure(event.frame)
 
 
 async def generate(http: web.Request, ctx: RequestContext, request: GenerationRequest) -> web.StreamResponse:
@@ -66,7 +73,7 @@ async def _relay(http: web.Request, stream: Stream) -> web.StreamResponse:
         if state.stopping:  # cut by shutdown: the client is told so, within a second
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(1.0):
-                    await response.write(sse(stream.shutdown_frame()))
+                    await response.write(failure(stream.shutdown_frame()))
                     await response.write_eof()
         raise
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aiohttp import web
@@ -19,6 +20,22 @@ from .edge import BodyTimeout
 
 STATE_KEY: web.AppKey[AppState] = web.AppKey("parrotrouter_state", AppState)
 CONTEXT_KEY: web.RequestKey[RequestContext] = web.RequestKey("parrotrouter_context", RequestContext)
+REQUEST_ID_KEY: web.RequestKey[str] = web.RequestKey("parrotrouter_request_id", str)
+MAX_REQUEST_ID = 128  # characters of a client's own X-Request-Id (the ledger keeps 128)
+
+
+def request_id(request: web.Request) -> str:
+    """The request's id, for its `x-request-id` and the ledger: the client's own `X-Request-Id`
+    when it is 1-128 visible ASCII characters, else a new one."""
+    rid = request.get(REQUEST_ID_KEY)
+    if rid is None:
+        sent = request.headers.get("X-Request-Id")
+        if sent and len(sent) <= MAX_REQUEST_ID and sent.isascii() and sent.isprintable() and " " not in sent:
+            rid = sent
+        else:
+            rid = "req_" + os.urandom(12).hex()
+        request[REQUEST_ID_KEY] = rid
+    return rid
 
 
 def app_state(request: web.Request) -> AppState:
@@ -35,7 +52,7 @@ def authenticated(request: web.Request, *, write: bool = False, read: bool = Tru
     """`authenticate`, giving the request's context (kept on the request for the response hooks)."""
     headers = request.headers
     principal = request.app[STATE_KEY].authenticator.authenticate(bearer_token(headers.get("Authorization")))
-    ctx = request[CONTEXT_KEY] = RequestContext(principal)
+    ctx = request[CONTEXT_KEY] = RequestContext(principal, request_id(request))
     policy = principal.policy
     if policy is not UNRESTRICTED:
         if policy.restricts_clients():

@@ -11,6 +11,7 @@ from ..auth.principal import Principal
 @dataclasses.dataclass(slots=True)
 class RequestContext:
     principal: Principal
+    request_id: str | None = None  # the response's x-request-id (recorded in the ledger)
     # Headers the answer must carry whatever it turns out to be (X-RateLimit-*, the attempts).
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     limits_taken: bool = False  # the rate limits were taken (their headers are set)

@@ -81,7 +81,8 @@ class _Work:
         principal = ctx.principal
         self.record = UsageRecord(
             id=new_id(request.shape.id_prefix), endpoint=request.shape.ledger_name, requested_model=request.model,
-            key_id=principal.key_id, account_id=principal.account_id, streamed=request.stream, user=request.user)
+            key_id=principal.key_id, account_id=principal.account_id, streamed=request.stream, user=request.user,
+            request_id=ctx.request_id)
         self.prompt = _PromptCount(request)
         self.attempts: Attempts | None = None
         self.recorded = False

@@ -271,7 +271,8 @@ def test_streams_are_billed_however_they_end(money_gw: Gateway) -> None:
         with http.stream("POST", "/v1/chat/completions",
                          json={"model": "fake-error-in-stream", "messages": USER, "stream": True}) as resp:
             failed = _read_events(resp)
-        assert failed[-1]["choices"][0]["finish_reason"] == "error"
+        assert failed[-2]["choices"][0]["finish_reason"] == "error"
+        assert list(failed[-1]) == ["error"] and failed[-1]["error"] == failed[-2]["error"]
     cut = _generation(money_gw, client_cut)
     assert cut["ended_by"] == "client" and cut["status"] == 499
     assert 3 <= cut["usage"]["completion_tokens"] < len(WORDS) and cut["usage"]["prompt_tokens"] > 0
@@ -299,8 +300,8 @@ def test_a_stream_cut_by_shutdown_ends_with_an_error_frame_and_is_billed(make_ga
         rest = list(lines)
     assert "data: [DONE]" not in rest
     frames = [json.loads(line[6:]) for line in rest if line.startswith("data: {")]
-    assert frames and frames[-1]["choices"][0]["finish_reason"] == "error"
-    assert frames[-1]["error"]["status"] == 503
+    assert len(frames) >= 2 and frames[-2]["choices"][0]["finish_reason"] == "error"
+    assert frames[-2]["error"]["status"] == 503 and frames[-1] == {"error": frames[-2]["error"]}
     assert gw.proc.wait(20) == 0
     row = next(r for r in asyncio.run(ledger_rows(gw)) if r.id == json.loads(first[6:])["id"])
     assert row.ended_by == "shutdown" and row.error_code == "shutdown"

@@ -131,6 +131,8 @@ def test_failures_after_content_end_with_an_error_frame(rgw: Gateway, fault: str
     assert resp.status_code == 200
     assert "data: [DONE]" not in resp.text
     frames = [json.loads(line[6:]) for line in resp.text.split("\n") if line.startswith("data: {")]
+    assert frames[-1] == {"error": frames[-2]["error"]}  # the bare error frame every client understands
+    frames = frames[:-1]
     assert any(f["choices"] and f["choices"][0]["delta"].get("content") for f in frames)  # content was sent
     last = frames[-1]
     assert last["choices"][0]["finish_reason"] == "error" and last["error"]["code"]
@@ -334,5 +336,6 @@ def test_streams_end_complete_or_with_an_error_frame(rgw: Gateway, chain: list[s
         assert finishes[-1] == "stop" and all(f is None for f in finishes[:-1])
         assert "error" not in resp.text.split("data: [DONE]")[0].split("finish_reason")[-1]
     else:
-        last = json.loads(frames[-1][6:])
+        last, bare = json.loads(frames[-2][6:]), json.loads(frames[-1][6:])
         assert last["choices"][0]["finish_reason"] == "error" and last["error"]["code"]
+        assert bare == {"error": last["error"]}

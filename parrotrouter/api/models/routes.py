@@ -12,6 +12,19 @@ from ...state import AppState
 from ..request import app_state, authenticate
 
 CAPABILITIES = ("chat", "completion", "function_calling", "vision", "embeddings", "json_mode")
+# The endpoints a model serves, by capability: every inbound API of a chat model is served, in the
+# deployment's own format where it speaks that API (`native_apis`), else translated.
+CHAT_ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/messages", "/v1/messages/count_tokens")
+
+
+def endpoints(model: ModelSpec) -> list[str]:
+    caps = model.capabilities
+    served = list(CHAT_ENDPOINTS) if caps.chat else []
+    if caps.completion:
+        served.append("/v1/completions")
+    if caps.embeddings:
+        served.append("/v1/embeddings")
+    return served
 
 
 def model_object(state: AppState, model: ModelSpec) -> dict[str, Any]:
@@ -32,6 +45,8 @@ def model_object(state: AppState, model: ModelSpec) -> dict[str, Any]:
         "capabilities": model.capabilities.as_dict(),
         "aliases": list(model.aliases),
         "deployments": [d.id for d in model.deployments],
+        "endpoints": endpoints(model),
+        "native_apis": sorted({dialect for p in providers if p is not None for dialect in p.native_dialects}),
         "status": {"active": active,
                    "message": "available" if active else "no provider of this model is ready"},
     }

@@ -101,7 +101,8 @@ STREAM_ERROR: Schema = obj({
     "choices": {"type": "array", "minItems": 1, "maxItems": 1, "items": obj(
         {"index": {"const": 0}, "finish_reason": {"const": "error"}}, required=["index", "finish_reason"])},
     "error": ERROR_ENVELOPE["properties"]["error"],
-}, description="The last frame of a stream that failed after its first content (no [DONE] follows).")
+}, description="The frame of a stream that failed after its first content (the bare error envelope follows "
+                "as the last frame; no [DONE]).")
 
 
 def sse_event(chunk: str) -> Schema:
@@ -114,7 +115,7 @@ def sse_event(chunk: str) -> Schema:
         "data": {"anyOf": [
             {"const": "[DONE]"},
             {"type": "string", "pattern": "^\\{", "contentMediaType": "application/json",
-             "contentSchema": {"anyOf": [ref(chunk), ref("StreamErrorFrame")]}},
+             "contentSchema": {"anyOf": [ref(chunk), ref("StreamErrorFrame"), ref("ErrorEnvelope")]}},
         ]},
     }, required=["data"])
 
@@ -129,6 +130,10 @@ MODEL: Schema = obj({
                          ("chat", "completion", "function_calling", "vision", "embeddings", "json_mode")}),
     "aliases": {"type": "array", "items": STRING},
     "deployments": {"type": "array", "items": STRING},
+    "endpoints": {"type": "array", "items": STRING, "description": "The endpoints that serve this model."},
+    "native_apis": {"type": "array", "items": STRING,
+                    "description": "Inbound APIs a deployment of this model takes in its own format (no "
+                                   "translation), e.g. anthropic.messages."},
     "status": obj({"active": BOOL, "message": STRING}),
 })
 
@@ -170,7 +175,7 @@ GENERATION: Schema = obj({
                   "cached_tokens": COUNT, "reasoning_tokens": COUNT}),
     "cost": USD, "currency": CURRENCY, "latency_ms": NUMBER, "time_to_first_token_ms": nullable(NUMBER),
     "status": INT, "error_code": nullable(STRING), "streamed": BOOL, "finish_reason": nullable(STRING),
-    "user": nullable(STRING),
+    "user": nullable(STRING), "request_id": nullable(STRING),
     "attempts": {"type": "array", "items": obj({
         "provider": STRING, "deployment": STRING, "status": INT, "error_code": nullable(STRING),
         "latency_ms": NUMBER})},
