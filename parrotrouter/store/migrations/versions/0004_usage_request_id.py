@@ -1,4 +1,4 @@
-"""The response's request id in the ledger (`usage.request_id`), indexed to find a request by it.
+"""The response's request id in the ledger (`usage.request_id`).
 
 Revision ID: 0004_usage_request_id
 Revises: 0003_usage_ended_by_rejects
@@ -13,10 +13,8 @@ down_revision = "0003_usage_ended_by_rejects"
 
 def upgrade() -> None:
     op.add_column("usage", sa.Column("request_id", sa.String(128), nullable=True))
-    op.create_index("ix_usage_request_id", "usage", ["request_id"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_usage_request_id", table_name="usage")
     with op.batch_alter_table("usage") as batch:  # SQLite rebuilds the table
         batch.drop_column("request_id")
