@@ -9,10 +9,19 @@ from typing import Any, TypeVar
 from ..catalog import ProviderSpec
 from ..errors import InvalidRequest, ParrotError
 from ..upstream.client import SSEParser, StreamParser, Transport, UpstreamClient, UpstreamRequest
-from .base import ChatCall, CompletionCall, HttpAdapter, Provider, StreamTranslator, malformed
+from .base import (
+    ChatCall,
+    CompletionCall,
+    EmbeddingAdapter,
+    EmbeddingCall,
+    HttpAdapter,
+    Provider,
+    StreamTranslator,
+    malformed,
+)
 
 log = logging.getLogger("parrotrouter.providers")
-_Call = TypeVar("_Call", ChatCall, CompletionCall)
+_Call = TypeVar("_Call", ChatCall, CompletionCall, EmbeddingCall)
 
 
 class HttpProvider(Provider):
@@ -106,6 +115,16 @@ class HttpProvider(Provider):
         if not self.supports_completions:
             return super().completion_stream(call)
         return self._stream(self._encode(self.adapter.completion_request, call), self.adapter.completion_stream(call))
+
+    async def embeddings(self, call: EmbeddingCall) -> dict[str, Any]:
+        adapter = self.adapter
+        if not isinstance(adapter, EmbeddingAdapter):
+            return await super().embeddings(call)
+        body = await self._call(self._encode(adapter.embeddings_request, call))
+        try:
+            return adapter.embeddings_response(body, call)
+        except Exception as exc:
+            raise _translation_failure(self.name, exc) from None
 
 
 def _translation_failure(provider: str, exc: Exception) -> Exception:
