@@ -16,12 +16,15 @@ from pydantic import ValidationError
 from .. import catalog as cat
 from ..errors import ConfigError
 from ..pricing import FREE, ModelPricing, known_models, lookup_pricing, pricing_override
+from ..providers import local_embeddings
+from ..providers.embedding_models import EMBEDDING, embedding_pricing, is_embedding_model, zero_config_models
 from ..providers.presets import Preset, all_presets, is_chat_model_id, newest
 from ..providers.registry import provider_type, provider_types
 from ..settings import Secret
 from .schema import ConfigFile, ModelConfig, ProviderConfig, SecretRef
 
 EMBEDDED_MODEL_ID = "smollm2-135m-instruct"
+LOCAL_EMBEDDINGS_PROVIDER = "local-embeddings"
 EMBEDDED_PROVIDER = "local"
 _EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -175,6 +178,21 @@ def _embedded_provider() -> cat.ProviderSpec | None:
     )
 
 
+def _local_embedding_models(providers: dict[str, cat.ProviderSpec], taken: set[str]) -> list[cat.ModelSpec]:
+    """The local embedding model (its weights inside the `wordllama` package), when installed."""
+    if LOCAL_EMBEDDINGS_PROVIDER not in providers:
+        if local_embeddings.model_files() is None:
+            return []
+        providers[LOCAL_EMBEDDINGS_PROVIDER] = cat.ProviderSpec(
+            name=LOCAL_EMBEDDINGS_PROVIDER, type="wordllama", display_name="Local embeddings (WordLlama)")
+    elif providers[LOCAL_EMBEDDINGS_PROVIDER].type != "wordllama" or local_embeddings.MODEL_ID in taken:
+        return []
+    taken.add(local_embeddings.MODEL_ID)
+    return [cat.ModelSpec(
+        id=local_embeddings.MODEL_ID, pricing=FREE, capabilities=EMBEDDING, owned_by="dleemiller",
+        deployments=(cat.Deployment(LOCAL_EMBEDDINGS_PROVIDER, local_embeddings.MODEL_ID, pricing=FREE),))]
+
+
 def _model_from_config(m: ModelConfig, providers: Mapping[str, cat.ProviderSpec]) -> cat.ModelSpec:
     deployments = tuple(
         cat.Deployment(provider=d.provider, upstream_model=d.model or m.id, weight=d.weight,
@@ -192,7 +210,7 @@ def _model_from_config(m: ModelConfig, providers: Mapping[str, cat.ProviderSpec]
                 pricing = FREE
                 break
             preset = all_presets().get(d.provider)
-            pricing = lookup_pricing(d.upstream_model, preset.prices_id if preset else None)
+            pricing = _table_pricing(d.upstream_model, preset.prices_id if preset else None)
             if pricing is not None:
                 break
     caps = cat.Capabilities(**m.capabilities.model_dump()) if m.capabilities else None
@@ -218,11 +236,20 @@ def _deployment_pricing(d: cat.Deployment, provider: cat.ProviderSpec, model_pri
     if overridden or provider.type == "llamacpp":
         return model_pricing
     preset = all_presets().get(provider.name)
-    return lookup_pricing(d.upstream_model, preset.prices_id if preset else None) or model_pricing
+    return _table_pricing(d.upstream_model, preset.prices_id if preset else None) or model_pricing
+
+
+def _table_pricing(model: str, prices_id: str | None) -> ModelPricing | None:
+    """The price table's entry (an embedding model's: its input price)."""
+    if is_embedding_model(model):
+        return embedding_pricing(model, prices_id)
+    return lookup_pricing(model, prices_id)
 
 
 def _default_capabilities(model_id: str, provider: cat.ProviderSpec) -> cat.Capabilities:
     ptype = provider_type(provider.type)
+    if "embeddings" in ptype.endpoints and is_embedding_model(model_id):
+        return EMBEDDING
     if ptype.capabilities is not None:
         return ptype.capabilities(model_id, provider)
     preset = all_presets().get(provider.name)
@@ -253,6 +280,8 @@ def _well_known_models(provider: cat.ProviderSpec, taken: set[str], env: Mapping
             pricing=pricing, owned_by=provider.name,
         ))
         taken.add(model_id)
+    if "embeddings" in provider_type(provider.type).endpoints:
+        out += zero_config_models(provider, preset, taken)
     for alias, family in preset.family_aliases:
         target = newest([m.id for m in out], family)
         if target is None or alias in taken:
@@ -300,6 +329,8 @@ def load_config(
             pricing=FREE, owned_by="HuggingFaceTB",
         ))
         taken.add(EMBEDDED_MODEL_ID)
+    if cfg.env_providers and local_models:
+        models += _local_embedding_models(providers, taken)
     if cfg.env_providers:
         for spec in providers.values():
             models += _well_known_models(spec, taken, env)

@@ -141,6 +141,10 @@ class HttpAdapter(Protocol):
 class EmbeddingAdapter(Protocol):
     """An `HttpAdapter` whose provider also serves /v1/embeddings (pure translation, no I/O)."""
 
+    def embeddings_batch(self, call: EmbeddingCall) -> int:
+        """Inputs one upstream request may carry (larger calls are split, and the answers joined)."""
+        ...
+
     def embeddings_request(self, call: EmbeddingCall) -> UpstreamRequest: ...
 
     def embeddings_response(self, body: bytes, call: EmbeddingCall) -> dict[str, Any]: ...

@@ -151,6 +151,9 @@ class OpenAIAdapter:
         return UpstreamRequest(self.embeddings_url(call), self._body(call.raw, call.deployment.upstream_model, False),
                                self._headers, False)
 
+    def embeddings_batch(self, call: EmbeddingCall) -> int:
+        return len(call.inputs)  # OpenAI's own limit (2048) is the edge's
+
     def embeddings_url(self, call: EmbeddingCall) -> str:
         return self._embeddings_url
 

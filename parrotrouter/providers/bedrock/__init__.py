@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...catalog import Capabilities, ProviderSpec
 from ..base import Provider
+from ..embedding_models import EMBEDDING, is_embedding_model
 from ..presets import Preset
 from ..registry import ProviderType
 
@@ -67,6 +68,8 @@ def _capabilities(model_id: str, spec: ProviderSpec) -> Capabilities:
     # Llama 3.2 vision, Pixtral), found by the id as the other providers' presets do.
     vision = re.search(r"anthropic\.claude-(?!v2|instant)|nova-(lite|pro|premier)|llama3-2-(11|90)b|pixtral",
                        model_id) is not None
+    if is_embedding_model(model_id):
+        return EMBEDDING
     return Capabilities(vision=vision)
 
 
@@ -79,4 +82,5 @@ PROVIDER = ProviderType(
     # notation for the us./eu./apac. inference profiles, not a model id).
     presets=(Preset("bedrock", "bedrock", "AWS Bedrock", "", (), prices_id="aws", model_filter=r"^(?!regional\.)"),),
     from_env=from_env, capabilities=_capabilities, needs_base_url=False,
+    endpoints=frozenset({"chat", "embeddings"}),
 )
