@@ -262,7 +262,7 @@ def test_exhausted_credits_get_402(gw: Gateway) -> None:
         r = http.post("/v1/embeddings", headers={"Authorization": f"Bearer {key['key']}"},
                       json={"model": "text-embedding-3-small", "input": "word " * 2000})
     assert r.status_code == 402, r.text
-    assert r.json()["error"]["type"] == "insufficient_quota" or r.json()["error"]["code"]
+    assert r.json()["error"]["code"] == "insufficient_credits"
 
 
 # ---------------------------------------------------------------------- hostile input
