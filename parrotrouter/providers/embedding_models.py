@@ -15,7 +15,7 @@ from .presets import Preset
 
 EMBEDDING = Capabilities(chat=False, completion=False, function_calling=False, vision=False, embeddings=True,
                          json_mode=False)
-_EMBEDDING_ID = re.compile(r"(^|[-_./:])embed", re.IGNORECASE)
+_EMBEDDING_ID = re.compile(r"(^|[-_./:])(embed(dings?)?([-_./:\d]|$)|embeddinggemma)", re.IGNORECASE)
 
 _ZERO = Decimal(0)
 # (model id, USD per million input tokens when the price table lacks it), by preset.
