@@ -2,7 +2,7 @@
 Azure way, with Azure's content filter mapped to our codes.
 
 Addressing: `{endpoint}/openai/deployments/{deployment}/chat/completions?api-version=…` (and
-`/completions`), or with `options.surface: v1` the v1 API, `{endpoint}/openai/v1/chat/completions`
+`/completions`, `/embeddings`), or with `options.surface: v1` the v1 API, `{endpoint}/openai/v1/chat/completions`
 (no api-version; the deployment is the body's `model`). The body is the client's, as for any
 OpenAI-compatible upstream, with `model` set to the deployment (as the openai SDK sends it).
 Credentials: the `api-key` header, or with `options.auth: entra_id` a Microsoft Entra ID token

@@ -1,7 +1,8 @@
 """The provider interface: what routing calls, whatever the provider speaks underneath.
 
 A provider turns a `ChatCall` into an OpenAI-shaped `chat.completion` dict, or a stream of
-batches of `chat.completion.chunk` dicts (a batch: what arrived together, relayed in one write).
+batches of `chat.completion.chunk` dicts (a batch: what arrived together, relayed in one write);
+an `EmbeddingCall` into OpenAI's embeddings `list` (providers that serve /v1/embeddings).
 HTTP providers do this with a pure `HttpAdapter` (translate the request, the response, one
 stream event, an error); the local llama.cpp provider runs the model.
 Providers know nothing of keys, limits or HTTP frameworks.

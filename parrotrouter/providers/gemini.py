@@ -1,5 +1,5 @@
 """Google Gemini, Generative Language API (`type: gemini`): generateContent and
-streamGenerateContent?alt=sse, to and from OpenAI chat.
+streamGenerateContent?alt=sse, to and from OpenAI chat (embeddings: `gemini_embed.py`).
 
 Requests: `contents` with user/model roles and parts; `systemInstruction`; `generationConfig`
 (temperature, topP, maxOutputTokens, stopSequences, candidateCount from n, responseMimeType and

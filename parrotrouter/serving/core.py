@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 from ..accounting.reserve import PricedRoute, output_cap, reserve_max_cost
 from ..accounting.usage import OFF_LOOP_COUNT, STATUS_CLIENT_CLOSED, UsageRecord
 from ..catalog import AUTO
-from ..errors import InvalidRequest, ParrotError, ServiceUnavailable, UpstreamFailure
+from ..errors import ParrotError, ServiceUnavailable, UpstreamFailure
 from ..protocol.normalize import normalize_completion
 from ..providers.base import malformed
 from ..ratelimit.admission import admit
@@ -35,7 +35,7 @@ from .attempts import open_stream as open_upstream_stream
 from .context import RequestContext
 from .relay import Relay, choice_text
 from .request import GenerationRequest
-from .served import Served
+from .served import Served, keep_serving
 from .types import Chunks, JSONObject
 
 log = logging.getLogger("parrotrouter.serving")
@@ -98,7 +98,7 @@ class _Work(Generic[_R]):
             await self.prompt.prefetch()
         plan = state.router.plan(request.model, request, policy, request.sent_params, self.prompt,
                                  permit=self.ctx.principal.policy.model_permit())
-        _keep_serving(request, plan)
+        keep_serving(request, plan)
         first = plan.candidates[0]
         record.served_model, record.provider = first.model.id, first.deployment.provider
         record.deployment, record.pricing = first.deployment.id, first.deployment.pricing or first.model.pricing
@@ -314,16 +314,6 @@ class Stream:
             await close_quietly(self._batches)
         finally:
             work.record_usage()
-
-
-def _keep_serving(request: Served, plan: Plan) -> None:
-    """Only the models that serve this kind of request (chat, completions, embeddings); 400 when
-    none does."""
-    kept = [cand for cand in plan.candidates if request.mismatch(cand.model) is None]
-    if not kept:
-        reason = request.mismatch(plan.candidates[0].model)
-        raise InvalidRequest(reason or "No model of this request serves it.", param="model")
-    plan.candidates = kept
 
 
 def _priced_routes(request: Served, plan: Plan) -> list[PricedRoute]:

@@ -8,6 +8,8 @@ from typing import Protocol
 
 from ..accounting.bounds import Billable
 from ..catalog import ModelSpec
+from ..errors import InvalidRequest
+from ..routing.router import Plan
 from .request import Shape
 
 
@@ -45,3 +47,13 @@ class Served(Protocol):
     def billable(self, model: str, output_cap: int) -> Billable: ...
 
     def cheap_billable(self, output_cap: int) -> Billable: ...
+
+
+def keep_serving(request: Served, plan: Plan) -> None:
+    """Only the plan's models that serve this kind of request (chat, completions, embeddings);
+    400 naming `model` when none does."""
+    kept = [cand for cand in plan.candidates if request.mismatch(cand.model) is None]
+    if not kept:
+        reason = request.mismatch(plan.candidates[0].model)
+        raise InvalidRequest(reason or "No model of this request serves it.", param="model")
+    plan.candidates = kept

@@ -256,6 +256,15 @@ def test_model_permissions_apply(gw: Gateway) -> None:
     assert client.embeddings.create(model="gemini-embedding-001", input="hi").data
 
 
+def test_rate_limits_apply(gw: Gateway) -> None:
+    key = new_key(gw, credits="1", permissions={"max_requests_per_minute": 1})
+    client = gw.client(key["key"])
+    first = client.embeddings.with_raw_response.create(model="text-embedding-3-small", input="hi")
+    assert first.headers["X-RateLimit-Limit"] == "1" and first.headers["X-RateLimit-Remaining"] == "0"
+    with pytest.raises(openai.RateLimitError):
+        client.embeddings.create(model="text-embedding-3-small", input="hi")
+
+
 def test_exhausted_credits_get_402(gw: Gateway) -> None:
     key = new_key(gw, credits="0.000000001")
     with httpx.Client(base_url=gw.url, timeout=30) as http:

@@ -3,7 +3,8 @@
 - `converse.py`: OpenAI chat to Converse and back (messages, images, tools, inference settings,
   stop reasons, usage) and the error table;
 - `stream.py`: the binary event-stream framing and ConverseStream events as OpenAI chunks;
-- `provider.py`: credentials (botocore's chain), SigV4 signing (botocore's signer), the adapter.
+- `provider.py`: credentials (botocore's chain), SigV4 signing (botocore's signer), the adapter;
+- `embed.py`: embeddings through InvokeModel (Titan Text Embeddings, Cohere Embed).
 
 botocore is imported only when a Bedrock provider is built: this module, which the provider
 registry loads at every start, does not import it.

@@ -1,8 +1,8 @@
 """Cohere v2 Chat (`type: cohere`): OpenAI chat requests to POST /v2/chat and back.
 
 `request.py` builds the /v2/chat body; `response.py` translates answers and stream events
-(streamed tool calls in `CohereStream`); here are the adapter (URL, headers, errors by status)
-and the provider's declaration.
+(streamed tool calls in `CohereStream`); `embed.py` serves /v1/embeddings through /v2/embed; here
+are the adapter (URL, headers, errors by status) and the provider's declaration.
 """
 
 from __future__ import annotations
