@@ -48,6 +48,8 @@ def embeddings_config(fake: FakeEmbeddings, database_url: str) -> dict[str, Any]
                                                      {"provider": "emb", "model": "text-embedding-3-small"}],
              "capabilities": {"chat": False, "embeddings": True}, "strategy": "priority",
              "pricing": {"prompt": "0.02", "completion": "0"}},
+            {"id": "embed-slow", "deployments": [{"provider": "emb", "model": "text-embedding-3-small-slow"}],
+             "capabilities": {"chat": False, "embeddings": True}, "pricing": {"prompt": "0.02", "completion": "0"}},
             {"id": "gpt-4o-mini", "deployments": [{"provider": "emb"}],
              "pricing": {"prompt": "0.15", "completion": "0.60"}},
             {"id": "gemini-embedding-001", "deployments": [{"provider": "gemini"}]},
@@ -224,6 +226,7 @@ def test_models_show_the_capability_and_prices(gw: Gateway) -> None:
         listed = http.get("/v1/models", params={"capability": "embeddings"}).json()["data"]
     by_id = {m["id"]: m for m in listed}
     assert "gpt-4o-mini" not in by_id and "text-embedding-3-small" in by_id
+    assert "wordllama-l2-supercat" not in by_id  # PARROTROUTER_LOCAL_MODELS is false here
     small = by_id["text-embedding-3-small"]
     assert small["capabilities"]["embeddings"] is True and small["capabilities"]["chat"] is False
     assert small["pricing"] == {"prompt": 0.00002, "completion": 0.0, "unit": "1k_tokens"}
@@ -239,6 +242,16 @@ def test_ledger_row_with_endpoint_tokens_and_cost(gw: Gateway) -> None:
     assert (row.requested_model, row.served_model) == ("text-embedding-3-small", "text-embedding-3-small")
     assert (row.prompt_tokens, row.completion_tokens) == (5, 0)
     assert from_nanos(row.cost) == Decimal("0.02") * 5 / 1_000_000  # the model's input price
+
+
+def test_a_client_that_hangs_up_is_billed_for_its_prompt(gw: Gateway, fake: FakeEmbeddings) -> None:
+    key = new_key(gw, credits="1")
+    with pytest.raises(httpx.ReadTimeout), httpx.Client(base_url=gw.url, timeout=1.0) as http:
+        http.post("/v1/embeddings", headers={"Authorization": f"Bearer {key['key']}"},
+                  json={"model": "embed-slow", "input": ["one two three", "four"]})
+    row = rows_for(gw, key["id"], 1)[-1]
+    assert row.endpoint == "embeddings" and row.status == 499  # the upstream had the inputs: billed
+    assert row.prompt_tokens == 4 and from_nanos(row.cost) == Decimal("0.02") * 4 / 1_000_000
 
 
 def test_key_without_the_embeddings_feature_gets_403(gw: Gateway) -> None:

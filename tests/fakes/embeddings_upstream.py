@@ -9,13 +9,15 @@ shapes of the golden fixtures under tests/data/embeddings/), over real HTTP on l
   Embed (`texts`).
 
 Vectors are deterministic: a text's vector depends on the text alone (its SHA-256), so the same
-input gives the same vector through every vendor. The model name `...-500` fails with HTTP 500.
+input gives the same vector through every vendor. The model name `...-500` fails with HTTP 500;
+`...-slow` answers OpenAI's format after 3 s.
 Every request body, path and header set is recorded.
 """
 
 from __future__ import annotations
 
 import array
+import asyncio
 import base64
 import hashlib
 from typing import Any
@@ -64,6 +66,8 @@ class FakeEmbeddings(ThreadedServer):
     # ------------------------------------------------------------------ OpenAI and Azure
     async def openai(self, request: web.Request) -> web.Response:
         body = await self.record(request)
+        if str(body.get("model")).endswith("-slow"):
+            await asyncio.sleep(3)
         return self._openai_answer(body, str(body.get("model")))
 
     async def azure(self, request: web.Request) -> web.Response:
