@@ -207,6 +207,7 @@ def test_bedrock_titan_one_call_per_input_and_cohere_batch(gw: Gateway, fake: Fa
 def test_failover_to_the_next_deployment(gw: Gateway) -> None:
     response = gw.client().embeddings.with_raw_response.create(model="embed-failover", input="hi")
     assert "text-embedding-3-small-500;status=502" in response.headers["X-ParrotRouter-Attempts"]
+    assert response.headers["x-request-id"]
     assert response.parse().data[0].embedding == vector("hi")
 
 
@@ -230,6 +231,7 @@ def test_models_show_the_capability_and_prices(gw: Gateway) -> None:
     small = by_id["text-embedding-3-small"]
     assert small["capabilities"]["embeddings"] is True and small["capabilities"]["chat"] is False
     assert small["pricing"] == {"prompt": 0.00002, "completion": 0.0, "unit": "1k_tokens"}
+    assert small["endpoints"] == ["/v1/embeddings"]
     assert by_id["gemini-embedding-001"]["pricing"]["prompt"] == 0.00015  # genai-prices' input price
 
 
