@@ -96,7 +96,7 @@ def ledger(gw: Gateway) -> list[Any]:
             async with engine.begin() as conn:
                 result = await conn.execute(sa.text(
                     "SELECT endpoint, requested_model, served_model, prompt_tokens, completion_tokens, cost, "
-                    "status, key_id FROM usage ORDER BY created_at"))
+                    "status, key_id, request_id FROM usage ORDER BY created_at"))
                 return list(result.all())
         finally:
             await engine.dispose()
@@ -238,8 +238,10 @@ def test_models_show_the_capability_and_prices(gw: Gateway) -> None:
 # ---------------------------------------------------------------------- billing and permissions
 def test_ledger_row_with_endpoint_tokens_and_cost(gw: Gateway) -> None:
     key = new_key(gw, credits="1")
-    gw.client(key["key"]).embeddings.create(model="text-embedding-3-small", input=["one two three", "four five"])
+    response = gw.client(key["key"]).embeddings.with_raw_response.create(
+        model="text-embedding-3-small", input=["one two three", "four five"])
     row = rows_for(gw, key["id"], 1)[-1]
+    assert row.request_id == response.headers["x-request-id"]
     assert row.endpoint == "embeddings" and row.status == 200
     assert (row.requested_model, row.served_model) == ("text-embedding-3-small", "text-embedding-3-small")
     assert (row.prompt_tokens, row.completion_tokens) == (5, 0)
