@@ -133,7 +133,13 @@ class HttpProvider(Provider):
             async with gate:
                 return await self._embed(adapter, part)
 
-        return joined(await asyncio.gather(*map(one, parts)), size)
+        tasks = [asyncio.ensure_future(one(part)) for part in parts]
+        try:
+            return joined(await asyncio.gather(*tasks), size)
+        finally:  # one part failed (or the caller went away): the others stop too
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _embed(self, adapter: EmbeddingAdapter, call: EmbeddingCall) -> dict[str, Any]:
         body = await self._call(self._encode(adapter.embeddings_request, call))

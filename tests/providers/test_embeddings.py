@@ -3,9 +3,11 @@ fixtures under tests/data/embeddings/), and the fake upstream checked against th
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +23,12 @@ from parrotrouter.providers.bedrock.provider import BedrockAdapter
 from parrotrouter.providers.cohere import CohereAdapter
 from parrotrouter.providers.embedding_models import EMBEDDING, is_embedding_model
 from parrotrouter.providers.gemini import GeminiAdapter
-from parrotrouter.providers.http import joined
+from parrotrouter.providers.http import HttpProvider, joined
 from parrotrouter.providers.openai_compat import OpenAIAdapter
 from parrotrouter.serving.embeddings import _checked, from_base64, to_base64
 from parrotrouter.settings import Secret
 from tests.fakes.embeddings_upstream import FakeEmbeddings
+from tests.providers.canned import Canned, CannedTransport
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "embeddings"
 
@@ -240,3 +243,49 @@ def test_embedding_model_ids() -> None:
         assert is_embedding_model(model), model
     for model in ("gpt-4o-mini", "gemini-2.5-flash", "command-a-03-2025", "claude-sonnet-4-5", "embedded-llama"):
         assert not is_embedding_model(model), model
+
+
+# ---------------------------------------------------------------------- split calls through HttpProvider
+class SlowTransport(CannedTransport):
+    """Canned answers; a `None` answer hangs until cancelled (counted)."""
+
+    def __init__(self, *answers: Canned | None) -> None:
+        super().__init__()
+        self.queue = list(answers)
+        self.cancelled = 0
+
+    @contextlib.asynccontextmanager
+    async def open(self, request: Any) -> AsyncIterator[Any]:
+        answer = self.queue.pop(0)
+        if answer is None:
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                self.cancelled += 1
+                raise
+        self.answers = [answer]
+        async with super().open(request) as response:
+            yield response
+
+
+def gemini_batch(n: int) -> Canned:
+    return Canned(200, orjson.dumps({"embeddings": [{"values": [float(i)]} for i in range(n)]}))
+
+
+async def test_a_split_call_is_joined_in_input_order() -> None:
+    transport = SlowTransport(gemini_batch(100), gemini_batch(100), gemini_batch(50))
+    provider = HttpProvider(spec("gemini"), GeminiAdapter(spec("gemini")), supports_completions=False,
+                            transport=transport)
+    answer = await provider.embeddings(call("gemini-embedding-001", [f"t{i}" for i in range(250)]))
+    assert [d["index"] for d in answer["data"]] == list(range(250))
+    assert [len(orjson.loads(r.body)["requests"]) for r in transport.sent] == [100, 100, 50]
+
+
+async def test_a_failed_part_fails_the_call_and_stops_the_others() -> None:
+    error = Canned(500, b'{"error": {"code": 500, "message": "internal", "status": "INTERNAL"}}')
+    transport = SlowTransport(None, error, None)
+    provider = HttpProvider(spec("gemini"), GeminiAdapter(spec("gemini")), supports_completions=False,
+                            transport=transport)
+    with pytest.raises(UpstreamFailure):
+        await provider.embeddings(call("gemini-embedding-001", [f"t{i}" for i in range(250)]))
+    assert transport.cancelled == 2  # the parts still waiting were cancelled, not left running
