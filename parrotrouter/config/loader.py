@@ -25,6 +25,7 @@ from .schema import ConfigFile, ModelConfig, ProviderConfig, SecretRef
 
 EMBEDDED_MODEL_ID = "smollm2-135m-instruct"
 LOCAL_EMBEDDINGS_PROVIDER = "local-embeddings"
+LOCAL_TYPES = ("llamacpp", "wordllama")  # models run in-process: free
 EMBEDDED_PROVIDER = "local"
 _EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -107,7 +108,7 @@ def _cross_check(cfg: ConfigFile) -> list[str]:
 
 
 def _env_provider_possible(name: str, cfg: ConfigFile) -> bool:
-    return cfg.env_providers and (name in all_presets() or name == EMBEDDED_PROVIDER)
+    return cfg.env_providers and (name in all_presets() or name in (EMBEDDED_PROVIDER, LOCAL_EMBEDDINGS_PROVIDER))
 
 
 def _secret(ref: SecretRef | None, env: Mapping[str, str], where: str) -> Secret | None:
@@ -178,19 +179,12 @@ def _embedded_provider() -> cat.ProviderSpec | None:
     )
 
 
-def _local_embedding_models(providers: dict[str, cat.ProviderSpec], taken: set[str]) -> list[cat.ModelSpec]:
-    """The local embedding model (its weights inside the `wordllama` package), when installed."""
-    if LOCAL_EMBEDDINGS_PROVIDER not in providers:
-        if local_embeddings.model_files() is None:
-            return []
-        providers[LOCAL_EMBEDDINGS_PROVIDER] = cat.ProviderSpec(
-            name=LOCAL_EMBEDDINGS_PROVIDER, type="wordllama", display_name="Local embeddings (WordLlama)")
-    elif providers[LOCAL_EMBEDDINGS_PROVIDER].type != "wordllama" or local_embeddings.MODEL_ID in taken:
-        return []
-    taken.add(local_embeddings.MODEL_ID)
-    return [cat.ModelSpec(
-        id=local_embeddings.MODEL_ID, pricing=FREE, capabilities=EMBEDDING, owned_by="dleemiller",
-        deployments=(cat.Deployment(LOCAL_EMBEDDINGS_PROVIDER, local_embeddings.MODEL_ID, pricing=FREE),))]
+def _local_embedding_provider() -> cat.ProviderSpec | None:
+    """The local embedding model's provider, when `wordllama` (its weights) is installed."""
+    if local_embeddings.model_files() is None:
+        return None
+    return cat.ProviderSpec(name=LOCAL_EMBEDDINGS_PROVIDER, type="wordllama",
+                            display_name="Local embeddings (WordLlama)")
 
 
 def _model_from_config(m: ModelConfig, providers: Mapping[str, cat.ProviderSpec]) -> cat.ModelSpec:
@@ -206,7 +200,7 @@ def _model_from_config(m: ModelConfig, providers: Mapping[str, cat.ProviderSpec]
     else:
         for d in deployments:
             spec = providers[d.provider]
-            if spec.type == "llamacpp":
+            if spec.type in LOCAL_TYPES:
                 pricing = FREE
                 break
             preset = all_presets().get(d.provider)
@@ -233,7 +227,7 @@ def _model_from_config(m: ModelConfig, providers: Mapping[str, cat.ProviderSpec]
 def _deployment_pricing(d: cat.Deployment, provider: cat.ProviderSpec, model_pricing: ModelPricing | None,
                         overridden: bool) -> ModelPricing | None:
     """A deployment's own price (its provider's table entry), unless the model's price is configured."""
-    if overridden or provider.type == "llamacpp":
+    if overridden or provider.type in LOCAL_TYPES:
         return model_pricing
     preset = all_presets().get(provider.name)
     return _table_pricing(d.upstream_model, preset.prices_id if preset else None) or model_pricing
@@ -310,6 +304,8 @@ def load_config(
                 providers.setdefault(spec.name, spec)
         if local_models and EMBEDDED_PROVIDER not in providers and (local := _embedded_provider()):
             providers[EMBEDDED_PROVIDER] = local
+        if local_models and LOCAL_EMBEDDINGS_PROVIDER not in providers and (embedder := _local_embedding_provider()):
+            providers[LOCAL_EMBEDDINGS_PROVIDER] = embedder
     problems = [
         f"models[{i}].deployments[{j}].provider: provider '{d.provider}' is not configured "
         f"(and not enabled from the environment)"
@@ -329,8 +325,12 @@ def load_config(
             pricing=FREE, owned_by="HuggingFaceTB",
         ))
         taken.add(EMBEDDED_MODEL_ID)
-    if cfg.env_providers and local_models:
-        models += _local_embedding_models(providers, taken)
+    local = providers.get(LOCAL_EMBEDDINGS_PROVIDER)
+    if local is not None and local.type == "wordllama" and local_embeddings.MODEL_ID not in taken:
+        models.append(cat.ModelSpec(
+            id=local_embeddings.MODEL_ID, pricing=FREE, capabilities=EMBEDDING, owned_by="dleemiller",
+            deployments=(cat.Deployment(LOCAL_EMBEDDINGS_PROVIDER, local_embeddings.MODEL_ID, pricing=FREE),)))
+        taken.add(local_embeddings.MODEL_ID)
     if cfg.env_providers:
         for spec in providers.values():
             models += _well_known_models(spec, taken, env)

@@ -101,3 +101,14 @@ def test_local_model_runs_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     cos = [math.fsum(a * b for a, b in zip(vectors[0], v, strict=True)) for v in vectors[1:]]
     assert cos[0] > cos[1] + 0.2  # similar texts are closer than unrelated ones
     assert answer["usage"]["prompt_tokens"] > 0
+
+
+def test_config_file_models_on_the_local_embedding_provider(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("models: [{id: search-embedder, aliases: [embedder],\n"
+                      "          deployments: [{provider: local-embeddings, model: wordllama-l2-supercat}]}]\n")
+    catalog = load_config(str(config), {}, local_models=True).catalog
+    model = catalog.models["search-embedder"]
+    assert model.capabilities == EMBEDDING and model.pricing is not None and model.pricing.is_free
+    assert catalog.resolve("embedder").model is model
+    assert MODEL_ID in catalog.models  # the zero-config id stays served too
