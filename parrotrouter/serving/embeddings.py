@@ -25,6 +25,7 @@ from ..providers.base import EmbeddingCall, malformed
 from ..routing.policy import RoutingPolicy
 from ..routing.router import Candidate
 from ..state import AppState
+from ..tokens import get_encoding
 from .context import RequestContext
 from .core import _Work
 from .request import Shape
@@ -78,16 +79,28 @@ class EmbeddingRequest:
 
     def billable(self, model: str, output_cap: int) -> Billable:
         """cl100k_base's count for OpenAI's models; for others, the text's bytes (no byte-level
-        tokenizer makes more tokens than bytes)."""
+        tokenizer makes more tokens than bytes), token arrays decoded to learn them."""
         if exact_tokenizer(model):
             return Billable(sum(self.token_counts) + PER_INPUT * len(self.inputs), 0)
-        return self.cheap_billable(output_cap)
+        return Billable(self._size(precise=True) + PER_INPUT * len(self.inputs), 0)
 
     def cheap_billable(self, output_cap: int) -> Billable:
+        """The same bound without decoding token arrays (a token is at most 128 bytes of text)."""
+        return Billable(self._size(precise=False) + PER_INPUT * len(self.inputs), 0)
+
+    def _size(self, *, precise: bool) -> int:
         size = 0
         for item in self.inputs:
-            size += len(item.encode("utf-8", "surrogatepass")) if isinstance(item, str) else len(item) * MAX_TOKEN_BYTES
-        return Billable(size + PER_INPUT * len(self.inputs), 0)
+            if isinstance(item, str):
+                size += len(item.encode("utf-8", "surrogatepass"))
+            elif precise:
+                try:
+                    size += len(get_encoding("cl100k_base").decode_bytes(item))
+                except (KeyError, ValueError, OverflowError):  # not cl100k ids: refused when sent
+                    size += len(item) * MAX_TOKEN_BYTES
+            else:
+                size += len(item) * MAX_TOKEN_BYTES
+        return size
 
     # ------------------------------------------------------------------ the provider call
     async def run(self, candidate: Candidate) -> JSONObject:
