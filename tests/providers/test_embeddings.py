@@ -7,6 +7,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import math
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -90,11 +91,15 @@ def test_gemini_batch_embed_contents() -> None:
     assert request.headers["x-goog-api-key"] == "sk-test"
     assert body_of(request) == golden("gemini_batch_request.json")
     assert adapter.embeddings_batch(c) == 100
-    answer = adapter.embeddings_response(orjson.dumps(golden("gemini_batch_response.json")), c)
+    unsized = call("gemini-embedding-001", ["What is the meaning of life?", "How does the brain work?"])
+    answer = adapter.embeddings_response(orjson.dumps(golden("gemini_batch_response.json")), unsized)
     assert answer == {"object": "list", "model": "gemini-embedding-001", "data": [
         {"object": "embedding", "index": 0, "embedding": [-0.0040537957, 0.011543961, -0.011478457]},
         {"object": "embedding", "index": 1, "embedding": [0.0042351587, -0.01874633, 0.0028561368]}]}
     assert "usage" not in answer  # Gemini reports none: the gateway counts
+    shortened = adapter.embeddings_response(orjson.dumps(golden("gemini_batch_response.json")), c)
+    for item in shortened["data"]:  # outputDimensionality: scaled to unit length, as OpenAI's vectors are
+        assert math.isclose(math.fsum(x * x for x in item["embedding"]), 1.0)
 
 
 def test_gemini_decodes_token_arrays_as_cl100k() -> None:
