@@ -229,6 +229,25 @@ def pricing_from_table(info: gp_types.ModelInfo) -> ModelPricing | None:
     )
 
 
+def input_only_pricing(model: str, genai_provider_id: str | None) -> ModelPricing | None:
+    """The price of a model billed for its input only (an embedding model: the table has no output
+    price), or None when the table does not list it."""
+    if genai_provider_id is None:
+        return None
+    try:
+        _, info = get_snapshot().find_provider_model(model, None, genai_provider_id, None)
+    except LookupError:
+        return None
+    price = _current_price(info)
+    prompt = _base(price.input_mtok)
+    if prompt is None:
+        return None
+    highest = _highest(price.input_mtok) or prompt
+    return ModelPricing(prompt_mtok=prompt, completion_mtok=_base(price.output_mtok) or ZERO, table=price,
+                        prompt_max_mtok=highest, completion_max_mtok=_highest(price.output_mtok) or ZERO,
+                        linear=linear_form(price))
+
+
 def lookup_pricing(model: str, genai_provider_id: str | None) -> ModelPricing | None:
     """Price of `model` at a provider from the table, or None when the table has no price."""
     if genai_provider_id is None:

@@ -12,6 +12,7 @@ from ..state import AppState
 from .chat_completions import routes as chat_routes
 from .completions import routes as completion_routes
 from .credits import routes as credit_routes
+from .embeddings import routes as embedding_routes
 from .errors import error_middleware
 from .generations import routes as generation_routes
 from .health import routes as health_routes
@@ -88,7 +89,7 @@ def create_app(state: AppState) -> web.Application:
     app = web.Application(client_max_size=state.settings.max_body_bytes, middlewares=[error_middleware])
     app[STATE_KEY] = state
     for module in (chat_routes, completion_routes, model_routes, health_routes, key_routes, credit_routes,
-                   generation_routes, usage_routes, explain_routes, openapi_routes):
+                   generation_routes, usage_routes, explain_routes, openapi_routes, embedding_routes):
         module.add_routes(app)
     app.on_response_prepare.append(_context_headers)
     app.on_startup.append(_start)

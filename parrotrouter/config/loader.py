@@ -16,12 +16,16 @@ from pydantic import ValidationError
 from .. import catalog as cat
 from ..errors import ConfigError
 from ..pricing import FREE, ModelPricing, known_models, lookup_pricing, pricing_override
+from ..providers import local_embeddings
+from ..providers.embedding_models import EMBEDDING, embedding_pricing, is_embedding_model, zero_config_models
 from ..providers.presets import Preset, all_presets, is_chat_model_id, newest
 from ..providers.registry import provider_type, provider_types
 from ..settings import Secret
 from .schema import ConfigFile, ModelConfig, ProviderConfig, SecretRef
 
 EMBEDDED_MODEL_ID = "smollm2-135m-instruct"
+LOCAL_EMBEDDINGS_PROVIDER = "local-embeddings"
+LOCAL_TYPES = ("llamacpp", "wordllama")  # models run in-process: free
 EMBEDDED_PROVIDER = "local"
 _EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -104,7 +108,7 @@ def _cross_check(cfg: ConfigFile) -> list[str]:
 
 
 def _env_provider_possible(name: str, cfg: ConfigFile) -> bool:
-    return cfg.env_providers and (name in all_presets() or name == EMBEDDED_PROVIDER)
+    return cfg.env_providers and (name in all_presets() or name in (EMBEDDED_PROVIDER, LOCAL_EMBEDDINGS_PROVIDER))
 
 
 def _secret(ref: SecretRef | None, env: Mapping[str, str], where: str) -> Secret | None:
@@ -175,6 +179,14 @@ def _embedded_provider() -> cat.ProviderSpec | None:
     )
 
 
+def _local_embedding_provider() -> cat.ProviderSpec | None:
+    """The local embedding model's provider, when `wordllama` (its weights) is installed."""
+    if local_embeddings.model_files() is None:
+        return None
+    return cat.ProviderSpec(name=LOCAL_EMBEDDINGS_PROVIDER, type="wordllama",
+                            display_name="Local embeddings (WordLlama)")
+
+
 def _model_from_config(m: ModelConfig, providers: Mapping[str, cat.ProviderSpec]) -> cat.ModelSpec:
     deployments = tuple(
         cat.Deployment(provider=d.provider, upstream_model=d.model or m.id, weight=d.weight,
@@ -188,11 +200,11 @@ def _model_from_config(m: ModelConfig, providers: Mapping[str, cat.ProviderSpec]
     else:
         for d in deployments:
             spec = providers[d.provider]
-            if spec.type == "llamacpp":
+            if spec.type in LOCAL_TYPES:
                 pricing = FREE
                 break
             preset = all_presets().get(d.provider)
-            pricing = lookup_pricing(d.upstream_model, preset.prices_id if preset else None)
+            pricing = _table_pricing(d.upstream_model, preset.prices_id if preset else None)
             if pricing is not None:
                 break
     caps = cat.Capabilities(**m.capabilities.model_dump()) if m.capabilities else None
@@ -215,14 +227,23 @@ def _model_from_config(m: ModelConfig, providers: Mapping[str, cat.ProviderSpec]
 def _deployment_pricing(d: cat.Deployment, provider: cat.ProviderSpec, model_pricing: ModelPricing | None,
                         overridden: bool) -> ModelPricing | None:
     """A deployment's own price (its provider's table entry), unless the model's price is configured."""
-    if overridden or provider.type == "llamacpp":
+    if overridden or provider.type in LOCAL_TYPES:
         return model_pricing
     preset = all_presets().get(provider.name)
-    return lookup_pricing(d.upstream_model, preset.prices_id if preset else None) or model_pricing
+    return _table_pricing(d.upstream_model, preset.prices_id if preset else None) or model_pricing
+
+
+def _table_pricing(model: str, prices_id: str | None) -> ModelPricing | None:
+    """The price table's entry (an embedding model's: its input price)."""
+    if is_embedding_model(model):
+        return embedding_pricing(model, prices_id)
+    return lookup_pricing(model, prices_id)
 
 
 def _default_capabilities(model_id: str, provider: cat.ProviderSpec) -> cat.Capabilities:
     ptype = provider_type(provider.type)
+    if "embeddings" in ptype.endpoints and is_embedding_model(model_id):
+        return EMBEDDING
     if ptype.capabilities is not None:
         return ptype.capabilities(model_id, provider)
     preset = all_presets().get(provider.name)
@@ -253,6 +274,8 @@ def _well_known_models(provider: cat.ProviderSpec, taken: set[str], env: Mapping
             pricing=pricing, owned_by=provider.name,
         ))
         taken.add(model_id)
+    if "embeddings" in provider_type(provider.type).endpoints:
+        out += zero_config_models(provider, preset, taken)
     for alias, family in preset.family_aliases:
         target = newest([m.id for m in out], family)
         if target is None or alias in taken:
@@ -281,6 +304,8 @@ def load_config(
                 providers.setdefault(spec.name, spec)
         if local_models and EMBEDDED_PROVIDER not in providers and (local := _embedded_provider()):
             providers[EMBEDDED_PROVIDER] = local
+        if local_models and LOCAL_EMBEDDINGS_PROVIDER not in providers and (embedder := _local_embedding_provider()):
+            providers[LOCAL_EMBEDDINGS_PROVIDER] = embedder
     problems = [
         f"models[{i}].deployments[{j}].provider: provider '{d.provider}' is not configured "
         f"(and not enabled from the environment)"
@@ -300,6 +325,12 @@ def load_config(
             pricing=FREE, owned_by="HuggingFaceTB",
         ))
         taken.add(EMBEDDED_MODEL_ID)
+    local = providers.get(LOCAL_EMBEDDINGS_PROVIDER)
+    if local is not None and local.type == "wordllama" and local_embeddings.MODEL_ID not in taken:
+        models.append(cat.ModelSpec(
+            id=local_embeddings.MODEL_ID, pricing=FREE, capabilities=EMBEDDING, owned_by="dleemiller",
+            deployments=(cat.Deployment(LOCAL_EMBEDDINGS_PROVIDER, local_embeddings.MODEL_ID, pricing=FREE),)))
+        taken.add(local_embeddings.MODEL_ID)
     if cfg.env_providers:
         for spec in providers.values():
             models += _well_known_models(spec, taken, env)

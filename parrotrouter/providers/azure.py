@@ -2,7 +2,7 @@
 Azure way, with Azure's content filter mapped to our codes.
 
 Addressing: `{endpoint}/openai/deployments/{deployment}/chat/completions?api-version=…` (and
-`/completions`), or with `options.surface: v1` the v1 API, `{endpoint}/openai/v1/chat/completions`
+`/completions`, `/embeddings`), or with `options.surface: v1` the v1 API, `{endpoint}/openai/v1/chat/completions`
 (no api-version; the deployment is the body's `model`). The body is the client's, as for any
 OpenAI-compatible upstream, with `model` set to the deployment (as the openai SDK sends it).
 Credentials: the `api-key` header, or with `options.auth: entra_id` a Microsoft Entra ID token
@@ -32,7 +32,8 @@ from ..errors import ConfigError, FailureKind, InvalidRequest
 from ..pricing import lookup_pricing
 from ..settings import Secret
 from ..upstream.client import ServerSentEvent, UpstreamRequest
-from .base import ChatCall, CompletionCall
+from .base import ChatCall, CompletionCall, EmbeddingCall
+from .embedding_models import EMBEDDING, embedding_pricing, is_embedding_model
 from .http import HttpProvider
 from .openai_compat import ErrorCodes, OpenAIAdapter, OpenAIStream
 from .presets import Preset
@@ -148,6 +149,9 @@ class AzureAdapter(OpenAIAdapter):
         return UpstreamRequest(self.url(model, "/completions"), self._body(call.raw, model, call.stream),
                                self._headers, call.stream)
 
+    def embeddings_url(self, call: EmbeddingCall) -> str:
+        return self.url(call.deployment.upstream_model, "/embeddings")
+
     def chat_response(self, body: bytes, call: ChatCall) -> dict[str, Any]:
         return without_filter_results(super().chat_response(body, call))
 
@@ -202,7 +206,7 @@ def env_models(spec: ProviderSpec, env: Mapping[str, str]) -> list[ModelSpec]:
         if not DEPLOYMENT_NAME.match(deployment) or not DEPLOYMENT_NAME.match(model):
             raise ConfigError([f"{DEPLOYMENTS_ENV}: '{entry[:80]}' is not `deployment` or `deployment=model` "
                                "(letters, digits, '.', '_', '-'; at most 64 characters each)"])
-        pricing = lookup_pricing(model, "azure")
+        pricing = embedding_pricing(model, "azure") if is_embedding_model(model) else lookup_pricing(model, "azure")
         models.setdefault(deployment, ModelSpec(
             id=deployment, deployments=(Deployment(spec.name, deployment, pricing=pricing, region=spec.region),),
             capabilities=capabilities(model, spec), pricing=pricing, owned_by=spec.name))
@@ -211,6 +215,8 @@ def env_models(spec: ProviderSpec, env: Mapping[str, str]) -> list[ModelSpec]:
 
 def capabilities(model_id: str, spec: ProviderSpec) -> Capabilities:
     """What a deployment of this model can do (by the OpenAI model's name)."""
+    if is_embedding_model(model_id):
+        return EMBEDDING
     legacy = "instruct" in model_id or model_id.startswith(("davinci", "babbage"))
     return Capabilities(vision=model_id.startswith(VISION_PREFIXES), completion=legacy)
 
@@ -218,7 +224,7 @@ def capabilities(model_id: str, spec: ProviderSpec) -> Capabilities:
 PROVIDER = ProviderType(
     name=NAME, display_name="Azure OpenAI",
     build=lambda spec: HttpProvider(spec, AzureAdapter(spec), supports_completions=True),
-    endpoints=frozenset({"chat", "completions"}), options=AzureOptions,
+    endpoints=frozenset({"chat", "completions", "embeddings"}), options=AzureOptions,
     # The preset names the zero-config provider and its price table; no key variable of its own:
     # `from_env` reads the SDK's variables, `env_models` lists the deployments.
     presets=(Preset(NAME, NAME, "Azure OpenAI", "", (), prices_id="azure", vision_prefixes=VISION_PREFIXES),),

@@ -1,7 +1,8 @@
 """The provider interface: what routing calls, whatever the provider speaks underneath.
 
 A provider turns a `ChatCall` into an OpenAI-shaped `chat.completion` dict, or a stream of
-batches of `chat.completion.chunk` dicts (a batch: what arrived together, relayed in one write).
+batches of `chat.completion.chunk` dicts (a batch: what arrived together, relayed in one write);
+an `EmbeddingCall` into OpenAI's embeddings `list` (providers that serve /v1/embeddings).
 HTTP providers do this with a pure `HttpAdapter` (translate the request, the response, one
 stream event, an error); the local llama.cpp provider runs the model.
 Providers know nothing of keys, limits or HTTP frameworks.
@@ -13,7 +14,7 @@ import abc
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
@@ -21,6 +22,7 @@ from ..catalog import Deployment, ModelSpec, ProviderSpec
 from ..errors import FailureKind, InvalidRequest, UpstreamFailure
 from ..protocol.chat import ChatCompletionRequest
 from ..protocol.completions import CompletionRequest
+from ..tokens import get_encoding
 from ..upstream.client import ServerSentEvent, UpstreamRequest
 from .redact import redact
 
@@ -74,6 +76,42 @@ class NativeCall:
         return self.chat.stream
 
 
+@dataclasses.dataclass(slots=True)
+class EmbeddingCall:
+    """An embeddings request, validated and bounded at the edge: `inputs` are strings, or lists of
+    token ids (read as cl100k_base ids, the tokenizer of OpenAI's embedding models, by providers
+    that take text only: `texts()`). Providers answer OpenAI's shape, `{"object": "list", "data":
+    [{"object": "embedding", "index": i, "embedding": [...]}], "model": ..., "usage": {...}}`,
+    with float lists or, when the upstream itself encoded them, base64 strings."""
+
+    inputs: list[str] | list[list[int]]
+    raw: dict[str, Any]  # the client's JSON body (OpenAI-compatible upstreams get it passed through)
+    dimensions: int | None
+    encoding_format: str  # what the client asked for: "float" or "base64"
+    model: ModelSpec
+    deployment: Deployment
+
+    @property
+    def tokens(self) -> bool:
+        return bool(self.inputs) and not isinstance(self.inputs[0], str)
+
+    def texts(self) -> list[str]:
+        """The inputs as text (token arrays decoded; 400 for an id cl100k_base does not have)."""
+        if not self.tokens:
+            return [x for x in self.inputs if isinstance(x, str)]
+        return [decode_tokens(ids) for ids in self.inputs if isinstance(ids, list)]
+
+
+def decode_tokens(ids: list[int]) -> str:
+    """Token ids of OpenAI's embedding models (cl100k_base) as text."""
+    encoding = get_encoding("cl100k_base")
+    try:
+        return encoding.decode_bytes(ids).decode("utf-8", errors="replace")
+    except (KeyError, ValueError, OverflowError):
+        raise InvalidRequest("'input' has a token id that the cl100k_base tokenizer does not have; token arrays "
+                             "are read as cl100k_base ids for this model.", param="input") from None
+
+
 class StreamTranslator(Protocol):
     """Turns one upstream stream event into zero or more OpenAI chunks (stateful per stream)."""
 
@@ -98,6 +136,19 @@ class HttpAdapter(Protocol):
     def completion_stream(self, call: CompletionCall) -> StreamTranslator: ...
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamFailure: ...
+
+
+@runtime_checkable
+class EmbeddingAdapter(Protocol):
+    """An `HttpAdapter` whose provider also serves /v1/embeddings (pure translation, no I/O)."""
+
+    def embeddings_batch(self, call: EmbeddingCall) -> int:
+        """Inputs one upstream request may carry (larger calls are split, and the answers joined)."""
+        ...
+
+    def embeddings_request(self, call: EmbeddingCall) -> UpstreamRequest: ...
+
+    def embeddings_response(self, body: bytes, call: EmbeddingCall) -> dict[str, Any]: ...
 
 
 class Provider(abc.ABC):
@@ -128,6 +179,10 @@ class Provider(abc.ABC):
 
     def native_stream(self, call: NativeCall) -> AsyncIterator[list[dict[str, Any]]]:
         raise InvalidRequest(f"Provider '{self.name}' does not speak {call.dialect} natively.", param="model")
+
+    async def embeddings(self, call: EmbeddingCall) -> dict[str, Any]:
+        """OpenAI-shaped embeddings (see `EmbeddingCall`)."""
+        raise InvalidRequest(f"Provider '{self.name}' does not offer /v1/embeddings.", param="model")
 
     async def start(self) -> None:
         """Acquire resources (connection pools, model weights). Called once at start-up."""

@@ -1,5 +1,5 @@
 """Google Gemini, Generative Language API (`type: gemini`): generateContent and
-streamGenerateContent?alt=sse, to and from OpenAI chat.
+streamGenerateContent?alt=sse, to and from OpenAI chat (embeddings: `gemini_embed.py`).
 
 Requests: `contents` with user/model roles and parts; `systemInstruction`; `generationConfig`
 (temperature, topP, maxOutputTokens, stopSequences, candidateCount from n, responseMimeType and
@@ -41,6 +41,7 @@ from ..protocol.chat import (
 )
 from ..upstream.client import ServerSentEvent, UpstreamRequest
 from .base import ChatCall, CompletionCall, json_object, json_or_none, malformed, upstream_failure
+from .gemini_embed import GeminiEmbeddings
 from .gemini_schema import gemini_schema
 from .http import HttpProvider
 from .presets import Preset
@@ -345,7 +346,7 @@ def _failure(parsed: Any, status: int, headers: Mapping[str, str], provider: str
     return upstream_failure(status, headers, err.get("message"), kind=kind, provider=provider)
 
 
-class GeminiAdapter:
+class GeminiAdapter(GeminiEmbeddings):
     def __init__(self, spec: ProviderSpec) -> None:
         assert spec.base_url is not None
         self.spec = spec
@@ -400,6 +401,7 @@ class GeminiAdapter:
 PROVIDER = ProviderType(
     name="gemini", display_name="Google Gemini",
     build=lambda spec: HttpProvider(spec, GeminiAdapter(spec), supports_completions=False),
+    endpoints=frozenset({"chat", "embeddings"}),
     supported_params=frozenset({"max_tokens", "max_completion_tokens", "stop", "tools", "tool_choice", "temperature",
                                 "top_p", "n", "seed", "presence_penalty", "frequency_penalty", "response_format",
                                 "reasoning_effort", "reasoning"}),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
@@ -9,10 +11,20 @@ from typing import Any, TypeVar
 from ..catalog import ProviderSpec
 from ..errors import InvalidRequest, ParrotError
 from ..upstream.client import SSEParser, StreamParser, Transport, UpstreamClient, UpstreamRequest
-from .base import ChatCall, CompletionCall, HttpAdapter, Provider, StreamTranslator, malformed
+from .base import (
+    ChatCall,
+    CompletionCall,
+    EmbeddingAdapter,
+    EmbeddingCall,
+    HttpAdapter,
+    Provider,
+    StreamTranslator,
+    malformed,
+)
 
 log = logging.getLogger("parrotrouter.providers")
-_Call = TypeVar("_Call", ChatCall, CompletionCall)
+EMBEDDING_CONCURRENCY = 8  # upstream requests in flight for one split embeddings call
+_Call = TypeVar("_Call", ChatCall, CompletionCall, EmbeddingCall)
 
 
 class HttpProvider(Provider):
@@ -106,6 +118,58 @@ class HttpProvider(Provider):
         if not self.supports_completions:
             return super().completion_stream(call)
         return self._stream(self._encode(self.adapter.completion_request, call), self.adapter.completion_stream(call))
+
+    async def embeddings(self, call: EmbeddingCall) -> dict[str, Any]:
+        adapter = self.adapter
+        if not isinstance(adapter, EmbeddingAdapter):
+            return await super().embeddings(call)
+        size = max(1, adapter.embeddings_batch(call))
+        if len(call.inputs) <= size:
+            return await self._embed(adapter, call)
+        parts = [dataclasses.replace(call, inputs=call.inputs[i:i + size]) for i in range(0, len(call.inputs), size)]
+        gate = asyncio.Semaphore(EMBEDDING_CONCURRENCY)
+
+        async def one(part: EmbeddingCall) -> dict[str, Any]:
+            async with gate:
+                return await self._embed(adapter, part)
+
+        tasks = [asyncio.ensure_future(one(part)) for part in parts]
+        try:
+            return joined(await asyncio.gather(*tasks), size)
+        finally:  # one part failed (or the caller went away): the others stop too
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _embed(self, adapter: EmbeddingAdapter, call: EmbeddingCall) -> dict[str, Any]:
+        body = await self._call(self._encode(adapter.embeddings_request, call))
+        try:
+            return adapter.embeddings_response(body, call)
+        except Exception as exc:
+            raise _translation_failure(self.name, exc) from None
+
+
+def joined(answers: list[dict[str, Any]], size: int) -> dict[str, Any]:
+    """The answers to consecutive parts of one call (`size` inputs each) as one answer; its usage
+    only when every part reported one."""
+    data: list[Any] = []
+    prompt: int | None = 0
+    for n, answer in enumerate(answers):
+        items = answer.get("data")
+        if not isinstance(items, list):
+            raise malformed("embeddings answer")
+        for position, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise malformed("embeddings answer")
+            index = item.get("index", position)
+            data.append({**item, "index": n * size + index if isinstance(index, int) else index})
+        usage = answer.get("usage")
+        tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+        prompt = prompt + tokens if prompt is not None and isinstance(tokens, int) else None
+    out: dict[str, Any] = {"object": "list", "data": data, "model": answers[0].get("model")}
+    if prompt is not None:
+        out["usage"] = {"prompt_tokens": prompt, "total_tokens": prompt}
+    return out
 
 
 def _translation_failure(provider: str, exc: Exception) -> Exception:

@@ -12,7 +12,16 @@ import orjson
 from ..catalog import ProviderSpec
 from ..errors import FailureKind, UpstreamFailure
 from ..upstream.client import ServerSentEvent, UpstreamRequest
-from .base import GATEWAY_FIELDS, ChatCall, CompletionCall, json_or_none, malformed, upstream_failure
+from .base import (
+    GATEWAY_FIELDS,
+    ChatCall,
+    CompletionCall,
+    EmbeddingCall,
+    json_object,
+    json_or_none,
+    malformed,
+    upstream_failure,
+)
 from .http import HttpProvider
 from .presets import Preset
 from .registry import ProviderType
@@ -88,6 +97,7 @@ class OpenAIAdapter:
         self.spec = spec
         self._chat_url = spec.base_url + "/chat/completions"
         self._completions_url = spec.base_url + "/completions"
+        self._embeddings_url = spec.base_url + "/embeddings"
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if spec.api_key:
             headers["Authorization"] = f"Bearer {spec.api_key.reveal()}"
@@ -136,6 +146,23 @@ class OpenAIAdapter:
     def completion_response(self, body: bytes, call: CompletionCall) -> dict[str, Any]:
         return self._json(body, "completion")
 
+    def embeddings_request(self, call: EmbeddingCall) -> UpstreamRequest:
+        """The client's body, passed through (token arrays, `dimensions`, base64 included)."""
+        return UpstreamRequest(self.embeddings_url(call), self._body(call.raw, call.deployment.upstream_model, False),
+                               self._headers, False)
+
+    def embeddings_batch(self, call: EmbeddingCall) -> int:
+        return len(call.inputs)  # OpenAI's own limit (2048) is the edge's
+
+    def embeddings_url(self, call: EmbeddingCall) -> str:
+        return self._embeddings_url
+
+    def embeddings_response(self, body: bytes, call: EmbeddingCall) -> dict[str, Any]:
+        obj = json_object(body, "embeddings answer")
+        if obj.get("error"):
+            raise _error_from_body(obj, 500, {}, self.spec.name, in_stream=True, codes=self.error_codes)
+        return obj
+
     def chat_stream(self, call: ChatCall) -> OpenAIStream:
         return OpenAIStream(self.spec.name, self.error_codes)
 
@@ -152,7 +179,8 @@ def _build(spec: ProviderSpec) -> HttpProvider:
 
 
 PROVIDER = ProviderType(
-    name="openai", display_name="OpenAI-compatible", build=_build, endpoints=frozenset({"chat", "completions"}),
+    name="openai", display_name="OpenAI-compatible", build=_build,
+    endpoints=frozenset({"chat", "completions", "embeddings"}),
     presets=(
         Preset("openai", "openai", "OpenAI", "https://api.openai.com/v1", ("OPENAI_API_KEY",),
                "OPENAI_BASE_URL", "openai", vision_prefixes=("gpt-4o", "gpt-4.1", "gpt-5", "o1", "o3", "o4")),

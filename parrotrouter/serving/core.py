@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ..accounting.reserve import PricedRoute, output_cap, reserve_max_cost
 from ..accounting.usage import OFF_LOOP_COUNT, STATUS_CLIENT_CLOSED, UsageRecord
@@ -35,6 +35,7 @@ from .attempts import open_stream as open_upstream_stream
 from .context import RequestContext
 from .relay import Relay, choice_text
 from .request import GenerationRequest
+from .served import Served, keep_serving
 from .types import Chunks, JSONObject
 
 log = logging.getLogger("parrotrouter.serving")
@@ -53,7 +54,7 @@ class _PromptCount:
 
     __slots__ = ("request", "value")
 
-    def __init__(self, request: GenerationRequest) -> None:
+    def __init__(self, request: Served) -> None:
         self.request = request
         self.value: int | None = None
 
@@ -72,10 +73,13 @@ class _PromptCount:
         return self.value
 
 
-class _Work:
+_R = TypeVar("_R", bound=Served)
+
+
+class _Work(Generic[_R]):
     """One request on its way through: the usage record, the plan, the attempts."""
 
-    def __init__(self, state: AppState, ctx: RequestContext, request: GenerationRequest,
+    def __init__(self, state: AppState, ctx: RequestContext, request: _R,
                  policy: RoutingPolicy) -> None:
         self.state, self.ctx, self.request, self.policy = state, ctx, request, policy
         principal = ctx.principal
@@ -94,6 +98,7 @@ class _Work:
             await self.prompt.prefetch()
         plan = state.router.plan(request.model, request, policy, request.sent_params, self.prompt,
                                  permit=self.ctx.principal.policy.model_permit())
+        keep_serving(request, plan)
         first = plan.candidates[0]
         record.served_model, record.provider = first.model.id, first.deployment.provider
         record.deployment, record.pricing = first.deployment.id, first.deployment.pricing or first.model.pricing
@@ -245,7 +250,8 @@ class Stream:
     the model family's tokenizer when the upstream reported no usage), and the record says who
     ended it."""
 
-    def __init__(self, work: _Work, candidate: Candidate, held: list[Chunks], batches: AsyncIterator[Chunks]) -> None:
+    def __init__(self, work: _Work[GenerationRequest], candidate: Candidate, held: list[Chunks],
+                 batches: AsyncIterator[Chunks]) -> None:
         self.work = work
         self.candidate = candidate
         self.relay = Relay(work.request.shape, candidate.model.id, candidate.deployment.provider, work.record)
@@ -310,7 +316,7 @@ class Stream:
             work.record_usage()
 
 
-def _priced_routes(request: GenerationRequest, plan: Plan) -> list[PricedRoute]:
+def _priced_routes(request: Served, plan: Plan) -> list[PricedRoute]:
     routes = []
     for cand in plan.candidates:
         pricing = cand.deployment.pricing or cand.model.pricing
@@ -357,7 +363,7 @@ async def _count_now(count: Callable[[], tuple[int, int]], size: int, model: str
     return await asyncio.to_thread(count) if size >= OFF_LOOP_COUNT or not encoding_ready(model) else count()
 
 
-def _deferred_count(request: GenerationRequest, model: str, texts: list[str]) -> Callable[[], tuple[int, int]]:
+def _deferred_count(request: Served, model: str, texts: list[str]) -> Callable[[], tuple[int, int]]:
     """The upstream reported no usage: count with the model family's tokenizer, when needed."""
 
     def count() -> tuple[int, int]:

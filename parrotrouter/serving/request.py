@@ -15,6 +15,8 @@ from ..accounting.bounds import (
     completion_billable,
     completion_cheap_billable,
 )
+from ..catalog import ModelSpec
+from ..errors import echo
 from ..protocol.chat import ChatCompletionRequest, JsonObjectFormat, JsonSchemaFormat
 from ..protocol.completions import CompletionRequest
 from ..protocol.routing_fields import NO_ROUTING, BodyRouting, decode_routing, sent_parameters
@@ -116,6 +118,14 @@ class GenerationRequest:
         tools = bool(payload.tools or payload.functions)
         json_mode = isinstance(payload.response_format, JsonObjectFormat | JsonSchemaFormat)
         return tools, payload.has_images(), json_mode
+
+    def mismatch(self, model: ModelSpec) -> str | None:
+        """An embedding model cannot answer chat or text completions."""
+        caps = model.capabilities
+        if caps.chat or (self.kind == "completions" and caps.completion):
+            return None
+        return (f"The model '{echo(model.id)}' does not serve {self.shape.ledger_name} requests"
+                + (": it is an embedding model (POST /v1/embeddings)." if caps.embeddings else "."))
 
     def features(self) -> list[str]:
         """The key-permission features it uses."""

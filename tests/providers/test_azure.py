@@ -129,7 +129,7 @@ def test_registered_as_a_plugin_would_be() -> None:
     from parrotrouter.providers.registry import provider_types
 
     assert provider_types()["azure"] is azure.PROVIDER
-    assert azure.PROVIDER.endpoints == {"chat", "completions"} and azure.PROVIDER.supported_params is None
+    assert azure.PROVIDER.endpoints == {"chat", "completions", "embeddings"} and azure.PROVIDER.supported_params is None
 
 
 def _frames_text(frames: list[bytes]) -> bytes:

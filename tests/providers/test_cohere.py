@@ -287,7 +287,7 @@ def test_unknown_and_citation_events_pass_nothing_on() -> None:
 
 
 def test_declaration() -> None:
-    assert PROVIDER.name == "cohere" and PROVIDER.endpoints == frozenset({"chat"})
+    assert PROVIDER.name == "cohere" and PROVIDER.endpoints == frozenset({"chat", "embeddings"})
     preset = PROVIDER.presets[0]
     assert preset.key_envs == ("CO_API_KEY", "COHERE_API_KEY") and preset.base_url_env == "CO_API_URL"
     assert ("command-a-03-2025", "^command\\-a$") in preset.family_aliases

@@ -116,6 +116,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("post", "/v1/completions", "createCompletion", "Create a text completion (JSON, or SSE with "
               "`stream: true`).", "generation", "TextCompletion", body="CompletionRequest",
               parameters=ROUTING_HEADERS, stream_event="TextCompletionEvent", examples=COMPLETION_EXAMPLES),
+    Operation("post", "/v1/embeddings", "createEmbeddings", "Create embeddings of texts or token arrays.",
+              "generation", "EmbeddingList", body="EmbeddingsBody", parameters=ROUTING_HEADERS,
+              examples={"texts": {"value": {"model": "text-embedding-3-small", "input": ["first", "second"]}}}),
     Operation("get", "/v1/models", "listModels", "List the models this key may use.", "models", "ModelList",
               parameters=(
                   query("active_only", BOOLEAN, "Only models a ready provider serves (default true)."),

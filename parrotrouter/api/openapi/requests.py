@@ -17,9 +17,11 @@ import msgspec.inspect as mi
 from ...auth.key_schema import CreditsAdd, KeyCreate, KeyUpdate
 from ...protocol.chat import ChatCompletionRequest
 from ...protocol.completions import CompletionRequest
+from ..embeddings.protocol import MAX_INPUT_TOKENS, MAX_INPUTS, EmbeddingsBody
 from .schemas import BOOL, MONEY_IN, REF, STRING, Schema, nullable, obj
 
-REQUEST_TYPES: tuple[type[Any], ...] = (ChatCompletionRequest, CompletionRequest, KeyCreate, KeyUpdate, CreditsAdd)
+REQUEST_TYPES: tuple[type[Any], ...] = (ChatCompletionRequest, CompletionRequest, EmbeddingsBody, KeyCreate, KeyUpdate,
+                                        CreditsAdd)
 
 _NAMES = {"type": "array", "items": {"type": "string", "minLength": 1}}
 _PRICE = {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}]}
@@ -41,6 +43,17 @@ PROMPT: Schema = {"anyOf": [
 ], "description": "A string, a list of strings, a list of token ids, or a list of lists of token ids."}
 
 
+_TEXT = {"type": "string", "minLength": 1}
+_INPUT_IDS = {**_TOKEN_IDS, "maxItems": MAX_INPUT_TOKENS}
+EMBEDDING_INPUT: Schema = {"anyOf": [
+    _TEXT,
+    {"type": "array", "minItems": 1, "maxItems": MAX_INPUTS, "items": _TEXT},
+    _INPUT_IDS,
+    {"type": "array", "minItems": 1, "maxItems": MAX_INPUTS, "items": _INPUT_IDS},
+], "description": f"A string, a list of strings, a list of token ids, or a list of lists of token ids: at most "
+                  f"{MAX_INPUTS} inputs of at most {MAX_INPUT_TOKENS} tokens each, 300,000 in all."}
+
+
 def request_schemas() -> dict[str, Schema]:
     """Component schemas of every request body, by struct name."""
     _, components = msgspec.json.schema_components(REQUEST_TYPES, ref_template=REF)
@@ -52,6 +65,7 @@ def request_schemas() -> dict[str, Schema]:
         # `auto` names the gateway's first model: an example that works on every gateway.
         properties["model"]["examples"] = ["auto"]
     components["CompletionRequest"]["properties"]["prompt"] = PROMPT
+    components["EmbeddingsBody"]["properties"].update(ROUTING_FIELDS, input=EMBEDDING_INPUT)
     out: dict[str, dict[str, Any]] = components
     return out
 

@@ -208,6 +208,15 @@ READINESS: Schema = obj({
                    "ledger": OBJECT, "credits": OBJECT, "limits": OBJECT}, required=["started", "providers"]),
 })
 
+EMBEDDING_LIST: Schema = obj({
+    "object": {"const": "list"},
+    "data": {"type": "array", "items": obj({
+        "object": {"const": "embedding"}, "index": COUNT,
+        "embedding": {"anyOf": [{"type": "array", "items": NUMBER}, STRING],
+                      "description": "Floats, or base64 of little-endian float32 (`encoding_format`)."}})},
+    "model": STRING, "provider": STRING, "usage": obj({"prompt_tokens": COUNT, "total_tokens": COUNT}),
+})
+
 RESPONSE_SCHEMAS: dict[str, Schema] = {
     "ErrorEnvelope": ERROR_ENVELOPE,
     "Usage": USAGE,
@@ -221,6 +230,7 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
     "StreamErrorFrame": STREAM_ERROR,
     "ChatCompletionEvent": sse_event("ChatCompletionChunk"),
     "TextCompletionEvent": sse_event("TextCompletionChunk"),
+    "EmbeddingList": EMBEDDING_LIST,
     "Model": MODEL,
     "ModelList": obj({"object": {"const": "list"}, "data": {"type": "array", "items": ref("Model")}}),
     "ApiKey": API_KEY,

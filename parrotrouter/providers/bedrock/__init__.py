@@ -3,7 +3,8 @@
 - `converse.py`: OpenAI chat to Converse and back (messages, images, tools, inference settings,
   stop reasons, usage) and the error table;
 - `stream.py`: the binary event-stream framing and ConverseStream events as OpenAI chunks;
-- `provider.py`: credentials (botocore's chain), SigV4 signing (botocore's signer), the adapter.
+- `provider.py`: credentials (botocore's chain), SigV4 signing (botocore's signer), the adapter;
+- `embed.py`: embeddings through InvokeModel (Titan Text Embeddings, Cohere Embed).
 
 botocore is imported only when a Bedrock provider is built: this module, which the provider
 registry loads at every start, does not import it.
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...catalog import Capabilities, ProviderSpec
 from ..base import Provider
+from ..embedding_models import EMBEDDING, is_embedding_model
 from ..presets import Preset
 from ..registry import ProviderType
 
@@ -67,6 +69,8 @@ def _capabilities(model_id: str, spec: ProviderSpec) -> Capabilities:
     # Llama 3.2 vision, Pixtral), found by the id as the other providers' presets do.
     vision = re.search(r"anthropic\.claude-(?!v2|instant)|nova-(lite|pro|premier)|llama3-2-(11|90)b|pixtral",
                        model_id) is not None
+    if is_embedding_model(model_id):
+        return EMBEDDING
     return Capabilities(vision=vision)
 
 
@@ -79,4 +83,5 @@ PROVIDER = ProviderType(
     # notation for the us./eu./apac. inference profiles, not a model id).
     presets=(Preset("bedrock", "bedrock", "AWS Bedrock", "", (), prices_id="aws", model_filter=r"^(?!regional\.)"),),
     from_env=from_env, capabilities=_capabilities, needs_base_url=False,
+    endpoints=frozenset({"chat", "embeddings"}),
 )

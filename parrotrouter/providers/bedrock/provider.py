@@ -26,10 +26,11 @@ from botocore.credentials import RefreshableCredentials
 from ...catalog import ProviderSpec
 from ...errors import FailureKind, InvalidRequest, UpstreamFailure
 from ...upstream.client import Transport, UpstreamClient, UpstreamRequest
-from ..base import ChatCall, CompletionCall, json_object, json_or_none, malformed
+from ..base import ChatCall, CompletionCall, EmbeddingCall, json_object, json_or_none, malformed
 from ..http import HttpProvider
 from . import REGION
 from .converse import error_type, failure, from_converse, to_converse
+from .embed import BedrockEmbeddings
 from .stream import ConverseStream, EventStreamParser
 
 log = logging.getLogger("parrotrouter.providers")
@@ -123,8 +124,9 @@ class AwsCredentials:
         return self._frozen
 
 
-class BedrockAdapter:
-    """Converse and ConverseStream over HTTP, signed per request (pure once `bind` has run)."""
+class BedrockAdapter(BedrockEmbeddings):
+    """Converse and ConverseStream (and InvokeModel for embeddings: `embed.py`) over HTTP, signed
+    per request (pure once `bind` has run)."""
 
     def __init__(self, spec: ProviderSpec, credentials: AwsCredentials | None) -> None:
         self.spec = spec
@@ -211,6 +213,11 @@ class BedrockProvider(HttpProvider):
         if self.credentials is not None:
             await self.credentials.fresh()
         return await super().chat(call)
+
+    async def embeddings(self, call: EmbeddingCall) -> dict[str, Any]:
+        if self.credentials is not None:
+            await self.credentials.fresh()
+        return await super().embeddings(call)
 
     async def chat_stream(self, call: ChatCall) -> AsyncIterator[list[dict[str, Any]]]:
         if self.credentials is not None:

@@ -1,8 +1,8 @@
 """Cohere v2 Chat (`type: cohere`): OpenAI chat requests to POST /v2/chat and back.
 
 `request.py` builds the /v2/chat body; `response.py` translates answers and stream events
-(streamed tool calls in `CohereStream`); here are the adapter (URL, headers, errors by status)
-and the provider's declaration.
+(streamed tool calls in `CohereStream`); `embed.py` serves /v1/embeddings through /v2/embed; here
+are the adapter (URL, headers, errors by status) and the provider's declaration.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from ..base import ChatCall, CompletionCall, json_object, json_or_none, kind_for
 from ..http import HttpProvider
 from ..presets import Preset
 from ..registry import ProviderType
+from .embed import CohereEmbeddings
 from .request import DATED, to_cohere
 from .response import CohereStream, from_cohere, usage_of
 
@@ -36,7 +37,7 @@ KIND_BY_STATUS = {400: FailureKind.BAD_REQUEST, 401: FailureKind.AUTH, 402: Fail
                   503: FailureKind.MODEL_OVERLOADED, 504: FailureKind.TIMEOUT}
 
 
-class CohereAdapter:
+class CohereAdapter(CohereEmbeddings):
     def __init__(self, spec: ProviderSpec) -> None:
         self.spec = spec
         base = (spec.base_url or DEFAULT_BASE_URL).rstrip("/")
@@ -86,6 +87,7 @@ def _build(spec: ProviderSpec) -> HttpProvider:
 
 PROVIDER = ProviderType(
     name="cohere", display_name="Cohere", build=_build, needs_base_url=False,
+    endpoints=frozenset({"chat", "embeddings"}),
     supported_params=frozenset({"max_tokens", "max_completion_tokens", "stop", "tools", "tool_choice", "temperature",
                                 "top_p", "top_k", "seed", "presence_penalty", "frequency_penalty", "response_format",
                                 "reasoning_effort", "reasoning"}),
