@@ -158,6 +158,20 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("post", "/v1/route/explain", "explainRoute", "The routing plan for a chat request, without "
               "running it.", "routing", "RouteExplanation", body="ChatCompletionRequest", parameters=ROUTING_HEADERS,
               examples=CHAT_EXAMPLES),
+    Operation("post", "/v1/responses", "createResponse", "Create a model response (OpenAI's Responses API; JSON, "
+              "or typed SSE events with `stream: true`).", "generation", None, body="ResponsesRequest",
+              parameters=ROUTING_HEADERS),
+    Operation("get", "/v1/responses/{response_id}", "getResponse", "A stored response (this key's account's).",
+              "generation", None, parameters=(path_param("response_id", "The response id (`resp_...`)."),)),
+    Operation("delete", "/v1/responses/{response_id}", "deleteResponse", "Delete a stored response.",
+              "generation", None, parameters=(path_param("response_id", "The response id (`resp_...`)."),)),
+    Operation("get", "/v1/responses/{response_id}/input_items", "listResponseInputItems", "The input items of a "
+              "stored response.", "generation", None, parameters=(
+                  path_param("response_id", "The response id (`resp_...`)."),
+                  query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "Page size."),
+                  query("order", {"enum": ["asc", "desc"], "default": "desc"}, "Item order."),
+                  query("after", {"type": "string"}, "List items after this item id."),
+                  query("before", {"type": "string"}, "List items before this item id."))),
     Operation("get", "/openapi.json", "getOpenAPI", "This document.", "operations", None, authenticated=False),
 )
 

@@ -17,9 +17,11 @@ import msgspec.inspect as mi
 from ...auth.key_schema import CreditsAdd, KeyCreate, KeyUpdate
 from ...protocol.chat import ChatCompletionRequest
 from ...protocol.completions import CompletionRequest
+from ..responses.protocol import ResponsesRequest
 from .schemas import BOOL, MONEY_IN, REF, STRING, Schema, nullable, obj
 
-REQUEST_TYPES: tuple[type[Any], ...] = (ChatCompletionRequest, CompletionRequest, KeyCreate, KeyUpdate, CreditsAdd)
+REQUEST_TYPES: tuple[type[Any], ...] = (ChatCompletionRequest, CompletionRequest, KeyCreate, KeyUpdate, CreditsAdd,
+                                        ResponsesRequest)
 
 _NAMES = {"type": "array", "items": {"type": "string", "minLength": 1}}
 _PRICE = {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}]}
