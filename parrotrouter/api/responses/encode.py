@@ -160,5 +160,5 @@ def from_native(answer: dict[str, Any], rid: str, model: str, request: p.Respons
     """The upstream's own response object (native passthrough), under our id and model name."""
     native = answer["native"]
     assert isinstance(native, dict)
-    return {**native, "id": rid, "model": model, "previous_response_id": request.previous_response_id,
-            "store": request.store is not False}
+    return {**native, "id": rid, "model": model, "created_at": int(answer["created"]),
+            "previous_response_id": request.previous_response_id, "store": request.store is not False}

@@ -50,8 +50,8 @@ class StreamEncoder:
         self.finish: str | None = None
         self.final: dict[str, Any] | None = None  # the response once it ended (to store)
         self.started = False
-        self._native_keep = {"id": rid, "model": model, "previous_response_id": request.previous_response_id,
-                             "store": request.store is not False}
+        self._native_keep = {"id": rid, "model": model, "created_at": self.response["created_at"],
+                             "previous_response_id": request.previous_response_id, "store": request.store is not False}
 
     def _event(self, kind: str, **fields: Any) -> Event:
         event = {"type": kind, "sequence_number": self.seq, **fields}

@@ -1,0 +1,277 @@
+"""OpenAI's Responses API through the real gateway, with the official `openai` SDK as the caller:
+translated to chat for chat-only upstreams (the fake OpenAI chat API, the fake Anthropic API) and
+passed through natively to a provider that speaks Responses (the `openai` provider, here the fake
+OpenAI upstream's /v1/responses). Conversation state, ownership, the ledger, hostile input."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import Gateway
+from tests.fakes import anthropic_upstream as fa
+from tests.fakes.openai_upstream import ANSWER, FakeOpenAI
+
+WEATHER = {"type": "function", "name": "get_weather", "description": "The weather in a city.",
+           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+
+
+@pytest.fixture(scope="module")
+def anthropic_fake() -> Iterator[fa.FakeAnthropic]:
+    fake = fa.FakeAnthropic().start()
+    yield fake
+    fake.stop()
+
+
+def responses_config(openai_fake: FakeOpenAI, anthropic_fake: fa.FakeAnthropic, **server: Any) -> dict[str, Any]:
+    price = {"prompt": "0.15", "completion": "0.60"}
+    chat = [{"id": m, "deployments": [{"provider": "fake", "model": m}], "pricing": price}
+            for m in ("gpt-4o-mini", "fake-tools", "fake-cut-3", "fake-paced-slow", "fake-error-first")]
+    native = [{"id": m, "deployments": [{"provider": "openai", "model": m}], "pricing": price}
+              for m in ("gpt-native", "native-tools", "native-failed")]
+    claude = [{"id": "claude-text", "deployments": [{"provider": "claude", "model": "claude-text"}],
+               "max_output_tokens": 1024, "pricing": price}]
+    timeouts = {"connect": 2, "first_token": 3, "idle": 3, "total": 20}
+    return {"server": {"breaker_failure_threshold": 10_000, "ledger_flush_seconds": 0.05, **server},
+            "env_providers": False, "models": chat + native + claude, "providers": [
+                {"name": "fake", "type": "openai", "base_url": openai_fake.base_url, "api_key": {"$env": "UP_KEY"},
+                 "timeouts": timeouts},
+                {"name": "openai", "type": "openai", "base_url": openai_fake.base_url, "api_key": {"$env": "UP_KEY"},
+                 "timeouts": timeouts},
+                {"name": "claude", "type": "anthropic", "base_url": anthropic_fake.url, "api_key": {"$env": "UP_KEY"}}]}
+
+
+@pytest.fixture(scope="module")
+def gw(fake_upstream: FakeOpenAI, anthropic_fake: fa.FakeAnthropic,
+       tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    gateway = Gateway(tmp_path_factory.mktemp("responses"), responses_config(fake_upstream, anthropic_fake),
+                      env={"UP_KEY": "upstream-key"}).start()
+    yield gateway
+    gateway.stop()
+
+
+def create_key(gw: Gateway, credits: str = "5") -> str:
+    with gw.http() as http:
+        resp = http.post("/v1/keys", json={"name": "responses-test", "credits": credits})
+    assert resp.status_code == 201, resp.text
+    key = str(resp.json()["key"])
+    deadline = time.time() + 10
+    while time.time() < deadline:  # the key cache refreshes every second
+        with gw.http(key) as http:
+            if http.get("/v1/models").status_code == 200:
+                return key
+        time.sleep(0.1)
+    raise AssertionError("the new key never worked")
+
+
+def ledger_row(gw: Gateway, response_id: str, timeout: float = 5.0) -> sqlite3.Row:
+    generation = "chatcmpl-" + response_id.removeprefix("resp_")
+    deadline = time.time() + timeout
+    while True:
+        with sqlite3.connect(gw.home / "parrotrouter.db") as db:
+            db.row_factory = sqlite3.Row
+            row = db.execute("SELECT * FROM usage WHERE id = ?", (generation,)).fetchone()
+        if row is not None or time.time() > deadline:
+            assert row is not None, f"no ledger row for {response_id}"
+            return row
+        time.sleep(0.05)
+
+
+# ---------------------------------------------------------------------------- translated to chat
+def test_create_translated(gw: Gateway, fake_upstream: FakeOpenAI) -> None:
+    client = gw.client()
+    resp = client.responses.create(model="gpt-4o-mini", input="Say hello", instructions="Be brief.",
+                                   max_output_tokens=64, temperature=0.5, metadata={"run": "1"})
+    assert resp.id.startswith("resp_") and resp.object == "response" and resp.status == "completed"
+    assert resp.output_text == ANSWER and resp.model == "gpt-4o-mini"
+    assert resp.output[0].type == "message" and resp.output[0].content[0].annotations == []
+    assert resp.usage is not None and resp.usage.total_tokens == resp.usage.input_tokens + resp.usage.output_tokens
+    assert resp.instructions == "Be brief." and resp.metadata == {"run": "1"} and resp.max_output_tokens == 64
+    sent = fake_upstream.last("gpt-4o-mini")
+    assert sent["messages"] == [{"role": "system", "content": "Be brief."},
+                                {"role": "user", "content": [{"type": "text", "text": "Say hello"}]}]
+    assert sent["max_completion_tokens"] == 64 and sent["temperature"] == 0.5 and "metadata" not in sent
+    row = ledger_row(gw, resp.id)
+    assert row["endpoint"] == "responses" and row["prompt_tokens"] == resp.usage.input_tokens
+    assert row["completion_tokens"] == resp.usage.output_tokens and row["cost"] > 0 and row["status"] == 200
+
+
+def test_stream_helper_and_create_stream(gw: Gateway) -> None:
+    client = gw.client()
+    with client.responses.stream(model="gpt-4o-mini", input="Stream it") as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert kinds[:4] == ["response.created", "response.in_progress", "response.output_item.added",
+                         "response.content_part.added"]
+    assert kinds[-4:] == ["response.output_text.done", "response.content_part.done", "response.output_item.done",
+                          "response.completed"]
+    assert final.output_text == ANSWER and final.usage is not None and final.usage.output_tokens == 11
+    events = list(client.responses.create(model="gpt-4o-mini", input="Stream it", stream=True))
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == ANSWER
+    completed = events[-1]
+    assert completed.type == "response.completed" and completed.response.output_text == ANSWER
+    assert ledger_row(gw, completed.response.id)["streamed"] == 1
+
+
+@pytest.mark.parametrize("model", ["fake-tools", "native-tools"])
+def test_function_tool_round_trip(gw: Gateway, fake_upstream: FakeOpenAI, model: str) -> None:
+    client = gw.client()
+    first = client.responses.create(model=model, input="Weather in Paris?", tools=[WEATHER])
+    call = first.output[0]
+    assert call.type == "function_call" and call.name == "get_weather" and call.status == "completed"
+    assert call.arguments == '{"city": "Paris", "unit": "celsius"}'
+    second = client.responses.create(model=model, previous_response_id=first.id, tools=[WEATHER], input=[
+        {"type": "function_call_output", "call_id": call.call_id, "output": '{"temperature": 21}'}])
+    assert second.output_text == ANSWER and second.previous_response_id == first.id
+    sent = fake_upstream.last(model)
+    if model == "fake-tools":  # translated: the call and its output as chat messages
+        assert sent["messages"][-2]["tool_calls"][0]["id"] == call.call_id
+        assert sent["messages"][-1] == {"role": "tool", "tool_call_id": call.call_id, "content": '{"temperature": 21}'}
+    else:  # native: the stored conversation written out as input items, nothing stored upstream
+        assert "previous_response_id" not in sent and sent["store"] is False
+        assert [i["type"] for i in sent["input"]] == ["message", "function_call", "function_call_output"]
+    with client.responses.stream(model=model, input="Weather in Paris?", tools=[WEATHER]) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert "response.function_call_arguments.delta" in kinds and "response.function_call_arguments.done" in kinds
+    assert final.output[0].type == "function_call" and final.output[0].arguments == call.arguments
+
+
+def test_native_passthrough(gw: Gateway, fake_upstream: FakeOpenAI) -> None:
+    client = gw.client()
+    resp = client.responses.create(model="gpt-native", input="Hi", text={"verbosity": "low"}, store=False)
+    sent = fake_upstream.last("gpt-native")
+    assert sent["input"] == "Hi" and sent["text"] == {"verbosity": "low"} and sent["store"] is False
+    assert resp.id.startswith("resp_") and not resp.id.startswith("resp_up") and resp.output_text == ANSWER
+    with pytest.raises(openai.BadRequestError):  # store: false keeps nothing
+        client.responses.create(model="gpt-native", input="again", previous_response_id=resp.id)
+    events = list(client.responses.create(model="gpt-native", input="Hi", stream=True))
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert events[0].type == "response.created" and events[-1].type == "response.completed"
+    assert {e.response.id for e in events if hasattr(e, "response")} == {events[0].response.id}
+    assert events[-1].response.output_text == ANSWER
+    row = ledger_row(gw, events[-1].response.id)
+    assert row["endpoint"] == "responses" and row["provider"] == "openai" and row["completion_tokens"] == 11
+
+
+def test_conversation_across_providers(gw: Gateway, anthropic_fake: fa.FakeAnthropic) -> None:
+    client = gw.client()
+    first = client.responses.create(model="gpt-native", input="My name is Ada.")
+    second = client.responses.create(model="claude-text", input="What is my name?", previous_response_id=first.id)
+    body = anthropic_fake.requests[-1]
+    texts = [m["content"] if isinstance(m["content"], str) else m["content"][0]["text"] for m in body["messages"]]
+    assert texts == ["My name is Ada.", ANSWER, "What is my name?"]
+    third = client.responses.create(model="gpt-4o-mini", input="Thanks", previous_response_id=second.id)
+    assert third.output_text == ANSWER
+    items = client.responses.input_items.list(second.id)
+    assert [i.type for i in items.data] == ["message"] and items.data[0].content[0].text == "What is my name?"
+
+
+def test_retrieve_delete_and_ownership(gw: Gateway) -> None:
+    mine, other = gw.client(create_key(gw)), gw.client(create_key(gw))
+    resp = mine.responses.create(model="gpt-4o-mini", input=[
+        {"role": "user", "content": "one"}, {"type": "message", "role": "user",
+                                             "content": [{"type": "input_text", "text": "two"}]}])
+    assert mine.responses.retrieve(resp.id).output_text == ANSWER
+    listed = mine.responses.input_items.list(resp.id, order="asc")
+    assert [i.content[0].text for i in listed.data] == ["one", "two"]
+    assert [i.content[0].text for i in mine.responses.input_items.list(resp.id).data] == ["two", "one"]
+    for call in (lambda: other.responses.retrieve(resp.id), lambda: other.responses.input_items.list(resp.id),
+                 lambda: other.responses.delete(resp.id)):
+        with pytest.raises(openai.NotFoundError):
+            call()
+    with pytest.raises(openai.BadRequestError):
+        other.responses.create(model="gpt-4o-mini", input="hi", previous_response_id=resp.id)
+    mine.responses.delete(resp.id)
+    with pytest.raises(openai.NotFoundError):
+        mine.responses.retrieve(resp.id)
+
+
+# ---------------------------------------------------------------------------- failures and billing
+def test_stream_cut_by_upstream_ends_failed_and_is_billed(gw: Gateway) -> None:
+    events = list(gw.client().responses.create(model="fake-cut-3", input="Stream it", stream=True))
+    assert [e.type for e in events[-2:]] == ["error", "response.failed"]
+    failed = events[-1].response
+    assert failed.status == "failed" and failed.error is not None
+    row = ledger_row(gw, failed.id)
+    assert row["ended_by"] == "upstream" and row["completion_tokens"] >= 3 and Decimal(row["cost"]) > 0
+
+
+def test_native_stream_failed_mid_way(gw: Gateway) -> None:
+    events = list(gw.client().responses.create(model="native-failed", input="Hi", stream=True))
+    assert events[-1].type == "response.failed" and events[-1].response.status == "failed"
+    row = ledger_row(gw, events[-1].response.id)
+    assert row["ended_by"] == "upstream" and row["completion_tokens"] > 0
+
+
+def test_client_hanging_up_is_billed(gw: Gateway) -> None:
+    with httpx.Client(base_url=gw.url, headers={"Authorization": f"Bearer {gw.client().api_key}"}) as http, \
+            http.stream("POST", "/v1/responses", json={"model": "fake-paced-slow", "input": "x", "stream": True}) as r:
+        seen = ""
+        for text in r.iter_text():
+            seen += text
+            if "response.output_text.delta" in seen:
+                break
+    rid = seen.split('"id":"', 1)[1].split('"', 1)[0]
+    row = ledger_row(gw, rid)
+    assert row["ended_by"] == "client" and row["completion_tokens"] >= 1 and row["prompt_tokens"] > 0
+
+
+def test_error_before_the_stream_is_an_http_error(gw: Gateway) -> None:
+    with pytest.raises(openai.APIStatusError) as err:
+        list(gw.client().responses.create(model="no-such-model", input="hi", stream=True))
+    assert err.value.status_code == 400
+
+
+HOSTILE: list[tuple[dict[str, Any], str | None]] = [
+    ({"model": "gpt-4o-mini", "input": [{"role": "user", "content": "x"}] * 16_385}, "input"),
+    ({"model": "gpt-4o-mini", "input": "a\x00b"}, "input[0].content[0].text"),
+    ({"model": "gpt-4o-mini", "input": 5}, "input"),
+    ({"model": "gpt-4o-mini"}, "input"),
+    ({"model": "gpt-4o-mini", "input": [{"type": "message", "role": "user", "content": [{"type": "input_text"}]}]},
+     "input[0].content[0].text"),
+    ({"model": "gpt-4o-mini", "input": [7]}, "input[0]"),
+    ({"model": "gpt-4o-mini", "input": "x", "tools": "all"}, "tools"),
+    ({"model": "gpt-4o-mini", "input": "x", "tools": [{"type": "function"}]}, "tools[0].name"),
+    ({"model": "gpt-4o-mini", "input": "x", "tools": [{"type": "web_search"}]}, None),
+    ({"model": "gpt-4o-mini", "input": "x", "max_output_tokens": -1}, "max_output_tokens"),
+    ({"model": "gpt-4o-mini", "input": "x", "temperature": "hot"}, "temperature"),
+    ({"model": "gpt-4o-mini", "input": "x", "previous_response_id": "resp_nope"}, "previous_response_id"),
+    ({"model": "gpt-4o-mini", "input": "x", "previous_response_id": "r" * 5000}, "previous_response_id"),
+    ({"model": "gpt-4o-mini", "input": "x", "background": True}, "background"),
+    ({"model": "gpt-4o-mini", "input": "x", "conversation": "conv_1"}, "conversation"),
+    ({"model": "gpt-4o-mini", "input": "x", "metadata": {str(i): "v" for i in range(17)}}, "metadata"),
+    ({"model": "gpt-4o-mini", "input": "x", "include": ["x"] * 33}, "include"),
+]
+
+
+@pytest.mark.parametrize(("body", "param"), HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_input_is_a_4xx(gw: Gateway, body: dict[str, Any], param: str | None) -> None:
+    with gw.http() as http:
+        resp = http.post("/v1/responses", json=body)
+    assert resp.status_code == 400, resp.text
+    error = resp.json()["error"]
+    assert error["param"] == param and len(error["message"]) < 600
+
+
+def test_hostile_nesting_and_ids(gw: Gateway) -> None:
+    deep = "[" * 5000 + "]" * 5000
+    with gw.http() as http:
+        resp = http.post("/v1/responses", content=f'{{"model": "gpt-4o-mini", "input": {deep}}}',
+                         headers={"Content-Type": "application/json"})
+        assert resp.status_code == 400
+        assert http.get("/v1/responses/" + "r" * 2_000).status_code == 404
+        assert http.get("/v1/responses/resp_%00x").status_code == 404
+        assert http.delete("/v1/responses/resp_unknown").status_code == 404
+        assert http.get("/v1/responses/resp_unknown/input_items").status_code == 404
+        rid = http.post("/v1/responses", json={"model": "gpt-4o-mini", "input": "x"}).json()["id"]
+        assert http.get(f"/v1/responses/{rid}/input_items", params={"limit": 0}).status_code == 400
+        assert http.get(f"/v1/responses/{rid}/input_items", params={"order": "up"}).status_code == 400
