@@ -5,6 +5,7 @@ OpenAI upstream's /v1/responses). Conversation state, ownership, the ledger, hos
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import Gateway
+from tests.conftest import REPO, Gateway
 from tests.fakes import anthropic_upstream as fa
 from tests.fakes.openai_upstream import ANSWER, FakeOpenAI
 
@@ -275,3 +276,45 @@ def test_hostile_nesting_and_ids(gw: Gateway) -> None:
         rid = http.post("/v1/responses", json={"model": "gpt-4o-mini", "input": "x"}).json()["id"]
         assert http.get(f"/v1/responses/{rid}/input_items", params={"limit": 0}).status_code == 400
         assert http.get(f"/v1/responses/{rid}/input_items", params={"order": "up"}).status_code == 400
+
+
+# ---------------------------------------------------------------------------- what real clients send
+CLIENTS = REPO / "tests" / "data" / "responses_inbound" / "clients"
+CAPTURED = [(name, i) for name in ("codex", "ai_sdk_generate", "ai_sdk_stream_tool", "langchain")
+            for i in range(len(json.loads((CLIENTS / f"{name}.json").read_text())))]
+
+
+def sse_events(text: str) -> list[dict[str, Any]]:
+    events = []
+    for block in text.split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "data" in lines:
+            data = json.loads(lines["data"])
+            assert lines["event"] == data["type"]
+            events.append(data)
+    return events
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "gpt-native"])
+@pytest.mark.parametrize(("client", "turn"), CAPTURED)
+def test_captured_client_requests(gw: Gateway, fake_upstream: FakeOpenAI, client: str, turn: int, model: str) -> None:
+    body = {**json.loads((CLIENTS / f"{client}.json").read_text())[turn], "model": model}
+    with gw.http() as http:
+        resp = http.post("/v1/responses", json=body)
+    assert resp.status_code == 200, resp.text
+    if body.get("stream"):
+        events = sse_events(resp.text)
+        assert events[-1]["type"] == "response.completed" and events[-1]["response"]["usage"]["total_tokens"] > 0
+        final = events[-1]["response"]
+    else:
+        final = resp.json()
+    assert final["status"] == "completed" and final["output"]
+    sent = fake_upstream.last(model)
+    if client == "codex" and model == "gpt-4o-mini":  # translated: what chat can express of Codex's request
+        names = [t["function"]["name"] for t in sent["tools"]]
+        assert "exec_command" in names and "multi_agent_v1__spawn_agent" in names and len(names) == 12
+        assert [m["role"] for m in sent["messages"][:4]] == ["system", "system", "user", "user"]
+        assert "client_metadata" not in sent and "include" not in sent
+    elif client == "codex":  # native: the client's body, only the model changed
+        assert sent["client_metadata"] == body["client_metadata"] and sent["tools"] == body["tools"]
+        assert sent["input"] == body["input"]

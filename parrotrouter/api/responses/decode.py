@@ -17,7 +17,9 @@ from typing import Any
 import orjson
 
 from ...errors import InvalidRequest, echo
+from ...protocol.chat import MAX_TOOLS
 from ...protocol.validation import check_storable, convert
+from . import encode
 from . import protocol as p
 
 INPUT_PARAM = "input"
@@ -31,7 +33,7 @@ class Decoded:
     request: p.ResponsesRequest
     items: list[dict[str, Any]]
     chat: dict[str, Any]
-    custom_tools: frozenset[str]
+    tools: encode.ToolNames
     native_only: str | None
 
 
@@ -94,10 +96,12 @@ class _Messages:
         if isinstance(item, p.MessageItem):
             self._message(item)
         elif isinstance(item, p.FunctionCallItem | p.CustomToolCallItem):
-            arguments = item.arguments if isinstance(item, p.FunctionCallItem) else \
-                orjson.dumps({"input": item.input}).decode()
+            name, arguments = item.name, orjson.dumps({"input": item.input}).decode() \
+                if isinstance(item, p.CustomToolCallItem) else item.arguments
+            if isinstance(item, p.FunctionCallItem) and item.namespace:
+                name = encode.chat_name(item.namespace, item.name)
             self._assistant().setdefault("tool_calls", []).append(
-                {"id": item.call_id, "type": "function", "function": {"name": item.name, "arguments": arguments}})
+                {"id": item.call_id, "type": "function", "function": {"name": name, "arguments": arguments}})
         elif isinstance(item, p.FunctionCallOutputItem | p.CustomToolCallOutputItem):
             self._tool_output(item.call_id, item.output)
         # ReasoningItem: a model's own state, never sent to another model
@@ -172,31 +176,44 @@ def _assistant_text(content: str | list[p.ContentPart]) -> tuple[str, str]:
     return text, refusal
 
 
-def _tools(raw: list[dict[str, Any]] | None) -> tuple[list[dict[str, Any]], frozenset[str], str | None]:
-    """Chat tools, the custom tools' names, and the first tool only native serving takes."""
+def _tools(raw: list[dict[str, Any]] | None) -> tuple[list[dict[str, Any]], encode.ToolNames, str | None]:
+    """Chat tools, how their names map back, and the first tool only native serving takes."""
     tools: list[dict[str, Any]] = []
     custom: set[str] = set()
+    namespaced: dict[str, tuple[str, str]] = {}
     native_only = None
     for i, tool in enumerate(raw or ()):
         kind = tool.get("type") if isinstance(tool, dict) else None
+        if not isinstance(kind, str):
+            raise InvalidRequest(f"'tools[{i}]' must be an object with a 'type'.", param=f"tools[{i}]")
+        if kind in p.OPTIONAL_TOOLS:
+            continue
         if kind not in p.TRANSLATED_TOOLS:
-            if not isinstance(kind, str):
-                raise InvalidRequest(f"'tools[{i}]' must be an object with a 'type'.", param=f"tools[{i}]")
             native_only = native_only or f"Tools of type '{echo(kind, 40)}' (tools[{i}])"
             continue
         typed: p.ToolDef = convert_at(tool, p.ToolDef, f"tools[{i}]")  # type: ignore[arg-type]
         if isinstance(typed, p.CustomToolDef):
             custom.add(typed.name)
             tools.append({"type": "function", "function": custom_as_function(typed)})
-            continue
-        function: dict[str, Any] = {"name": typed.name,
-                                    "parameters": typed.parameters or {"type": "object", "properties": {}}}
-        if typed.description is not None:
-            function["description"] = typed.description
-        if typed.strict is not None:
-            function["strict"] = typed.strict
-        tools.append({"type": "function", "function": function})
-    return tools, frozenset(custom), native_only
+        elif isinstance(typed, p.NamespaceToolDef):
+            for inner in typed.tools:
+                name = encode.chat_name(typed.name, inner.name)
+                namespaced[name] = (typed.name, inner.name)
+                tools.append({"type": "function", "function": _function(inner, name)})
+        else:
+            tools.append({"type": "function", "function": _function(typed, typed.name)})
+    if len(tools) > MAX_TOOLS:
+        raise InvalidRequest(f"At most {MAX_TOOLS} tools (functions of namespaces included).", param="tools")
+    return tools, encode.ToolNames(frozenset(custom), namespaced), native_only
+
+
+def _function(tool: p.FunctionToolDef, name: str) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": name, "parameters": tool.parameters or {"type": "object", "properties": {}}}
+    if tool.description is not None:
+        function["description"] = tool.description
+    if tool.strict is not None:
+        function["strict"] = tool.strict
+    return function
 
 
 def custom_as_function(tool: p.CustomToolDef) -> dict[str, Any]:

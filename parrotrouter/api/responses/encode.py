@@ -5,8 +5,10 @@ completed, or incomplete with the reason (max_output_tokens, content_filter)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -14,6 +16,20 @@ import orjson
 from . import protocol as p
 
 _GENERATION_PREFIXES = ("chatcmpl-", "resp_")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ToolNames:
+    """How the function names a chat model sees map back to the request's tools: custom tools
+    (their calls are `custom_tool_call` items) and functions of a `namespace` tool."""
+
+    custom: frozenset[str] = frozenset()
+    namespaced: Mapping[str, tuple[str, str]] = dataclasses.field(default_factory=dict)  # -> (namespace, name)
+
+
+def chat_name(namespace: str, name: str) -> str:
+    """The chat function name of a namespace's function (chat names allow no dots)."""
+    return f"{namespace}__{name}"
 
 
 def new_item_id(prefix: str) -> str:
@@ -101,14 +117,17 @@ def reasoning_item(text: str, item_id: str | None = None) -> dict[str, Any]:
             "summary": [{"type": "summary_text", "text": text}] if text else []}
 
 
-def call_item(call_id: str, name: str, arguments: str, custom: frozenset[str], item_id: str | None = None,
+def call_item(call_id: str, name: str, arguments: str, tools: ToolNames, item_id: str | None = None,
               status: str = "completed") -> dict[str, Any]:
     """A function call, or a custom tool's call (its `input` unwrapped, see `decode`)."""
-    if name in custom:
+    if name in tools.custom:
         return {"type": "custom_tool_call", "id": item_id or new_item_id("ctc"), "status": status,
                 "call_id": call_id, "name": name, "input": custom_input(arguments)}
-    return {"type": "function_call", "id": item_id or new_item_id("fc"), "status": status, "call_id": call_id,
+    item = {"type": "function_call", "id": item_id or new_item_id("fc"), "status": status, "call_id": call_id,
             "name": name, "arguments": arguments}
+    if name in tools.namespaced:
+        item["namespace"], item["name"] = tools.namespaced[name]
+    return item
 
 
 def custom_input(arguments: str) -> str:
@@ -122,7 +141,7 @@ def custom_input(arguments: str) -> str:
     return arguments
 
 
-def output_of(message: dict[str, Any], custom: frozenset[str]) -> list[dict[str, Any]]:
+def output_of(message: dict[str, Any], tools: ToolNames) -> list[dict[str, Any]]:
     """The output items of a chat answer's message."""
     items: list[dict[str, Any]] = []
     reasoning = message.get("reasoning") or message.get("reasoning_content")
@@ -138,11 +157,11 @@ def output_of(message: dict[str, Any], custom: frozenset[str]) -> list[dict[str,
         fn = call.get("function") if isinstance(call, dict) else None
         if isinstance(fn, dict):
             items.append(call_item(str(call.get("id") or new_item_id("call")), str(fn.get("name") or ""),
-                                   str(fn.get("arguments") or ""), custom))
+                                   str(fn.get("arguments") or ""), tools))
     return items
 
 
-def from_chat(answer: dict[str, Any], request: p.ResponsesRequest, custom: frozenset[str]) -> dict[str, Any]:
+def from_chat(answer: dict[str, Any], request: p.ResponsesRequest, tools: ToolNames) -> dict[str, Any]:
     """The response object for a (normalised) chat.completion answer."""
     response = shell(request, response_id(str(answer["id"])), str(answer["model"]), int(answer["created"]))
     choices = answer.get("choices") or []
@@ -150,7 +169,7 @@ def from_chat(answer: dict[str, Any], request: p.ResponsesRequest, custom: froze
     message = choice.get("message")
     if not isinstance(message, dict):
         message = {}
-    response["output"] = output_of(message, custom)
+    response["output"] = output_of(message, tools)
     response["status"], response["incomplete_details"] = status_of(choice.get("finish_reason"))
     response["usage"] = usage_of(answer.get("usage"))
     return response

@@ -41,8 +41,8 @@ class _Open:
 class StreamEncoder:
     """Per-stream state: the events so far, the output items, the final response."""
 
-    def __init__(self, request: p.ResponsesRequest, rid: str, model: str, custom: frozenset[str]) -> None:
-        self.custom = custom
+    def __init__(self, request: p.ResponsesRequest, rid: str, model: str, tools: encode.ToolNames) -> None:
+        self.tools = tools
         self.seq = 0
         self.response = encode.shell(request, rid, model)
         self.output: list[dict[str, Any]] = []
@@ -146,9 +146,9 @@ class StreamEncoder:
             current = _Open(kind, index, encode.new_item_id("msg"))
             item = encode.message_item(None, None, current.id, status="in_progress")
         else:
-            custom = call["name"] in self.custom
+            custom = call["name"] in self.tools.custom
             current = _Open(kind, index, encode.new_item_id("ctc" if custom else "fc"), **call)
-            item = encode.call_item(current.call_id, current.name, "", self.custom, current.id, "in_progress")
+            item = encode.call_item(current.call_id, current.name, "", self.tools, current.id, "in_progress")
         self.open = current
         events.append(self._event("response.output_item.added", output_index=index, item=item))
         if kind == "reasoning":
@@ -173,7 +173,7 @@ class StreamEncoder:
         arguments = fn.get("arguments")
         if isinstance(arguments, str) and arguments:
             current.text += arguments
-            if current.name not in self.custom:  # a custom tool's input is known once complete
+            if current.name not in self.tools.custom:  # a custom tool's input is known once complete
                 events.append(self._event("response.function_call_arguments.delta", item_id=current.id,
                                           output_index=current.index, delta=arguments))
         return events
@@ -194,7 +194,7 @@ class StreamEncoder:
             events += self._close_message(current)
             item = encode.message_item(current.text, current.refusal, current.id, status)
         else:
-            item = encode.call_item(current.call_id, current.name, current.text, self.custom, current.id, status)
+            item = encode.call_item(current.call_id, current.name, current.text, self.tools, current.id, status)
             if item["type"] == "custom_tool_call":
                 if item["input"]:
                     events.append(self._event("response.custom_tool_call_input.delta", **ids, delta=item["input"]))

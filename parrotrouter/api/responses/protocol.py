@@ -83,6 +83,7 @@ class FunctionCallItem(_Item, tag="function_call"):
     arguments: str
     id: str | None = None
     status: str | None = None
+    namespace: ToolName | None = None  # a function of a `namespace` tool
 
 
 class FunctionCallOutputItem(_Item, tag="function_call_output"):
@@ -147,8 +148,20 @@ class CustomToolDef(Struct, tag_field="type", tag="custom", omit_defaults=True):
     format: CustomFormat | None = None
 
 
-ToolDef = FunctionToolDef | CustomToolDef
-TRANSLATED_TOOLS = frozenset({"function", "custom"})
+class NamespaceToolDef(Struct, tag_field="type", tag="namespace", omit_defaults=True):
+    """A group of function tools under one name (Codex's `multi_agent_v1`)."""
+
+    name: ToolName
+    tools: Annotated[list[FunctionToolDef], Meta(max_length=MAX_TOOLS)]
+    description: str | None = None
+
+
+ToolDef = FunctionToolDef | CustomToolDef | NamespaceToolDef
+TRANSLATED_TOOLS = frozenset({"function", "custom", "namespace"})
+# Hosted tools a model may use but never needs (Codex always offers web_search): served by a model
+# that does not speak Responses natively, they are left out; any other hosted tool is refused.
+OPTIONAL_TOOLS = frozenset({"web_search", "web_search_preview", "web_search_2025_08_26",
+                            "web_search_preview_2025_03_11"})
 
 
 class NamedTool(Struct):

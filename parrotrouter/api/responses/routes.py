@@ -83,12 +83,12 @@ async def create_response(http: web.Request) -> web.StreamResponse:
             response = encode.from_native(result, encode.response_id(str(result["id"])), str(result["model"]),
                                           request)
         else:
-            response = encode.from_chat(result, request, decoded.custom_tools)
+            response = encode.from_chat(result, request, decoded.tools)
         await call.save(response)
         return json_response(response)
     stream = await open_stream(state, ctx, generation, policy)
     rid = encode.response_id(str(stream.relay.meta["id"]))
-    encoder = StreamEncoder(request, rid, stream.candidate.model.id, decoded.custom_tools)
+    encoder = StreamEncoder(request, rid, stream.candidate.model.id, decoded.tools)
     return await _relay(call, state, stream, encoder)
 
 
