@@ -66,13 +66,16 @@ def input_items(request: p.ResponsesRequest) -> list[dict[str, Any]]:
 
 
 def parse_items(items: list[dict[str, Any]], where: str = INPUT_PARAM) -> tuple[list[p.InputItem], str | None]:
-    """The items chat can express, typed, and the first reason some item needs native serving."""
+    """The items chat can express, typed, and the first reason some item needs native serving.
+    In the stored conversation (`previous_response_id`), an earlier model's hosted tool calls are
+    left out: their results are in its answer."""
     typed: list[p.InputItem] = []
     native_only = None
     for i, item in enumerate(items):
         kind = item["type"]
         if kind not in p.TRANSLATED_ITEMS:
-            native_only = native_only or f"Input items of type '{echo(kind, 40)}' ({where}[{i}])"
+            if where == INPUT_PARAM:
+                native_only = native_only or f"Input items of type '{echo(kind, 40)}' ({where}[{i}])"
             continue
         typed.append(convert_at(item, p.InputItem, f"{where}[{i}]"))  # type: ignore[arg-type]
     return typed, native_only
@@ -287,13 +290,15 @@ def decode(request: p.ResponsesRequest, history: list[dict[str, Any]]) -> Decode
         messages.out.append({"role": "system", "content": request.instructions})
     for item in (*past, *typed):
         messages.add(item)
-    if not messages.out:
-        raise InvalidRequest("The input holds nothing a model can answer.", param=INPUT_PARAM)
-    tools, custom, native_tools = _tools(request.tools)
+    tools, names, native_tools = _tools(request.tools)
     choice, native_choice = _tool_choice(request.tool_choice)
+    native_only = native_input or native_past or native_tools or native_choice or messages.native_only
+    if not messages.out:
+        if native_only is None:
+            raise InvalidRequest("The input holds nothing a model can answer.", param=INPUT_PARAM)
+        messages.out.append({"role": "user", "content": ""})  # counted only: a native upstream gets the items
     chat = _chat_body(request, messages.out, tools, choice)
-    return Decoded(request, items, chat, custom,
-                   native_input or native_past or native_tools or native_choice or messages.native_only)
+    return Decoded(request, items, chat, names, native_only)
 
 
 def _chat_body(request: p.ResponsesRequest, messages: list[dict[str, Any]], tools: list[dict[str, Any]],

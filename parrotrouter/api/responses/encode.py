@@ -51,9 +51,12 @@ def usage_of(chat: Any) -> dict[str, Any] | None:
     prompt, completion = _count(chat.get("prompt_tokens")), _count(chat.get("completion_tokens"))
     prompt_details = chat.get("prompt_tokens_details")
     completion_details = chat.get("completion_tokens_details")
-    cached = _count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else 0
+    if not isinstance(prompt_details, dict):
+        prompt_details = {}
     reasoning = _count(completion_details.get("reasoning_tokens")) if isinstance(completion_details, dict) else 0
-    return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": cached},
+    return {"input_tokens": prompt,
+            "input_tokens_details": {"cached_tokens": _count(prompt_details.get("cached_tokens")),
+                                     "cache_write_tokens": _count(prompt_details.get("cache_write_tokens"))},
             "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": reasoning},
             "total_tokens": _count(chat.get("total_tokens")) or prompt + completion}
 

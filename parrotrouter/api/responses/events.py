@@ -178,33 +178,37 @@ class StreamEncoder:
                                           output_index=current.index, delta=arguments))
         return events
 
-    def close(self, status: str = "completed") -> list[Event]:
+    def close(self) -> list[Event]:
         """End the open item (if any): its done events, and keep it in the output."""
         current, self.open = self.open, None
         if current is None:
             return []
         events: list[Event] = []
         ids = {"item_id": current.id, "output_index": current.index}
+        item = self._item(current, "completed")
         if current.kind == "reasoning":
             part = {"type": "summary_text", "text": current.text}
             events += [self._event("response.reasoning_summary_text.done", **ids, summary_index=0, text=current.text),
                        self._event("response.reasoning_summary_part.done", **ids, summary_index=0, part=part)]
-            item = encode.reasoning_item(current.text, current.id)
         elif current.kind == "message":
             events += self._close_message(current)
-            item = encode.message_item(current.text, current.refusal, current.id, status)
+        elif item["type"] == "custom_tool_call":
+            if item["input"]:
+                events.append(self._event("response.custom_tool_call_input.delta", **ids, delta=item["input"]))
+            events.append(self._event("response.custom_tool_call_input.done", **ids, input=item["input"]))
         else:
-            item = encode.call_item(current.call_id, current.name, current.text, self.tools, current.id, status)
-            if item["type"] == "custom_tool_call":
-                if item["input"]:
-                    events.append(self._event("response.custom_tool_call_input.delta", **ids, delta=item["input"]))
-                events.append(self._event("response.custom_tool_call_input.done", **ids, input=item["input"]))
-            else:
-                events.append(self._event("response.function_call_arguments.done", **ids, name=current.name,
-                                          arguments=current.text))
+            events.append(self._event("response.function_call_arguments.done", **ids, name=current.name,
+                                      arguments=current.text))
         self.output.append(item)
         events.append(self._event("response.output_item.done", output_index=current.index, item=item))
         return events
+
+    def _item(self, current: _Open, status: str) -> dict[str, Any]:
+        if current.kind == "reasoning":
+            return encode.reasoning_item(current.text, current.id)
+        if current.kind == "message":
+            return encode.message_item(current.text, current.refusal, current.id, status)
+        return encode.call_item(current.call_id, current.name, current.text, self.tools, current.id, status)
 
     def _close_message(self, current: _Open) -> list[Event]:
         events: list[Event] = []
@@ -236,9 +240,13 @@ class StreamEncoder:
         code = str(error.get("code") or "server_error")
         message = str(error.get("message") or "The stream failed.")
         events = self.start()  # nothing was sent yet (a stream that failed before its first event)
-        self.close("incomplete")  # the open item, as far as it got, in the output (no done events)
+        if self.open is not None:  # the open item, as far as it got, in the output (no done events)
+            self.output.append(self._item(self.open, "incomplete"))
+            self.open = None
         final = self._snapshot()
-        final["status"], final["error"] = "failed", {"code": code, "message": message}
+        # The response's error code is one of OpenAI's few; the `error` event carries ours.
+        response_code = "rate_limit_exceeded" if code == "rate_limit_exceeded" else "server_error"
+        final["status"], final["error"] = "failed", {"code": response_code, "message": message}
         self.final = final
         return [*events, self._event("error", code=code, message=message, param=error.get("param")),
                 self._event("response.failed", response=final)]
