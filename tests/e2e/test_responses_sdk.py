@@ -16,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import REPO, Gateway
+from tests.conftest import REPO, Gateway, fresh_pg_database
 from tests.fakes import anthropic_upstream as fa
 from tests.fakes.openai_upstream import ANSWER, FakeOpenAI
 
@@ -318,3 +318,35 @@ def test_captured_client_requests(gw: Gateway, fake_upstream: FakeOpenAI, client
     elif client == "codex":  # native: the client's body, only the model changed
         assert sent["client_metadata"] == body["client_metadata"] and sent["tools"] == body["tools"]
         assert sent["input"] == body["input"]
+
+
+def test_state_on_postgresql(make_gateway: Any, fake_upstream: FakeOpenAI, anthropic_fake: fa.FakeAnthropic) -> None:
+    url, drop = fresh_pg_database()
+    try:
+        gw: Gateway = make_gateway(responses_config(fake_upstream, anthropic_fake, database_url=url),
+                                   env={"UP_KEY": "upstream-key"}).start()
+        client, other = gw.client(create_key(gw)), gw.client(create_key(gw))
+        first = client.responses.create(model="gpt-native", input="My name is Ada.")
+        with client.responses.stream(model="claude-text", input="Name?", previous_response_id=first.id) as stream:
+            second = stream.get_final_response()
+        assert client.responses.retrieve(second.id).previous_response_id == first.id
+        assert [i.type for i in client.responses.input_items.list(first.id).data] == ["message"]
+        with pytest.raises(openai.NotFoundError):
+            other.responses.retrieve(first.id)
+        client.responses.delete(first.id)
+        with pytest.raises(openai.BadRequestError):  # the conversation lost its start
+            client.responses.create(model="gpt-4o-mini", input="x", previous_response_id=second.id)
+        gw.stop()
+    finally:
+        drop()
+
+
+def test_stateless_mode_keeps_responses_in_memory(make_gateway: Any, fake_upstream: FakeOpenAI,
+                                                  anthropic_fake: fa.FakeAnthropic) -> None:
+    gw: Gateway = make_gateway(responses_config(fake_upstream, anthropic_fake, accounting=False),
+                               env={"UP_KEY": "upstream-key"}).start()
+    client = gw.client()
+    first = client.responses.create(model="gpt-4o-mini", input="My name is Ada.")
+    second = client.responses.create(model="claude-text", input="Name?", previous_response_id=first.id)
+    assert client.responses.retrieve(second.id).output_text
+    assert [i.content[0].text for i in client.responses.input_items.list(first.id).data] == ["My name is Ada."]
