@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import REPO, Gateway, fresh_pg_database
 from tests.fakes import anthropic_upstream as fa
+from tests.fakes.azure_upstream import FakeAzure
 from tests.fakes.openai_upstream import ANSWER, FakeOpenAI
 
 WEATHER = {"type": "function", "name": "get_weather", "description": "The weather in a city.",
@@ -350,3 +351,26 @@ def test_stateless_mode_keeps_responses_in_memory(make_gateway: Any, fake_upstre
     second = client.responses.create(model="claude-text", input="Name?", previous_response_id=first.id)
     assert client.responses.retrieve(second.id).output_text
     assert [i.content[0].text for i in client.responses.input_items.list(first.id).data] == ["My name is Ada."]
+
+
+def test_azure_takes_responses_natively(make_gateway: Any) -> None:
+    azure = FakeAzure().start()
+    try:
+        providers = [{"name": "az-v1", "type": "azure", "base_url": azure.url, "api_key": {"$env": "AZ_KEY"},
+                      "options": {"surface": "v1"}},
+                     {"name": "az-preview", "type": "azure", "base_url": azure.url, "api_key": {"$env": "AZ_KEY"},
+                      "options": {"api_version": "2025-04-01-preview"}},
+                     {"name": "az-old", "type": "azure", "base_url": azure.url, "api_key": {"$env": "AZ_KEY"},
+                      "options": {"api_version": "2024-10-21"}}]
+        models = [{"id": name, "deployments": [{"provider": name, "model": "gpt-4o"}]}
+                  for name in ("az-v1", "az-preview", "az-old")]
+        gw: Gateway = make_gateway({"env_providers": False, "providers": providers, "models": models},
+                                   env={"AZ_KEY": "azure-key"}).start()
+        client = gw.client()
+        for model, path in (("az-v1", "/openai/v1/responses"), ("az-preview", "/openai/responses"),
+                            ("az-old", "/openai/deployments/gpt-4o/chat/completions")):
+            events = list(client.responses.create(model=model, input="Ahoy", stream=True))
+            assert events[-1].type == "response.completed" and events[-1].response.output_text
+            assert azure.paths[-1].split("?")[0] == path, model
+    finally:
+        azure.stop()
