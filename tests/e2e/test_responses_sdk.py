@@ -38,8 +38,8 @@ def responses_config(openai_fake: FakeOpenAI, anthropic_fake: fa.FakeAnthropic, 
             for m in ("gpt-4o-mini", "fake-tools", "fake-cut-3", "fake-paced-slow", "fake-error-first")]
     native = [{"id": m, "deployments": [{"provider": "openai", "model": m}], "pricing": price}
               for m in ("gpt-native", "native-tools", "native-failed")]
-    claude = [{"id": "claude-text", "deployments": [{"provider": "claude", "model": "claude-text"}],
-               "max_output_tokens": 1024, "pricing": price}]
+    claude = [{"id": m, "deployments": [{"provider": "claude", "model": m}], "max_output_tokens": 1024,
+               "pricing": price} for m in ("claude-text", "claude-thinking")]
     timeouts = {"connect": 2, "first_token": 3, "idle": 3, "total": 20}
     return {"server": {"breaker_failure_threshold": 10_000, "ledger_flush_seconds": 0.05, **server},
             "env_providers": False, "models": chat + native + claude, "providers": [
@@ -374,3 +374,16 @@ def test_azure_takes_responses_natively(make_gateway: Any) -> None:
             assert azure.paths[-1].split("?")[0] == path, model
     finally:
         azure.stop()
+
+
+def test_reasoning_of_a_translated_model(gw: Gateway) -> None:
+    client = gw.client()
+    resp = client.responses.create(model="claude-thinking", input="Think first.", reasoning={"effort": "low"})
+    assert [item.type for item in resp.output][:1] == ["reasoning"]
+    assert resp.output[0].summary[0].text and resp.output_text
+    with client.responses.stream(model="claude-thinking", input="Think first.", reasoning={"effort": "low"}) as s:
+        kinds = [event.type for event in s]
+        final = s.get_final_response()
+    assert kinds.index("response.reasoning_summary_part.added") < kinds.index("response.reasoning_summary_text.delta")
+    assert kinds.index("response.reasoning_summary_text.done") < kinds.index("response.output_text.delta")
+    assert final.output[0].summary[0].text == resp.output[0].summary[0].text
