@@ -387,3 +387,22 @@ def test_reasoning_of_a_translated_model(gw: Gateway) -> None:
     assert kinds.index("response.reasoning_summary_part.added") < kinds.index("response.reasoning_summary_text.delta")
     assert kinds.index("response.reasoning_summary_text.done") < kinds.index("response.output_text.delta")
     assert final.output[0].summary[0].text == resp.output[0].summary[0].text
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_thinking_signatures_come_back_to_claude(gw: Gateway, anthropic_fake: fa.FakeAnthropic, stream: bool) -> None:
+    """Claude's thinking state rides in the reasoning item's opaque encrypted_content, so the next
+    turn (previous_response_id, or a client sending the items back) gives Claude its signature."""
+    client = gw.client()
+    if stream:
+        with client.responses.stream(model="claude-thinking", input="6 x 7?", reasoning={"effort": "low"}) as s:
+            first = s.get_final_response()
+    else:
+        first = client.responses.create(model="claude-thinking", input="6 x 7?", reasoning={"effort": "low"})
+    assert first.output[0].type == "reasoning" and first.output[0].encrypted_content
+    client.responses.create(model="claude-thinking", input="And 6 x 8?", previous_response_id=first.id,
+                            reasoning={"effort": "low"})
+    assistant = anthropic_fake.requests[-1]["messages"][1]
+    assert assistant["role"] == "assistant"
+    assert assistant["content"][0] == {"type": "thinking", "thinking": "The user asks for 6 x 7. That is 42.",
+                                       "signature": "EqQBCgIYAhIM1gbcDa9GJwZA"}

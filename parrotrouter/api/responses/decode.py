@@ -87,13 +87,21 @@ class _Messages:
     def __init__(self) -> None:
         self.out: list[dict[str, Any]] = []
         self.native_only: str | None = None
+        self.details: list[dict[str, Any]] = []  # reasoning state for the next assistant message
 
     def _assistant(self) -> dict[str, Any]:
         last = self.out[-1] if self.out else None
         if last is None or last["role"] != "assistant":
-            last = {"role": "assistant", "content": None}
-            self.out.append(last)
+            return self._append({"role": "assistant", "content": None})
+        if self.details:
+            last["reasoning_details"], self.details = [*last.get("reasoning_details", ()), *self.details], []
         return last
+
+    def _append(self, message: dict[str, Any]) -> dict[str, Any]:
+        if message["role"] == "assistant" and self.details:
+            message["reasoning_details"], self.details = self.details, []
+        self.out.append(message)
+        return message
 
     def add(self, item: p.InputItem) -> None:
         if isinstance(item, p.MessageItem):
@@ -107,7 +115,9 @@ class _Messages:
                 {"id": item.call_id, "type": "function", "function": {"name": name, "arguments": arguments}})
         elif isinstance(item, p.FunctionCallOutputItem | p.CustomToolCallOutputItem):
             self._tool_output(item.call_id, item.output)
-        # ReasoningItem: a model's own state, never sent to another model
+        elif (details := encode.unpack_details(item.encrypted_content)) is not None:
+            self.details += details  # the reasoning state a chat model gave (Claude's signatures)
+        # any other reasoning: a model's own state, never sent to another model
 
     def _message(self, item: p.MessageItem) -> None:
         if item.role == "assistant":
@@ -115,7 +125,7 @@ class _Messages:
             message: dict[str, Any] = {"role": "assistant", "content": text}
             if refusal:
                 message["refusal"] = refusal
-            self.out.append(message)
+            self._append(message)
         elif item.role in ("system", "developer"):
             self.out.append({"role": "system", "content": _plain_text(item.content, "system")})
         else:

@@ -5,6 +5,7 @@ completed, or incomplete with the reason (max_output_tokens, content_filter)."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import os
 import time
@@ -115,9 +116,36 @@ def message_item(text: str | None, refusal: str | None, item_id: str | None = No
             "content": content}
 
 
-def reasoning_item(text: str, item_id: str | None = None) -> dict[str, Any]:
-    return {"type": "reasoning", "id": item_id or new_item_id("rs"),
-            "summary": [{"type": "summary_text", "text": text}] if text else []}
+def reasoning_item(text: str, item_id: str | None = None, details: list[Any] | None = None) -> dict[str, Any]:
+    item: dict[str, Any] = {"type": "reasoning", "id": item_id or new_item_id("rs"),
+                            "summary": [{"type": "summary_text", "text": text}] if text else []}
+    if details:
+        item["encrypted_content"] = pack_details(details)
+    return item
+
+
+# A model's reasoning state (Claude's thinking signatures: chat `reasoning_details`) travels in the
+# reasoning item's opaque `encrypted_content`, so a conversation continued through the Responses
+# API gives it back to the model as chat clients do.
+_DETAILS_PREFIX = "parrotrouter.reasoning_details:"
+
+
+def pack_details(details: list[Any]) -> str:
+    return _DETAILS_PREFIX + base64.urlsafe_b64encode(orjson.dumps(details)).decode()
+
+
+def unpack_details(content: str | None) -> list[dict[str, Any]] | None:
+    """Reasoning details packed by `pack_details` (anything else, e.g. OpenAI's own encrypted
+    reasoning, or a value that is not a list of objects: None)."""
+    if not content or not content.startswith(_DETAILS_PREFIX):
+        return None
+    try:
+        value = orjson.loads(base64.urlsafe_b64decode(content[len(_DETAILS_PREFIX):]))
+    except (ValueError, orjson.JSONDecodeError):
+        return None
+    if not isinstance(value, list) or not all(isinstance(d, dict) for d in value):
+        return None
+    return value
 
 
 def call_item(call_id: str, name: str, arguments: str, tools: ToolNames, item_id: str | None = None,
@@ -148,8 +176,10 @@ def output_of(message: dict[str, Any], tools: ToolNames) -> list[dict[str, Any]]
     """The output items of a chat answer's message."""
     items: list[dict[str, Any]] = []
     reasoning = message.get("reasoning") or message.get("reasoning_content")
-    if isinstance(reasoning, str) and reasoning:
-        items.append(reasoning_item(reasoning))
+    details = message.get("reasoning_details")
+    details = details if isinstance(details, list) else None
+    if (isinstance(reasoning, str) and reasoning) or details:
+        items.append(reasoning_item(reasoning if isinstance(reasoning, str) else "", details=details))
     text, refusal = message.get("content"), message.get("refusal")
     if isinstance(text, list):  # content parts (some upstreams): their texts
         text = "".join(str(part.get("text") or "") for part in text if isinstance(part, dict))

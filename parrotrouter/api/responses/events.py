@@ -36,6 +36,7 @@ class _Open:
     chat_index: int = -1  # a call: its index among the chunk's tool calls
     call_id: str = ""
     name: str = ""
+    details: dict[int, dict[str, Any]] = dataclasses.field(default_factory=dict)  # reasoning state by index
 
 
 class StreamEncoder:
@@ -92,6 +93,9 @@ class StreamEncoder:
         reasoning = delta.get("reasoning") or delta.get("reasoning_content")
         if isinstance(reasoning, str) and reasoning:
             events += self._text("reasoning", reasoning)
+        details = delta.get("reasoning_details")
+        if isinstance(details, list) and details:
+            events += self._details(details)
         content, refusal = delta.get("content"), delta.get("refusal")
         if isinstance(content, str) and content:
             events += self._text("message", content)
@@ -125,6 +129,28 @@ class StreamEncoder:
             current.text += text
             events.append(self._event("response.output_text.delta", item_id=current.id, output_index=current.index,
                                       content_index=0, delta=text, logprobs=[]))
+        return events
+
+    def _details(self, details: list[Any]) -> list[Event]:
+        """Pieces of the reasoning state (merged by their `index`, as chat stream clients do),
+        kept for the reasoning item's `encrypted_content`."""
+        events: list[Event] = []
+        current = self.open
+        if current is None or current.kind != "reasoning":
+            events += self.close()
+            current = self._open_item("reasoning", events)
+        for piece in details:
+            if not isinstance(piece, dict):
+                continue
+            index = piece.get("index")
+            if not isinstance(index, int):
+                index = len(current.details)
+            merged = current.details.setdefault(index, {})
+            for key, value in piece.items():
+                if key == "text" and isinstance(value, str):
+                    merged["text"] = str(merged.get("text") or "") + value
+                elif key != "index":
+                    merged[key] = value
         return events
 
     @staticmethod
@@ -205,7 +231,8 @@ class StreamEncoder:
 
     def _item(self, current: _Open, status: str) -> dict[str, Any]:
         if current.kind == "reasoning":
-            return encode.reasoning_item(current.text, current.id)
+            details = [current.details[i] for i in sorted(current.details)]
+            return encode.reasoning_item(current.text, current.id, details)
         if current.kind == "message":
             return encode.message_item(current.text, current.refusal, current.id, status)
         return encode.call_item(current.call_id, current.name, current.text, self.tools, current.id, status)
