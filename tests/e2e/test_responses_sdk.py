@@ -243,7 +243,7 @@ HOSTILE: list[tuple[dict[str, Any], str | None]] = [
     ({"model": "gpt-4o-mini", "input": [7]}, "input[0]"),
     ({"model": "gpt-4o-mini", "input": "x", "tools": "all"}, "tools"),
     ({"model": "gpt-4o-mini", "input": "x", "tools": [{"type": "function"}]}, "tools[0].name"),
-    ({"model": "gpt-4o-mini", "input": "x", "tools": [{"type": "web_search"}]}, None),
+    ({"model": "gpt-4o-mini", "input": "x", "tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]}, None),
     ({"model": "gpt-4o-mini", "input": "x", "max_output_tokens": -1}, "max_output_tokens"),
     ({"model": "gpt-4o-mini", "input": "x", "temperature": "hot"}, "temperature"),
     ({"model": "gpt-4o-mini", "input": "x", "previous_response_id": "resp_nope"}, "previous_response_id"),
