@@ -39,7 +39,7 @@ def responses_config(openai_fake: FakeOpenAI, anthropic_fake: fa.FakeAnthropic, 
     native = [{"id": m, "deployments": [{"provider": "openai", "model": m}], "pricing": price}
               for m in ("gpt-native", "native-tools", "native-failed")]
     claude = [{"id": m, "deployments": [{"provider": "claude", "model": m}], "max_output_tokens": 1024,
-               "pricing": price} for m in ("claude-text", "claude-thinking")]
+               "pricing": price} for m in ("claude-text", "claude-thinking", "claude-max")]
     timeouts = {"connect": 2, "first_token": 3, "idle": 3, "total": 20}
     return {"server": {"breaker_failure_threshold": 10_000, "ledger_flush_seconds": 0.05, **server},
             "env_providers": False, "models": chat + native + claude, "providers": [
@@ -406,3 +406,13 @@ def test_thinking_signatures_come_back_to_claude(gw: Gateway, anthropic_fake: fa
     assert assistant["role"] == "assistant"
     assert assistant["content"][0] == {"type": "thinking", "thinking": "The user asks for 6 x 7. That is 42.",
                                        "signature": "EqQBCgIYAhIM1gbcDa9GJwZA"}
+
+
+def test_incomplete_at_the_output_limit(gw: Gateway) -> None:
+    client = gw.client()
+    resp = client.responses.create(model="claude-max", input="Tell a long story.", max_output_tokens=20)
+    assert resp.status == "incomplete" and resp.incomplete_details is not None
+    assert resp.incomplete_details.reason == "max_output_tokens" and resp.output_text
+    events = list(client.responses.create(model="claude-max", input="Tell a long story.", stream=True))
+    assert events[-1].type == "response.incomplete" and events[-1].response.status == "incomplete"
+    assert events[-1].response.usage is not None and events[-1].response.usage.output_tokens > 0

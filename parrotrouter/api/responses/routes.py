@@ -135,7 +135,7 @@ def _error_of(chunk: dict[str, Any]) -> dict[str, Any]:
     return error if isinstance(error, dict) else {}
 
 
-async def _stored(http: web.Request) -> tuple[str, str]:
+def _stored(http: web.Request) -> tuple[str, str]:
     principal = authenticate(http)
     return http.match_info["response_id"], owner_of(principal)
 
@@ -145,7 +145,7 @@ def _not_found(rid: str) -> ParrotError:
 
 
 async def get_response(http: web.Request) -> web.Response:
-    rid, owner = await _stored(http)
+    rid, owner = _stored(http)
     stored = await http.app[STORE_KEY].get(rid, owner) if known_id(rid) else None
     if stored is None:
         raise _not_found(rid)
@@ -161,7 +161,7 @@ async def delete_response(http: web.Request) -> web.Response:
 
 
 async def list_input_items(http: web.Request) -> web.Response:
-    rid, owner = await _stored(http)
+    rid, owner = _stored(http)
     stored = await http.app[STORE_KEY].get(rid, owner) if known_id(rid) else None
     if stored is None:
         raise _not_found(rid)
