@@ -108,3 +108,15 @@ async def test_migration_0005_up_and_down(database_url: str, tmp_path: Path) -> 
         assert "responses" in await _tables(url)
     finally:
         await engine.dispose()
+
+
+async def test_a_store_that_cannot_answer_is_a_503() -> None:
+    from parrotrouter.api.responses.state import reach
+    from parrotrouter.errors import ServiceUnavailable
+
+    async def broken() -> None:
+        raise OSError("connection refused")
+
+    with pytest.raises(ServiceUnavailable) as err:
+        await reach(broken())
+    assert err.value.status == 503 and err.value.retry_after == 5

@@ -32,7 +32,7 @@ from . import protocol as p
 from .decode import Decoded, check_request, decode
 from .events import StreamEncoder, frame
 from .native import DIALECT, serves_natively, upstream_body
-from .state import STORE_KEY, build_store, conversation, keep, known_id, listed_items, owner_of
+from .state import STORE_KEY, build_store, conversation, keep, known_id, listed_items, owner_of, reach
 
 log = logging.getLogger("parrotrouter.api.responses")
 
@@ -146,7 +146,7 @@ def _not_found(rid: str) -> ParrotError:
 
 async def get_response(http: web.Request) -> web.Response:
     rid, owner = _stored(http)
-    stored = await http.app[STORE_KEY].get(rid, owner) if known_id(rid) else None
+    stored = await reach(http.app[STORE_KEY].get(rid, owner)) if known_id(rid) else None
     if stored is None:
         raise _not_found(rid)
     return json_response(stored.response)
@@ -155,14 +155,14 @@ async def get_response(http: web.Request) -> web.Response:
 async def delete_response(http: web.Request) -> web.Response:
     principal = authenticate(http, write=True)
     rid = http.match_info["response_id"]
-    if not known_id(rid) or not await http.app[STORE_KEY].delete(rid, owner_of(principal)):
+    if not known_id(rid) or not await reach(http.app[STORE_KEY].delete(rid, owner_of(principal))):
         raise _not_found(rid)
     return json_response({"id": rid, "object": "response", "deleted": True})
 
 
 async def list_input_items(http: web.Request) -> web.Response:
     rid, owner = _stored(http)
-    stored = await http.app[STORE_KEY].get(rid, owner) if known_id(rid) else None
+    stored = await reach(http.app[STORE_KEY].get(rid, owner)) if known_id(rid) else None
     if stored is None:
         raise _not_found(rid)
     limit, order, after, before = _page_params(http)

@@ -3,18 +3,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
 
 from ...auth.principal import Principal
-from ...errors import InvalidRequest, echo
+from ...errors import InvalidRequest, ServiceUnavailable, echo
 from ...protocol.validation import storable
 from ...state import AppState
 from ...store.responses import MemoryResponseStore, ResponseStore, SqlResponseStore, StoredResponse
 from .encode import new_item_id
 
+log = logging.getLogger("parrotrouter.api.responses")
+T = TypeVar("T")
 STORE_KEY: web.AppKey[ResponseStore] = web.AppKey("parrotrouter_responses", ResponseStore)
 MAX_CHAIN = 1000  # responses one conversation may chain (previous_response_id links)
 MEMORY_BYTES = 64 * 2**20  # the in-memory store of stateless mode
@@ -29,6 +33,16 @@ def build_store(state: AppState) -> ResponseStore:
     if state.accounts is not None:
         return SqlResponseStore(state.accounts.engine, max_age)
     return MemoryResponseStore(max_age, MEMORY_BYTES)
+
+
+async def reach(call: Awaitable[T]) -> T:
+    """A read or delete of the store: a database that cannot answer is a 503, not a 500."""
+    try:
+        return await call
+    except Exception:
+        log.exception("the response store failed")
+        raise ServiceUnavailable("The response store (the database) is not answering; retry shortly.",
+                                 retry_after=5) from None
 
 
 def owner_of(principal: Principal) -> str:
@@ -48,7 +62,7 @@ async def conversation(store: ResponseStore, previous: str | None, owner: str,
     by an expired or deleted response, or too long)."""
     if previous is None:
         return []
-    chain = await store.chain(previous, owner, MAX_CHAIN) if known_id(previous) else []
+    chain = await reach(store.chain(previous, owner, MAX_CHAIN)) if known_id(previous) else []
     if not chain:
         raise InvalidRequest(f"Previous response with id '{echo(previous)}' not found.",
                              param="previous_response_id")
