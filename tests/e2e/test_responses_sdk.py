@@ -37,7 +37,7 @@ def responses_config(openai_fake: FakeOpenAI, anthropic_fake: fa.FakeAnthropic, 
     chat = [{"id": m, "deployments": [{"provider": "fake", "model": m}], "pricing": price}
             for m in ("gpt-4o-mini", "fake-tools", "fake-cut-3", "fake-paced-slow", "fake-error-first")]
     native = [{"id": m, "deployments": [{"provider": "openai", "model": m}], "pricing": price}
-              for m in ("gpt-native", "native-tools", "native-failed")]
+              for m in ("gpt-native", "native-tools", "native-failed", "native-500")]
     claude = [{"id": m, "deployments": [{"provider": "claude", "model": m}], "max_output_tokens": 1024,
                "pricing": price} for m in ("claude-text", "claude-thinking", "claude-max")]
     timeouts = {"connect": 2, "first_token": 3, "idle": 3, "total": 20}
@@ -416,3 +416,11 @@ def test_incomplete_at_the_output_limit(gw: Gateway) -> None:
     events = list(client.responses.create(model="claude-max", input="Tell a long story.", stream=True))
     assert events[-1].type == "response.incomplete" and events[-1].response.status == "incomplete"
     assert events[-1].response.usage is not None and events[-1].response.usage.output_tokens > 0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_native_upstream_error_is_an_http_error(gw: Gateway, stream: bool) -> None:
+    with pytest.raises(openai.APIStatusError) as err:
+        list(gw.client().responses.create(model="native-500", input="hi", stream=True)) if stream else \
+            gw.client().responses.create(model="native-500", input="hi")
+    assert err.value.status_code == 502 and "openai" in err.value.message
