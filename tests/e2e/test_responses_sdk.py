@@ -6,6 +6,7 @@ OpenAI upstream's /v1/responses). Conversation state, ownership, the ledger, hos
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -424,3 +425,26 @@ def test_native_upstream_error_is_an_http_error(gw: Gateway, stream: bool) -> No
         list(gw.client().responses.create(model="native-500", input="hi", stream=True)) if stream else \
             gw.client().responses.create(model="native-500", input="hi")
     assert err.value.status_code == 502 and "openai" in err.value.message
+
+
+def test_a_stream_cut_by_shutdown_ends_failed_and_is_billed(make_gateway: Any, fake_upstream: FakeOpenAI,
+                                                          anthropic_fake: fa.FakeAnthropic) -> None:
+    gw: Gateway = make_gateway(responses_config(fake_upstream, anthropic_fake, shutdown_timeout=1.5),
+                               env={"UP_KEY": "upstream-key"}).start()
+    with gw.http() as http, http.stream("POST", "/v1/responses", json={
+            "model": "fake-paced-slow", "input": "Count slowly.", "stream": True}) as resp:
+        texts = resp.iter_text()
+        seen = ""
+        for text in texts:
+            seen += text
+            if "response.output_text.delta" in seen:
+                break
+        assert gw.proc is not None
+        gw.proc.send_signal(signal.SIGTERM)
+        seen += "".join(texts)
+    events = sse_events(seen)
+    assert [e["type"] for e in events[-2:]] == ["error", "response.failed"]
+    assert events[-2]["code"] == "service_unavailable"
+    assert gw.proc.wait(20) == 0
+    row = ledger_row(gw, events[-1]["response"]["id"])
+    assert row["ended_by"] == "shutdown" and row["completion_tokens"] >= 1 and row["cost"] > 0
