@@ -448,3 +448,10 @@ def test_a_stream_cut_by_shutdown_ends_failed_and_is_billed(make_gateway: Any, f
     assert gw.proc.wait(20) == 0
     row = ledger_row(gw, events[-1]["response"]["id"])
     assert row["ended_by"] == "shutdown" and row["completion_tokens"] >= 1 and row["cost"] > 0
+
+
+def test_request_id_is_kept_and_recorded(gw: Gateway) -> None:
+    raw = gw.client().responses.with_raw_response.create(model="gpt-4o-mini", input="hi",
+                                                        extra_headers={"X-Request-Id": "my-trace-41"})
+    assert raw.headers["x-request-id"] == "my-trace-41" and raw.request_id == "my-trace-41"
+    assert ledger_row(gw, raw.parse().id)["request_id"] == "my-trace-41"

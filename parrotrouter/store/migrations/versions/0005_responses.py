@@ -1,14 +1,14 @@
 """The Responses API's stored responses (`responses`): conversation state for previous_response_id.
 
 Revision ID: 0005_responses
-Revises: 0003_usage_ended_by_rejects (until the lead's 0004 lands: then 0004)
+Revises: 0004_usage_request_id
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_responses"
-down_revision = "0003_usage_ended_by_rejects"
+down_revision = "0004_usage_request_id"
 
 
 def upgrade() -> None:
