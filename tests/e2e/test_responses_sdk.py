@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import openai
+import pydantic
 import pytest
 
 from tests.conftest import REPO, Gateway, fresh_pg_database
@@ -40,7 +41,7 @@ def responses_config(openai_fake: FakeOpenAI, anthropic_fake: fa.FakeAnthropic, 
     native = [{"id": m, "deployments": [{"provider": "openai", "model": m}], "pricing": price}
               for m in ("gpt-native", "native-tools", "native-failed", "native-500")]
     claude = [{"id": m, "deployments": [{"provider": "claude", "model": m}], "max_output_tokens": 1024,
-               "pricing": price} for m in ("claude-text", "claude-thinking", "claude-max")]
+               "pricing": price} for m in ("claude-text", "claude-thinking", "claude-max", "claude-json")]
     timeouts = {"connect": 2, "first_token": 3, "idle": 3, "total": 20}
     return {"server": {"breaker_failure_threshold": 10_000, "ledger_flush_seconds": 0.05, **server},
             "env_providers": False, "models": chat + native + claude, "providers": [
@@ -455,3 +456,37 @@ def test_request_id_is_kept_and_recorded(gw: Gateway) -> None:
                                                         extra_headers={"X-Request-Id": "my-trace-41"})
     assert raw.headers["x-request-id"] == "my-trace-41" and raw.request_id == "my-trace-41"
     assert ledger_row(gw, raw.parse().id)["request_id"] == "my-trace-41"
+
+
+def test_custom_tool_round_trip_on_a_chat_model(gw: Gateway, fake_upstream: FakeOpenAI) -> None:
+    """A freeform tool (as Codex's apply_patch) is a function taking one string for a chat model;
+    its call comes back as a custom_tool_call with the raw input."""
+    client = gw.client()
+    tool = {"type": "custom", "name": "get_weather", "description": "Weather, as free text."}
+    first = client.responses.create(model="fake-tools", input="Weather in Paris?", tools=[tool])
+    call = first.output[0]
+    assert call.type == "custom_tool_call" and call.name == "get_weather"
+    assert call.input == '{"city": "Paris", "unit": "celsius"}'  # the model did not wrap it in {"input": ...}
+    sent = fake_upstream.last("fake-tools")["tools"][0]["function"]
+    assert sent["name"] == "get_weather" and sent["parameters"]["required"] == ["input"]
+    second = client.responses.create(model="fake-tools", tools=[tool], previous_response_id=first.id, input=[
+        {"type": "custom_tool_call_output", "call_id": call.call_id, "output": "Sunny"}])
+    assert second.output_text == ANSWER
+    assert fake_upstream.last("fake-tools")["messages"][-1] == {"role": "tool", "tool_call_id": call.call_id,
+                                                                 "content": "Sunny"}
+    with client.responses.stream(model="fake-tools", input="Weather?", tools=[tool]) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert "response.custom_tool_call_input.done" in kinds and final.output[0].type == "custom_tool_call"
+
+
+class Person(pydantic.BaseModel):
+    name: str
+    age: int
+
+
+def test_structured_output_through_claude(gw: Gateway, anthropic_fake: fa.FakeAnthropic) -> None:
+    parsed = gw.client().responses.parse(model="claude-json", input="Who?", text_format=Person)
+    assert parsed.output_parsed == Person(name="Ada", age=36)
+    schema = anthropic_fake.requests[-1]["output_config"]["format"]["schema"]
+    assert schema["required"] == ["name", "age"]  # the SDK's schema of Person, through text.format
