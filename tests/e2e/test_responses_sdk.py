@@ -490,3 +490,11 @@ def test_structured_output_through_claude(gw: Gateway, anthropic_fake: fa.FakeAn
     assert parsed.output_parsed == Person(name="Ada", age=36)
     schema = anthropic_fake.requests[-1]["output_config"]["format"]["schema"]
     assert schema["required"] == ["name", "age"]  # the SDK's schema of Person, through text.format
+
+
+def test_models_say_which_speak_responses_natively(gw: Gateway) -> None:
+    with gw.http() as http:
+        models = {m["id"]: m for m in http.get("/v1/models").json()["data"]}
+    assert models["gpt-native"]["native_apis"] == ["openai.responses"]
+    assert models["gpt-4o-mini"]["native_apis"] == []  # an OpenAI-compatible server: translated
+    assert "/v1/responses" in models["gpt-4o-mini"]["endpoints"]
