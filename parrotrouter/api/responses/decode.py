@@ -37,7 +37,7 @@ class Decoded:
     native_only: str | None
 
 
-def convert_at(value: Any, type_: type[Any], where: str) -> Any:
+def convert_at(value: Any, type_: Any, where: str) -> Any:
     """`convert`, naming the parameter from the request's root (`input[3].content[0].text`)."""
     try:
         return convert(value, type_)
@@ -77,7 +77,7 @@ def parse_items(items: list[dict[str, Any]], where: str = INPUT_PARAM) -> tuple[
             if where == INPUT_PARAM:
                 native_only = native_only or f"Input items of type '{echo(kind, 40)}' ({where}[{i}])"
             continue
-        typed.append(convert_at(item, p.InputItem, f"{where}[{i}]"))  # type: ignore[arg-type]
+        typed.append(convert_at(item, p.InputItem, f"{where}[{i}]"))
     return typed, native_only
 
 
@@ -204,7 +204,7 @@ def _tools(raw: list[dict[str, Any]] | None) -> tuple[list[dict[str, Any]], enco
         if kind not in p.TRANSLATED_TOOLS:
             native_only = native_only or f"Tools of type '{echo(kind, 40)}' (tools[{i}])"
             continue
-        typed: p.ToolDef = convert_at(tool, p.ToolDef, f"tools[{i}]")  # type: ignore[arg-type]
+        typed: p.ToolDef = convert_at(tool, p.ToolDef, f"tools[{i}]")
         if isinstance(typed, p.CustomToolDef):
             custom.add(typed.name)
             tools.append({"type": "function", "function": custom_as_function(typed)})

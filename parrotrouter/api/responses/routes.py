@@ -104,7 +104,8 @@ async def _relay(call: _Call, state: AppState, stream: Stream, encoder: StreamEn
             if isinstance(event, Frames):
                 events = encoder.chunks(event.chunks)
             elif isinstance(event, Done):
-                events = encoder.done(event.usage.get("usage") if event.usage else None)  # type: ignore[arg-type]
+                usage = event.usage.get("usage") if event.usage else None
+                events = encoder.done(usage if isinstance(usage, dict) else None)
             else:
                 events = encoder.failed(_error_of(event.frame))
             if isinstance(event, Done | Failed):
