@@ -122,6 +122,8 @@ def test_upstream_body_writes_the_conversation_out() -> None:
     history = [{"type": "message", "id": "msg_a", "role": "user", "content": [{"type": "input_text", "text": "a"}]},
                {"type": "reasoning", "id": "rs_a", "summary": []},
                {"type": "reasoning", "id": "rs_b", "summary": [], "encrypted_content": "gAAA"},
+               {"type": "reasoning", "id": "rs_c", "summary": [],  # Claude's, from a translated turn
+                "encrypted_content": encode.pack_details([{"type": "reasoning.text", "signature": "x"}])},
                {"type": "function_call", "id": "fc_a", "call_id": "c", "name": "f", "arguments": "{}"}]
     items = [{"type": "function_call_output", "call_id": "c", "output": "ok"}]
     body = upstream_body({"model": "m", "input": items, "previous_response_id": "resp_1", "store": True,

@@ -8,6 +8,7 @@ from typing import Any
 
 from ...errors import ParrotError
 from ...state import AppState
+from .encode import unpack_details
 
 DIALECT = "openai.responses"
 # Items whose upstream ids mean nothing once the upstream stores nothing.
@@ -28,8 +29,9 @@ def serves_natively(state: AppState, model: str) -> bool:
 
 def _replayable(item: dict[str, Any]) -> dict[str, Any] | None:
     kind = item.get("type")
-    if kind == "reasoning":  # replayable only with the upstream's encrypted state
-        return item if item.get("encrypted_content") else None
+    if kind == "reasoning":  # replayable only with the upstream's own encrypted state
+        content = item.get("encrypted_content")
+        return item if isinstance(content, str) and content and unpack_details(content) is None else None
     if kind in _ID_FREE:
         return {k: v for k, v in item.items() if k != "id"}
     return item
