@@ -272,6 +272,13 @@ def test_hostile_nesting_and_ids(gw: Gateway) -> None:
         resp = http.post("/v1/responses", content=f'{{"model": "gpt-4o-mini", "input": {deep}}}',
                          headers={"Content-Type": "application/json"})
         assert resp.status_code == 400
+        for depth in (300, 1000):  # within the JSON parser's limit, beyond what can be stored or sent on
+            nested = "[" * depth + "]" * depth
+            for body in (f'{{"model": "gpt-native", "input": [{{"type": "mcp_call", "a": {nested}}}]}}',
+                         f'{{"model": "gpt-4o-mini", "input": "x", "tools": [{{"type": "function", "name": "f", '
+                         f'"parameters": {{"a": {nested}}}}}]}}'):
+                resp = http.post("/v1/responses", content=body, headers={"Content-Type": "application/json"})
+                assert resp.status_code == 400 and "nested" in resp.json()["error"]["message"]
         assert http.get("/v1/responses/" + "r" * 2_000).status_code == 404
         assert http.get("/v1/responses/resp_%00x").status_code == 404
         assert http.delete("/v1/responses/resp_unknown").status_code == 404

@@ -273,6 +273,20 @@ def _response_format(text: p.TextConfig | None) -> dict[str, Any] | None:
     return None
 
 
+MAX_DEPTH = 100  # JSON nesting of a request (orjson writes at most 255 levels; real schemas use ~10)
+
+
+def check_depth(raw: dict[str, Any]) -> None:
+    """400 for a body nested deeper than MAX_DEPTH (walked without recursion)."""
+    stack: list[tuple[Any, int]] = [(raw, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise InvalidRequest(f"The request is nested more than {MAX_DEPTH} levels deep.")
+        children = value.values() if isinstance(value, dict) else value
+        stack += [(child, depth + 1) for child in children if isinstance(child, dict | list)]
+
+
 def check_request(request: p.ResponsesRequest) -> None:
     """What this gateway does not offer, refused by name (never silently ignored)."""
     if request.background:

@@ -29,7 +29,7 @@ from ..json import json_response
 from ..request import app_state, authenticate, authenticated, read_json_sized
 from . import encode
 from . import protocol as p
-from .decode import Decoded, check_request, decode
+from .decode import Decoded, check_depth, check_request, decode
 from .events import StreamEncoder, frame
 from .native import DIALECT, serves_natively, upstream_body
 from .state import STORE_KEY, build_store, conversation, keep, known_id, listed_items, owner_of, reach
@@ -59,6 +59,7 @@ async def create_response(http: web.Request) -> web.StreamResponse:
     ctx = authenticated(http, write=True)
     raw, _ = await read_json_sized(http)
     state = app_state(http)
+    check_depth(raw)
     request = convert(raw, p.ResponsesRequest)
     check_request(request)
     history = await conversation(http.app[STORE_KEY], request.previous_response_id, owner_of(ctx.principal),
