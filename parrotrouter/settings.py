@@ -200,6 +200,9 @@ class Settings:
                                   "headers arrived (then 408).")
     max_connections: int = setting(4096, _parse_count, "Open client connections per process; beyond it new ones "
                                    "get a 503 and are closed.")
+    responses_max_age_days: float = setting(30.0, _parse_positive, "Days a stored Responses API response "
+                                            "(`store`, the default) is kept for previous_response_id and GET "
+                                            "/v1/responses/{id}.")
 
     @functools.cached_property
     def limit_defaults(self) -> Defaults:  # asked on every request: built once

@@ -20,6 +20,7 @@ from .keys import routes as key_routes
 from .models import routes as model_routes
 from .openapi import routes as openapi_routes
 from .request import CONTEXT_KEY, STATE_KEY, request_id
+from .responses import routes as responses_routes
 from .route_explain import routes as explain_routes
 from .usage import routes as usage_routes
 
@@ -89,7 +90,8 @@ def create_app(state: AppState) -> web.Application:
     app = web.Application(client_max_size=state.settings.max_body_bytes, middlewares=[error_middleware])
     app[STATE_KEY] = state
     for module in (chat_routes, completion_routes, model_routes, health_routes, key_routes, credit_routes,
-                   generation_routes, usage_routes, explain_routes, openapi_routes, embedding_routes):
+                   generation_routes, usage_routes, explain_routes, openapi_routes, embedding_routes,
+                   responses_routes):
         module.add_routes(app)
     app.on_response_prepare.append(_context_headers)
     app.on_startup.append(_start)

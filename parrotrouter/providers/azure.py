@@ -34,8 +34,8 @@ from ..settings import Secret
 from ..upstream.client import ServerSentEvent, UpstreamRequest
 from .base import ChatCall, CompletionCall, EmbeddingCall
 from .embedding_models import EMBEDDING, embedding_pricing, is_embedding_model
-from .http import HttpProvider
 from .openai_compat import ErrorCodes, OpenAIAdapter, OpenAIStream
+from .openai_responses import build_http_provider
 from .presets import Preset
 from .registry import ProviderType
 
@@ -99,6 +99,7 @@ class AzureStream(OpenAIStream):
 
 
 STREAM_USAGE_SINCE = "2024-09-01"  # the first api-version that takes stream_options
+RESPONSES_SINCE = "2025-03-01-preview"  # the first api-version with the Responses API
 
 
 class AzureAdapter(OpenAIAdapter):
@@ -132,6 +133,15 @@ class AzureAdapter(OpenAIAdapter):
         if self.options.surface == "v1":
             return f"{self._root}/v1{operation}{self._query}"
         return f"{self._root}/deployments/{quote(deployment, safe='')}{operation}{self._query}"
+
+    def responses_url(self, model: str) -> str | None:
+        """The v1 API's `/responses`, or the resource's with a preview api-version that has it."""
+        if self.options.surface == "v1":
+            return f"{self._root}/v1/responses{self._query}"
+        version = self.options.api_version
+        if version is not None and version >= RESPONSES_SINCE:
+            return f"{self._root}/responses{self._query}"
+        return None
 
     def chat_request(self, call: ChatCall) -> UpstreamRequest:
         extension = next((f for f in DATA_SOURCE_FIELDS if f in call.raw), None)
@@ -223,7 +233,7 @@ def capabilities(model_id: str, spec: ProviderSpec) -> Capabilities:
 
 PROVIDER = ProviderType(
     name=NAME, display_name="Azure OpenAI",
-    build=lambda spec: HttpProvider(spec, AzureAdapter(spec), supports_completions=True),
+    build=lambda spec: build_http_provider(spec, AzureAdapter(spec)),
     endpoints=frozenset({"chat", "completions", "embeddings"}), options=AzureOptions,
     # The preset names the zero-config provider and its price table; no key variable of its own:
     # `from_env` reads the SDK's variables, `env_models` lists the deployments.

@@ -106,6 +106,15 @@ class OpenAIAdapter:
         self._drop = GATEWAY_FIELDS | spec.drop_params
         self.stream_usage = True  # ask a stream for its usage (an upstream that refuses stream_options: no)
 
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._headers
+
+    def responses_url(self, model: str) -> str | None:
+        """The upstream's Responses API endpoint, for the providers that have one."""
+        assert self.spec.base_url is not None
+        return self.spec.base_url + "/responses"
+
     def _body(self, raw: dict[str, Any], model: str, stream: bool) -> bytes:
         body = {k: v for k, v in raw.items() if k not in self._drop}
         body["model"] = model
@@ -175,7 +184,9 @@ class OpenAIAdapter:
 
 
 def _build(spec: ProviderSpec) -> HttpProvider:
-    return HttpProvider(spec, OpenAIAdapter(spec), supports_completions=True)
+    from .openai_responses import build_http_provider
+
+    return build_http_provider(spec, OpenAIAdapter(spec))
 
 
 PROVIDER = ProviderType(

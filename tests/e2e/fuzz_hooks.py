@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 # Models of the fake upstream that answer (its failure scenarios would be legitimate 5xx).
 GOOD_MODELS = ["gpt-4o-mini", "mini", "fake/gpt-4o-mini", "fake-tools", "fake-no-usage", "auto"]
-GENERATION_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/route/explain")
+GENERATION_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/route/explain", "/v1/responses")
 ROUTING_FIELDS = ("models", "provider")
 
 

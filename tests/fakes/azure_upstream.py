@@ -194,6 +194,21 @@ class FakeAzure(ThreadedServer):
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/openai/deployments/{deployment}/{operation:chat/completions|completions}", self.serve)
         app.router.add_post("/openai/v1/{operation:chat/completions|completions}", self.serve)
+        app.router.add_post("/openai/v1/responses", self.responses)
+        app.router.add_post("/openai/responses", self.responses)
+
+    async def responses(self, request: web.Request) -> web.StreamResponse:
+        """The Responses API (v1 API, or the resource's with a preview api-version): the deployment
+        is the body's `model`; answered as OpenAI answers (tests/fakes/openai_responses.py)."""
+        from .openai_responses import serve as serve_responses
+
+        body = await self.record(request)
+        refusal = self._refusal(request, request.path.startswith("/openai/v1/"))
+        if refusal is not None:
+            return refusal
+        if body.get("model") not in SCENARIOS:
+            return web.json_response(NO_DEPLOYMENT, status=404)
+        return await serve_responses(request, body)
 
     def _refusal(self, request: web.Request, v1: bool) -> web.Response | None:
         """Azure's own checks, in its order: credentials, then the api-version."""

@@ -100,6 +100,7 @@ class FakeOpenAI(ThreadedServer):
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_post("/v1/completions", self.completions)
+        app.router.add_post("/v1/responses", self.responses)
 
     @property
     def base_url(self) -> str:
@@ -112,6 +113,12 @@ class FakeOpenAI(ThreadedServer):
         raise AssertionError(f"no request for {model}")
 
     # ------------------------------------------------------------------ handlers
+    async def responses(self, request: web.Request) -> web.StreamResponse:
+        """OpenAI's Responses API, natively (tests/fakes/openai_responses.py)."""
+        from .openai_responses import serve
+
+        return await serve(request, await self.record(request))
+
     async def completions(self, request: web.Request) -> web.StreamResponse:
         body = await self.record(request)
         prompt = body.get("prompt")

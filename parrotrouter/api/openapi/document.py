@@ -109,6 +109,7 @@ COMPLETION_EXAMPLES = {
 KEY_EXAMPLES = {"key": {"value": {"name": "ci", "credits": "5.00", "permissions": {
     "models": ["auto"], "operations": ["read", "write"], "max_requests_per_minute": 60}}}}
 
+RESPONSE_ID = path_param("response_id", "The response id (`resp_...`).")
 OPERATIONS: tuple[Operation, ...] = (
     Operation("post", "/v1/chat/completions", "createChatCompletion", "Create a chat completion (JSON, or SSE "
               "with `stream: true`).", "generation", "ChatCompletion", body="ChatCompletionRequest",
@@ -161,6 +162,20 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("post", "/v1/route/explain", "explainRoute", "The routing plan for a chat request, without "
               "running it.", "routing", "RouteExplanation", body="ChatCompletionRequest", parameters=ROUTING_HEADERS,
               examples=CHAT_EXAMPLES),
+    Operation("post", "/v1/responses", "createResponse", "Create a model response (OpenAI's Responses API; JSON, "
+              "or typed SSE events with `stream: true`).", "generation", "ResponseObject", body="ResponsesRequest",
+              parameters=ROUTING_HEADERS, stream_event="ResponseStreamEvent"),
+    Operation("get", "/v1/responses/{response_id}", "getResponse", "A stored response (this key's account's).",
+              "generation", "ResponseObject", parameters=(RESPONSE_ID,)),
+    Operation("delete", "/v1/responses/{response_id}", "deleteResponse", "Delete a stored response.",
+              "generation", "ResponseDeleted", parameters=(RESPONSE_ID,)),
+    Operation("get", "/v1/responses/{response_id}/input_items", "listResponseInputItems", "The input items of a "
+              "stored response.", "generation", "ResponseItemList", parameters=(
+                  RESPONSE_ID,
+                  query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "Page size."),
+                  query("order", {"enum": ["asc", "desc"], "default": "desc"}, "Item order."),
+                  query("after", {"type": "string"}, "List items after this item id."),
+                  query("before", {"type": "string"}, "List items before this item id."))),
     Operation("get", "/openapi.json", "getOpenAPI", "This document.", "operations", None, authenticated=False),
 )
 

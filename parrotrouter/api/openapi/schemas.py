@@ -244,3 +244,12 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
     "Health": obj({"status": {"const": "ok"}}),
     "Readiness": READINESS,
 }
+
+
+def _responses_schemas() -> dict[str, Schema]:
+    from ..responses.schemas import SCHEMAS
+
+    return SCHEMAS
+
+
+RESPONSE_SCHEMAS.update(_responses_schemas())

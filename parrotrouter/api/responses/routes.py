@@ -1,0 +1,201 @@
+"""`POST /v1/responses`, `GET`/`DELETE /v1/responses/{id}`, `GET /v1/responses/{id}/input_items`.
+
+A request is decoded to the canonical chat request (and, for deployments that speak the
+Responses API, carries the client's body for native passthrough); the serving core answers it;
+the answer or stream is encoded back as a response object or typed events, and kept in the
+state store unless `store` is false.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ...errors import InvalidRequest, NotFound, ParrotError, echo
+from ...protocol.chat import ChatCompletionRequest
+from ...protocol.validation import convert
+from ...routing.policy import parse_policy
+from ...serving.context import RequestContext
+from ...serving.core import Done, Failed, Frames, Stream, answer, open_stream
+from ...serving.request import GenerationRequest, NativeBody
+from ...state import AppState
+from ..generate import SSE_HEADERS
+from ..json import json_response
+from ..request import app_state, authenticate, authenticated, read_json_sized
+from . import encode
+from . import protocol as p
+from .decode import Decoded, check_depth, check_request, decode
+from .events import StreamEncoder, frame
+from .native import DIALECT, serves_natively, upstream_body
+from .state import STORE_KEY, build_store, conversation, keep, known_id, listed_items, owner_of, reach
+
+log = logging.getLogger("parrotrouter.api.responses")
+
+
+class _Call:
+    """One create request on its way: what to store when it ends."""
+
+    def __init__(self, http: web.Request, ctx: RequestContext, decoded: Decoded) -> None:
+        self.http, self.ctx, self.decoded = http, ctx, decoded
+        self.request = decoded.request
+
+    async def save(self, response: dict[str, Any] | None) -> None:
+        if response is None or self.request.store is False:
+            return
+        stored = keep(str(response["id"]), self.ctx.principal, str(response.get("model") or self.request.model),
+                      self.request.previous_response_id, listed_items(self.decoded.items), response)
+        try:
+            await self.http.app[STORE_KEY].save(stored)
+        except Exception:  # the answer was served and billed: it is still given
+            log.exception("storing response %s failed", stored.id)
+
+
+async def create_response(http: web.Request) -> web.StreamResponse:
+    ctx = authenticated(http, write=True)
+    raw, _ = await read_json_sized(http)
+    state = app_state(http)
+    check_depth(raw)
+    request = convert(raw, p.ResponsesRequest)
+    check_request(request)
+    history = await conversation(http.app[STORE_KEY], request.previous_response_id, owner_of(ctx.principal),
+                                 state.settings.max_body_bytes)
+    decoded = decode(request, history)
+    native = serves_natively(state, request.model)
+    if decoded.native_only and not native:
+        raise InvalidRequest(f"{decoded.native_only} need a model served by the Responses API natively (an "
+                             f"OpenAI or Azure deployment); '{echo(request.model)}' is translated to chat.")
+    payload = convert(decoded.chat, ChatCompletionRequest)
+    size = len(orjson.dumps(decoded.chat))
+    body = NativeBody(DIALECT, upstream_body(raw, history, decoded.items)) if native else None
+    generation = GenerationRequest.decode(payload, decoded.chat, size, endpoint="responses", native=body,
+                                          routing_body=raw)
+    if ctx.principal.policy.features is not None:
+        ctx.principal.policy.check_features(generation.features())
+    call = _Call(http, ctx, decoded)
+    policy = parse_policy(http.headers, generation.routing)
+    if not generation.stream:
+        result = await answer(state, ctx, generation, policy)
+        if "native" in result:
+            response = encode.from_native(result, encode.response_id(str(result["id"])), str(result["model"]),
+                                          request)
+        else:
+            response = encode.from_chat(result, request, decoded.tools)
+        await call.save(response)
+        return json_response(response)
+    stream = await open_stream(state, ctx, generation, policy)
+    rid = encode.response_id(str(stream.relay.meta["id"]))
+    encoder = StreamEncoder(request, rid, stream.candidate.model.id, decoded.tools)
+    return await _relay(call, state, stream, encoder)
+
+
+async def _relay(call: _Call, state: AppState, stream: Stream, encoder: StreamEncoder) -> web.StreamResponse:
+    http = call.http
+    response = web.StreamResponse(status=200, headers=SSE_HEADERS)
+    task = asyncio.current_task()
+    if task is not None:
+        state.streams.add(task)  # shutdown drains them, then cuts what is left
+    try:
+        await response.prepare(http)
+        async for event in stream.events():
+            if isinstance(event, Frames):
+                events = encoder.chunks(event.chunks)
+            elif isinstance(event, Done):
+                usage = event.usage.get("usage") if event.usage else None
+                events = encoder.done(usage if isinstance(usage, dict) else None)
+            else:
+                events = encoder.failed(_error_of(event.frame))
+            if isinstance(event, Done | Failed):
+                await call.save(encoder.final)  # before the client hears the end: a follow-up finds it
+            if events:
+                await response.write(b"".join([frame(e) for e in events]))
+            if isinstance(event, Done | Failed):
+                break
+    except ConnectionResetError:
+        pass  # the client hung up: `finish` bills what was relayed
+    except asyncio.CancelledError:
+        if state.stopping:  # cut by shutdown: the client is told so, within a second
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1.0):
+                    events = encoder.failed(_error_of(stream.shutdown_frame()))
+                    await response.write(b"".join([frame(e) for e in events]))
+                    await response.write_eof()
+        raise
+    finally:
+        if task is not None:
+            state.streams.discard(task)
+        await stream.finish()
+    return response
+
+
+def _error_of(chunk: dict[str, Any]) -> dict[str, Any]:
+    error = chunk.get("error")
+    return error if isinstance(error, dict) else {}
+
+
+def _stored(http: web.Request) -> tuple[str, str]:
+    principal = authenticate(http)
+    return http.match_info["response_id"], owner_of(principal)
+
+
+def _not_found(rid: str) -> ParrotError:
+    return NotFound(f"Response with id '{echo(rid)}' not found.", param="response_id")
+
+
+async def get_response(http: web.Request) -> web.Response:
+    rid, owner = _stored(http)
+    stored = await reach(http.app[STORE_KEY].get(rid, owner)) if known_id(rid) else None
+    if stored is None:
+        raise _not_found(rid)
+    return json_response(stored.response)
+
+
+async def delete_response(http: web.Request) -> web.Response:
+    principal = authenticate(http, write=True)
+    rid = http.match_info["response_id"]
+    if not known_id(rid) or not await reach(http.app[STORE_KEY].delete(rid, owner_of(principal))):
+        raise _not_found(rid)
+    return json_response({"id": rid, "object": "response", "deleted": True})
+
+
+async def list_input_items(http: web.Request) -> web.Response:
+    rid, owner = _stored(http)
+    stored = await reach(http.app[STORE_KEY].get(rid, owner)) if known_id(rid) else None
+    if stored is None:
+        raise _not_found(rid)
+    limit, order, after, before = _page_params(http)
+    items = list(stored.input) if order == "asc" else list(reversed(stored.input))
+    ids = [str(item.get("id")) for item in items]
+    start = ids.index(after) + 1 if after in ids else 0
+    end = ids.index(before) if before in ids else len(items)
+    page = items[start:end][:limit]
+    return json_response({"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
+                          "last_id": page[-1]["id"] if page else None, "has_more": start + len(page) < end})
+
+
+def _page_params(http: web.Request) -> tuple[int, str, str | None, str | None]:
+    query = http.query
+    try:
+        limit = int(query.get("limit", "20"))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 100:
+        raise InvalidRequest("'limit' must be an integer from 1 to 100.", param="limit")
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise InvalidRequest("'order' must be 'asc' or 'desc'.", param="order")
+    return limit, order, query.get("after"), query.get("before")
+
+
+def add_routes(app: web.Application) -> None:
+    from ..request import STATE_KEY
+
+    app[STORE_KEY] = build_store(app[STATE_KEY])
+    app.router.add_post("/v1/responses", create_response)
+    app.router.add_get("/v1/responses/{response_id}", get_response)
+    app.router.add_delete("/v1/responses/{response_id}", delete_response)
+    app.router.add_get("/v1/responses/{response_id}/input_items", list_input_items)
