@@ -70,6 +70,8 @@ class NativeCall:
     dialect: str
     body: dict[str, Any]
     chat: ChatCall
+    # The client's headers of that wire format the upstream must see too (e.g. `anthropic-beta`).
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def stream(self) -> bool:

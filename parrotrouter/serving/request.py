@@ -50,6 +50,8 @@ class NativeBody:
 
     dialect: str  # e.g. "anthropic.messages", "openai.responses"
     body: dict[str, Any]
+    # The client's headers of that wire format the upstream must see too (e.g. `anthropic-beta`).
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -68,6 +70,7 @@ class GenerationRequest:
     # for deployments that take it natively.
     endpoint: str | None = None
     native: NativeBody | None = None
+    id_prefix: str | None = None  # of the answer's (and ledger row's) id, e.g. "msg_"
     # Read many times per request: derived once.
     kind: Kind = dataclasses.field(init=False)
     shape: Shape = dataclasses.field(init=False)
@@ -80,6 +83,8 @@ class GenerationRequest:
         shape = SHAPES[kind]
         if self.endpoint is not None:
             shape = dataclasses.replace(shape, ledger_name=self.endpoint)
+        if self.id_prefix is not None:
+            shape = dataclasses.replace(shape, id_prefix=self.id_prefix)
         object.__setattr__(self, "shape", shape)
         object.__setattr__(self, "model", self.payload.model)
         object.__setattr__(self, "stream", bool(self.payload.stream))
@@ -87,14 +92,14 @@ class GenerationRequest:
     @classmethod
     def decode(cls, payload: ChatCompletionRequest | CompletionRequest, raw: dict[str, Any],
                body_size: int, *, endpoint: str | None = None, native: NativeBody | None = None,
-               routing_body: dict[str, Any] | None = None) -> GenerationRequest:
+               routing_body: dict[str, Any] | None = None, id_prefix: str | None = None) -> GenerationRequest:
         """`raw` is the chat or completions body (for inbound APIs other than chat: the body they
         translated to); routing fields (`models`, `provider`) are read from `routing_body`, the
         client's own body, when given."""
         source = raw if routing_body is None else routing_body
         routing = decode_routing(source)
         params = sent_parameters(source) if routing.require_parameters else frozenset()
-        return cls(payload, raw, body_size, routing, params, endpoint, native)
+        return cls(payload, raw, body_size, routing, params, endpoint, native, id_prefix)
 
     # ------------------------------------------------------------------ what it asks for
     @property
@@ -168,7 +173,7 @@ class GenerationRequest:
             return None
         assert isinstance(self.payload, ChatCompletionRequest)
         return NativeCall(native.dialect, native.body,
-                          ChatCall(self.payload, self.raw, candidate.model, candidate.deployment))
+                          ChatCall(self.payload, self.raw, candidate.model, candidate.deployment), native.headers)
 
     async def run(self, candidate: Candidate) -> JSONObject:
         raw = self.raw

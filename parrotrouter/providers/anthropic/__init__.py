@@ -1,0 +1,41 @@
+"""Anthropic Messages API (`type: anthropic`).
+
+Chat requests are translated (`request.py`): system/developer messages hoisted to `system`;
+consecutive same-role turns merged; images as base64 or url sources; `max_tokens` always sent;
+`stop` as `stop_sequences`; tools with `input_schema`; `tool_choice` auto/none/required/named as
+auto/none/any/tool (with `disable_parallel_tool_use`); assistant tool calls as `tool_use` blocks
+and tool messages as `tool_result` blocks in one user turn; `response_format` as native
+structured output (`output_config.format`); reasoning as `thinking` with a budget; `user` as
+`metadata.user_id`. The current Messages API has no `temperature`, `top_p` or `top_k` together
+with thinking on every model: they are not sent.
+Answers and stream events come back as OpenAI objects (`response.py`); thinking as `reasoning`
+with its signature in `reasoning_details`, so a client that sends the message back continues the
+turn.
+
+Requests that came in on our own Messages API (`api/messages/`) go natively (`provider.py`,
+dialect "anthropic.messages"): the client's body is forwarded with only `model` and the
+credentials changed, with the client's `anthropic-version` and `anthropic-beta` headers.
+"""
+
+from __future__ import annotations
+
+from ..presets import Preset
+from ..registry import ProviderType
+from .provider import AnthropicAdapter, AnthropicProvider
+from .request import to_anthropic
+from .response import AnthropicStream, finish_of, from_anthropic, usage_of
+
+__all__ = ["PROVIDER", "AnthropicAdapter", "AnthropicProvider", "AnthropicStream", "finish_of", "from_anthropic",
+           "to_anthropic", "usage_of"]
+
+PROVIDER = ProviderType(
+    name="anthropic", display_name="Anthropic",
+    build=lambda spec: AnthropicProvider(spec, AnthropicAdapter(spec)),
+    supported_params=frozenset({"max_tokens", "max_completion_tokens", "stop", "tools", "tool_choice",
+                                "parallel_tool_calls", "response_format", "reasoning_effort", "reasoning"}),
+    presets=(Preset("anthropic", "anthropic", "Anthropic", "https://api.anthropic.com", ("ANTHROPIC_API_KEY",),
+                    "ANTHROPIC_BASE_URL", "anthropic", vision_prefixes=("claude-",), model_filter=r"^claude-",
+                    family_aliases=(("claude-3-opus", r"^claude-opus-[\d-]+$"),
+                                    ("claude-3-sonnet", r"^claude-sonnet-[\d-]+$"),
+                                    ("claude-3-haiku-latest", r"^claude-haiku-[\d-]+$"))),),
+)
