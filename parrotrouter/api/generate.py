@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Protocol
 
 import orjson
 from aiohttp import web
@@ -44,6 +45,24 @@ def encode(event: StreamEvent) -> bytes:
     return failure(event.frame)
 
 
+class StreamEncoder(Protocol):
+    """How an inbound API writes the core's stream events (chat: `encode` and `sse`)."""
+
+    def encode(self, event: StreamEvent) -> bytes: ...
+
+    def shutdown(self, frame: JSONObject) -> bytes:
+        """The last write of a stream the server cut (`frame`: the core's error frame)."""
+        ...
+
+
+class ChatEncoder:
+    def encode(self, event: StreamEvent) -> bytes:
+        return encode(event)
+
+    def shutdown(self, frame: JSONObject) -> bytes:
+        return failure(frame)
+
+
 async def generate(http: web.Request, ctx: RequestContext, request: GenerationRequest) -> web.StreamResponse:
     """Serve a decoded generation request over HTTP."""
     state = app_state(http)
@@ -52,10 +71,12 @@ async def generate(http: web.Request, ctx: RequestContext, request: GenerationRe
         return web.Response(body=orjson.dumps(await answer(state, ctx, request, policy)),
                             content_type="application/json")
     stream = await open_stream(state, ctx, request, policy)
-    return await _relay(http, stream)
+    return await relay(http, stream, ChatEncoder())
 
 
-async def _relay(http: web.Request, stream: Stream) -> web.StreamResponse:
+async def relay(http: web.Request, stream: Stream, encoder: StreamEncoder) -> web.StreamResponse:
+    """Write a stream's events as the encoder says; the client hanging up, the upstream failing
+    and the server shutting down all end it cleanly, and `finish` bills it."""
     state = app_state(http)
     response = web.StreamResponse(status=200, headers=SSE_HEADERS)
     task = asyncio.current_task()
@@ -64,7 +85,7 @@ async def _relay(http: web.Request, stream: Stream) -> web.StreamResponse:
     try:
         await response.prepare(http)
         async for event in stream.events():
-            await response.write(encode(event))
+            await response.write(encoder.encode(event))
             if isinstance(event, Done | Failed):
                 break
     except ConnectionResetError:
@@ -73,7 +94,7 @@ async def _relay(http: web.Request, stream: Stream) -> web.StreamResponse:
         if state.stopping:  # cut by shutdown: the client is told so, within a second
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(1.0):
-                    await response.write(failure(stream.shutdown_frame()))
+                    await response.write(encoder.shutdown(stream.shutdown_frame()))
                     await response.write_eof()
         raise
     finally:

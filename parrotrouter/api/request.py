@@ -11,7 +11,7 @@ from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestPayloadError
 
 from ..auth.permissions import UNRESTRICTED
-from ..auth.principal import Principal, bearer_token
+from ..auth.principal import Principal, api_key_token, bearer_token
 from ..errors import InvalidRequest, PermissionDenied, RequestTimeout, RequestTooLarge, UnsupportedMediaType
 from ..protocol.validation import decode_json_object
 from ..serving.context import RequestContext
@@ -51,7 +51,10 @@ def authenticate(request: web.Request, *, write: bool = False, read: bool = True
 def authenticated(request: web.Request, *, write: bool = False, read: bool = True) -> RequestContext:
     """`authenticate`, giving the request's context (kept on the request for the response hooks)."""
     headers = request.headers
-    principal = request.app[STATE_KEY].authenticator.authenticate(bearer_token(headers.get("Authorization")))
+    # Anthropic's clients send the key as `x-api-key`: accepted on every route (their SDKs call
+    # /v1/models too), `Authorization: Bearer` first when both come.
+    token = bearer_token(headers.get("Authorization")) or api_key_token(headers.get("x-api-key"))
+    principal = request.app[STATE_KEY].authenticator.authenticate(token)
     ctx = request[CONTEXT_KEY] = RequestContext(principal, request_id(request))
     policy = principal.policy
     if policy is not UNRESTRICTED:

@@ -36,6 +36,13 @@ def bearer_token(header: str | None) -> str | None:
     return token.strip()
 
 
+def api_key_token(header: str | None) -> str | None:
+    """The key of an `x-api-key` header (Anthropic's convention)."""
+    if not header or not header.strip():
+        return None
+    return header.strip()
+
+
 MODEL_HOST = Principal(key_id="model-host", name="worker of this gateway")
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from ... import __version__
 from ...routing.policy import MAX_RETRIES, TRIGGERS
 from ...routing.strategies import ALIASES, STRATEGIES
+from ..messages import openapi as messages
 from .requests import request_schemas
 from .schemas import RESPONSE_SCHEMAS, Schema, ref
 
@@ -38,6 +39,7 @@ class Operation:
     stream_event: str | None = None  # component schema of one event when `stream: true`
     authenticated: bool = True
     extra_responses: tuple[tuple[str, Schema], ...] = ()
+    error_schema: str = "ErrorEnvelope"  # of its 4xx and 5xx answers
 
 
 def query(name: str, schema: Schema, description: str, required: bool = False) -> Schema:
@@ -162,6 +164,14 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("post", "/v1/route/explain", "explainRoute", "The routing plan for a chat request, without "
               "running it.", "routing", "RouteExplanation", body="ChatCompletionRequest", parameters=ROUTING_HEADERS,
               examples=CHAT_EXAMPLES),
+    Operation("post", "/v1/messages", "createMessage", "Create a message (Anthropic's Messages API: JSON, or SSE "
+              "events with `stream: true`; `x-api-key` is accepted too; errors in Anthropic's shape).", "anthropic",
+              "AnthropicMessage", body="MessagesRequest", parameters=ROUTING_HEADERS,
+              stream_event="AnthropicStreamEvent", examples=messages.EXAMPLES, error_schema="AnthropicError"),
+    Operation("post", "/v1/messages/count_tokens", "countMessageTokens", "Count a message request's input tokens "
+              "(Anthropic deployments: Anthropic's count; others: an estimate, marked `x-parrotrouter-estimate: "
+              "true`). Not billed.", "anthropic", "MessageTokensCount", body="CountTokensRequest",
+              examples=messages.COUNT_EXAMPLES, error_schema="AnthropicError"),
     Operation("post", "/v1/responses", "createResponse", "Create a model response (OpenAI's Responses API; JSON, "
               "or typed SSE events with `stream: true`).", "generation", "ResponseObject", body="ResponsesRequest",
               parameters=ROUTING_HEADERS, stream_event="ResponseStreamEvent"),
@@ -186,6 +196,13 @@ ERRORS: dict[str, Schema] = {
 }
 
 
+def _errors(schema: str) -> dict[str, Schema]:
+    if schema == "ErrorEnvelope":
+        return ERRORS
+    content = {JSON: {"schema": ref(schema)}}
+    return {code: {**response, "content": content} for code, response in ERRORS.items()}
+
+
 def _operation(op: Operation) -> Schema:
     success: Schema = {JSON: {"schema": ref(op.response) if op.response else {"type": "object"}}}
     if op.stream_event is not None:
@@ -193,7 +210,7 @@ def _operation(op: Operation) -> Schema:
     out: Schema = {
         "operationId": op.operation_id, "summary": op.summary, "tags": [op.tag],
         "responses": {str(op.status): {"description": "Success.", "content": success}, **dict(op.extra_responses),
-                      **ERRORS},
+                      **_errors(op.error_schema)},
     }
     out["security"] = BEARER if op.authenticated else []
     if op.parameters:
@@ -223,7 +240,10 @@ def build_document(routes: Iterable[tuple[str, str]]) -> dict[str, Any]:
     for op in OPERATIONS:
         paths.setdefault(op.path, {})[op.method] = _operation(op)
     schemas = request_schemas()
-    clash = set(schemas) & set(RESPONSE_SCHEMAS)
+    inbound = messages.request_schemas()
+    clash = (set(schemas) & set(inbound)) | (set(schemas) | set(inbound)) & (set(RESPONSE_SCHEMAS)
+                                                                           | set(messages.RESPONSE_SCHEMAS))
+    schemas.update(inbound)
     if clash:
         raise RuntimeError(f"request and response schemas share names: {sorted(clash)}")
     return {
@@ -234,7 +254,7 @@ def build_document(routes: Iterable[tuple[str, str]]) -> dict[str, Any]:
                  "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"}},
         "paths": paths,
         "components": {
-            "schemas": {**schemas, **RESPONSE_SCHEMAS},
+            "schemas": {**schemas, **RESPONSE_SCHEMAS, **messages.RESPONSE_SCHEMAS},
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
                                                "description": "An API key (`pr-...`) or the master key."}},
         },

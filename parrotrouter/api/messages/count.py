@@ -1,0 +1,62 @@
+"""`POST /v1/messages/count_tokens`: the request's input tokens. An Anthropic deployment counts
+with Anthropic's own endpoint; any other model with the gateway's tokenizer, an estimate the
+answer marks with `x-parrotrouter-estimate: true`. Keys, model permissions and request rate
+limits apply as for a generation; nothing is generated, so nothing is billed."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol, runtime_checkable
+
+from aiohttp import web
+
+from ...protocol.validation import convert
+from ...providers.base import ChatCall, NativeCall
+from ...ratelimit.rules import limits_for
+from ...routing.policy import parse_policy
+from ...serving.request import GenerationRequest
+from ...tokens import encoding_ready
+from ..json import json_response
+from ..request import app_state, authenticated, read_json_sized
+from .decode import to_chat
+from .protocol import DIALECT, CountTokensRequest, native_headers
+
+ESTIMATE_HEADER = "x-parrotrouter-estimate"
+OFF_LOOP_BYTES = 256 * 1024  # count larger bodies in a worker thread (tiktoken releases the GIL)
+
+
+@runtime_checkable
+class NativeCounter(Protocol):
+    async def count_tokens(self, call: NativeCall) -> int: ...
+
+
+async def count_tokens(http: web.Request) -> web.StreamResponse:
+    ctx = authenticated(http, write=True)
+    raw, size = await read_json_sized(http)
+    translated = to_chat(convert(raw, CountTokensRequest))
+    request = GenerationRequest.decode(translated.canonical, translated.raw, size, endpoint="messages",
+                                       routing_body=raw)
+    principal = ctx.principal
+    principal.policy.check_features(request.features())
+    state = app_state(http)
+    plan = state.router.plan(request.model, request, parse_policy(http.headers, request.routing),
+                             request.sent_params, lambda: request.count_prompt(request.model),
+                             permit=principal.policy.model_permit())
+    if state.limiter is not None:  # one request off the request limits; no tokens
+        decision = await state.limiter.admit(limits_for(principal, None, state.settings.limit_defaults), 0)
+        ctx.headers.update(decision.headers)
+        ctx.limits_taken = True
+    first = plan.candidates[0]
+    provider = first.provider
+    if DIALECT in provider.native_dialects and isinstance(provider, NativeCounter):
+        chat = ChatCall(translated.canonical, translated.raw, first.model, first.deployment)
+        counted = await provider.count_tokens(NativeCall(DIALECT, raw, chat, native_headers(http.headers)))
+        return json_response({"input_tokens": counted})
+    model = first.model.id
+    if size >= OFF_LOOP_BYTES or not encoding_ready(model):
+        estimate = await asyncio.to_thread(request.count_prompt, model)
+    else:
+        estimate = request.count_prompt(model)
+    response = json_response({"input_tokens": estimate})
+    response.headers[ESTIMATE_HEADER] = "true"
+    return response

@@ -1,0 +1,44 @@
+"""`POST /v1/messages` and `POST /v1/messages/count_tokens`: decode the Anthropic request to the
+canonical one, let the serving core answer it, encode the answer as Anthropic's."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ...protocol.validation import convert
+from ...routing.policy import parse_policy
+from ...serving.core import answer, open_stream
+from ...serving.request import GenerationRequest, NativeBody
+from ..generate import relay
+from ..json import json_response
+from ..request import app_state, authenticated, read_json_sized
+from .count import count_tokens
+from .decode import to_chat
+from .encode import to_message
+from .errors import anthropic_errors
+from .protocol import DIALECT, MessagesRequest, native_headers
+from .stream import MessageStream
+
+
+async def create_message(http: web.Request) -> web.StreamResponse:
+    ctx = authenticated(http, write=True)
+    raw, size = await read_json_sized(http)
+    translated = to_chat(convert(raw, MessagesRequest))
+    request = GenerationRequest.decode(translated.canonical, translated.raw, size, endpoint="messages",
+                                       native=NativeBody(DIALECT, raw, native_headers(http.headers)), routing_body=raw,
+                                       id_prefix="msg_")
+    ctx.principal.policy.check_features(request.features())
+    state = app_state(http)
+    policy = parse_policy(http.headers, request.routing)
+    if not request.stream:
+        return json_response(to_message(await answer(state, ctx, request, policy)))
+    stream = await open_stream(state, ctx, request, policy)
+    meta = stream.relay.meta
+    encoder = MessageStream(meta["id"], meta["model"], DIALECT in stream.candidate.provider.native_dialects)
+    return await relay(http, stream, encoder)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/messages", create_message)
+    app.router.add_post("/v1/messages/count_tokens", count_tokens)
+    app.middlewares.append(anthropic_errors)  # inside the app's error middleware: it sees errors first
