@@ -1,10 +1,14 @@
 """A fake Anthropic Messages API speaking the documented wire format (JSON and SSE events).
 
 The model name picks the scenario; streams are generated from the same message the JSON answer
-returns, event by event, so stream and non-stream can be compared."""
+returns, event by event, so stream and non-stream can be compared. `claude-paced` streams one
+event every 0.2 s (for clients that hang up midway). Every request body, path and header set is
+recorded; `/v1/messages/count_tokens` answers `COUNT_TOKENS` (a number no tokenizer would give
+for a short prompt, so a test knows who counted)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -41,6 +45,9 @@ SCENARIOS: dict[str, dict[str, Any]] = {
                    "usage": _usage()},
     "claude-refusal": {"content": [{"type": "text", "text": "I can't help with that."}], "stop_reason": "refusal",
                        "usage": _usage()},
+    "claude-paced": {"content": [{"type": "text", "text": "One two three four five six seven eight nine ten eleven "
+                                                          "twelve thirteen fourteen fifteen sixteen."}],
+                     "stop_reason": "end_turn", "usage": _usage(10, 20)},
     "claude-stopseq": {"content": [{"type": "text", "text": "One, two"}], "stop_reason": "stop_sequence",
                        "stop_sequence": "three", "usage": _usage()},
 }
@@ -105,9 +112,22 @@ def events(model: str, error_midway: bool = False) -> list[bytes]:
     return out
 
 
+COUNT_TOKENS = 4321
+
+
 class FakeAnthropic(ThreadedServer):
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self.messages)
+        app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
+
+    async def count_tokens(self, request: web.Request) -> web.StreamResponse:
+        body = await self.record(request)
+        model = body.get("model", "")
+        if model in ERRORS:
+            status, kind, text, headers = ERRORS[model]
+            return web.json_response({"type": "error", "error": {"type": kind, "message": text}}, status=status,
+                                     headers=headers)
+        return web.json_response({"input_tokens": COUNT_TOKENS})
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         body = await self.record(request)
@@ -123,4 +143,6 @@ class FakeAnthropic(ThreadedServer):
         for chunk in events(model if model != "claude-midstream" else "claude-text",
                             error_midway=model == "claude-midstream"):
             await resp.write(chunk)
+            if model == "claude-paced":
+                await asyncio.sleep(0.2)
         return resp

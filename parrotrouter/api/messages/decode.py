@@ -14,7 +14,7 @@ import orjson
 
 from ...errors import InvalidRequest
 from ...protocol.chat import ChatCompletionRequest
-from ...protocol.validation import convert
+from ...protocol.validation import check_storable, convert
 from .blocks import block, check_depth, checked
 from .protocol import (
     THINKING_TYPES,
@@ -55,7 +55,10 @@ class Translated:
     raw: dict[str, Any]  # a valid OpenAI chat body
 
 
-def to_chat(req: MessagesRequest | CountTokensRequest) -> Translated:
+def to_chat(req: MessagesRequest | CountTokensRequest, output_cap: int | None = None) -> Translated:
+    """`output_cap`: the requested model's most output tokens, where the catalog knows it. A
+    client's larger `max_tokens` (the AI SDK asks 64,000 of every Claude model) is capped to it
+    for other models, which would refuse it; Anthropic gets the client's value."""
     messages = _system(req.system)
     for i, message in enumerate(req.messages):
         where = f"messages[{i}]"
@@ -76,7 +79,7 @@ def to_chat(req: MessagesRequest | CountTokensRequest) -> Translated:
         check_depth(fmt.schema, "output_config.format.schema")
         body["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": fmt.schema}}
     if isinstance(req, MessagesRequest):
-        _generation(req, body)
+        _generation(req, body, output_cap)
     canonical = dict(body)
     canonical["messages"] = messages
     reasoning = _reasoning(req)
@@ -86,8 +89,8 @@ def to_chat(req: MessagesRequest | CountTokensRequest) -> Translated:
     return Translated(_convert(canonical), body)
 
 
-def _generation(req: MessagesRequest, body: dict[str, Any]) -> None:
-    body["max_completion_tokens"] = req.max_tokens
+def _generation(req: MessagesRequest, body: dict[str, Any], output_cap: int | None) -> None:
+    body["max_completion_tokens"] = min(req.max_tokens, output_cap) if output_cap else req.max_tokens
     if req.stop_sequences:
         body["stop"] = req.stop_sequences[:MAX_CHAT_STOPS]
     for name in ("temperature", "top_p"):
@@ -95,6 +98,7 @@ def _generation(req: MessagesRequest, body: dict[str, Any]) -> None:
         if value is not None:
             body[name] = value
     if req.metadata is not None and req.metadata.user_id:
+        check_storable(req.metadata.user_id, "metadata.user_id")  # the ledger keeps it
         body["user"] = req.metadata.user_id
     if req.stream:
         body["stream"] = True

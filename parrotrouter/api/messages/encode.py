@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from ...errors import ModelOverloaded, ParrotError, UpstreamFailure
+from ...errors import ModelOverloaded, ParrotError, UnsupportedModel, UpstreamFailure
 
 STOP_REASONS = frozenset({"end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal",
                           "model_context_window_exceeded"})
@@ -116,6 +116,8 @@ def anthropic_error(err: ParrotError) -> tuple[int, dict[str, Any]]:
     overloaded is a 529 `overloaded_error`, as Anthropic says it."""
     if isinstance(err, UpstreamFailure):
         err = err.to_client_error()
+    if isinstance(err, UnsupportedModel):  # Anthropic: an unknown model is not found
+        return 404, error_body(404, err.message)
     status = 529 if isinstance(err, ModelOverloaded) else err.status
     return status, error_body(status, err.message)
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ...errors import ParrotError
 from ...protocol.validation import convert
 from ...routing.policy import parse_policy
 from ...serving.core import answer, open_stream
 from ...serving.request import GenerationRequest, NativeBody
+from ...state import AppState
 from ..generate import relay
 from ..json import json_response
 from ..request import app_state, authenticated, read_json_sized
@@ -23,12 +25,13 @@ from .stream import MessageStream
 async def create_message(http: web.Request) -> web.StreamResponse:
     ctx = authenticated(http, write=True)
     raw, size = await read_json_sized(http)
-    translated = to_chat(convert(raw, MessagesRequest))
+    state = app_state(http)
+    payload = convert(raw, MessagesRequest)
+    translated = to_chat(payload, output_cap(state, payload.model))
     request = GenerationRequest.decode(translated.canonical, translated.raw, size, endpoint="messages",
                                        native=NativeBody(DIALECT, raw, native_headers(http.headers)), routing_body=raw,
                                        id_prefix="msg_")
     ctx.principal.policy.check_features(request.features())
-    state = app_state(http)
     policy = parse_policy(http.headers, request.routing)
     if not request.stream:
         return json_response(to_message(await answer(state, ctx, request, policy)))
@@ -36,6 +39,14 @@ async def create_message(http: web.Request) -> web.StreamResponse:
     meta = stream.relay.meta
     encoder = MessageStream(meta["id"], meta["model"], DIALECT in stream.candidate.provider.native_dialects)
     return await relay(http, stream, encoder)
+
+
+def output_cap(state: AppState, model: str) -> int | None:
+    """The most output tokens the requested model gives, when the catalog says (None: unknown)."""
+    try:
+        return state.catalog.resolve(model).model.max_output_tokens
+    except ParrotError:
+        return None
 
 
 def add_routes(app: web.Application) -> None:
