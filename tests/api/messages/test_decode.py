@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 import pydantic
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 from openai.types.chat import completion_create_params as ccp
 
 from parrotrouter.api.messages.decode import to_chat
@@ -30,7 +31,7 @@ def check_openai_body(body: dict[str, Any]) -> None:
     assert set(body) <= CHAT_FIELDS, set(body) - CHAT_FIELDS
     pydantic.TypeAdapter(ccp.CompletionCreateParamsBase).validate_python(body)
     for message in body["messages"]:
-        pydantic.TypeAdapter(ccp.ChatCompletionMessageParam).validate_python(message)
+        pydantic.TypeAdapter(ChatCompletionMessageParam).validate_python(message)
         assert "reasoning_details" not in message
 
 
