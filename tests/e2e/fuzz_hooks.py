@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 # Models of the fake upstream that answer (its failure scenarios would be legitimate 5xx).
 GOOD_MODELS = ["gpt-4o-mini", "mini", "fake/gpt-4o-mini", "fake-tools", "fake-no-usage", "auto"]
-GENERATION_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/route/explain", "/v1/responses")
+GENERATION_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/route/explain", "/v1/messages",
+                    "/v1/messages/count_tokens", "/v1/responses")
 ROUTING_FIELDS = ("models", "provider")
 
 
