@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -197,6 +198,38 @@ def test_translated_tools_round_trip(client: Client, gw: Gateway, fake_upstream:
     messages = fake_upstream.last("fake-tools")["messages"]
     assert messages[1]["tool_calls"][0]["id"] == call.id
     assert messages[2] == {"role": "tool", "tool_call_id": call.id, "content": "18 C"}
+
+
+CAPTURES = sorted((Path(__file__).resolve().parents[1] / "data" / "anthropic_inbound" / "clients").glob("*.json"))
+FORWARDED = ("anthropic-version", "anthropic-beta")
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.stem)
+def test_what_real_clients_send_is_served(gw: Gateway, claude: fa.FakeAnthropic, fake_upstream: FakeOpenAI,
+                                          path: Path) -> None:
+    """Claude Code's, the AI SDK's and LangChain's own requests (captured on loopback), replayed with
+    their headers: Anthropic gets each exactly as sent (only the model changed), and an OpenAI model
+    serves it translated."""
+    for sent in json.loads(path.read_text()):
+        headers = {k: v for k, v in sent["headers"].items() if k.lower() in FORWARDED or (k.lower().startswith("x-")
+                   and k.lower() != "x-api-key")}
+        headers["Authorization"] = f"Bearer {MASTER_KEY}"
+        with httpx.Client(base_url=gw.url, timeout=30, headers=headers) as http:
+            for model in ("claude-text", "gpt-4o-mini"):
+                body = {**sent["body"], "model": model}
+                resp = http.post(sent["path"], json=body)
+                assert resp.status_code == 200, resp.text
+                if body.get("stream"):
+                    names = [line[7:] for line in resp.text.splitlines() if line.startswith("event: ")]
+                    assert names[0] == "message_start" and names[-1] == "message_stop", names
+                else:
+                    assert resp.json()["type"] == "message"
+                if model == "claude-text":
+                    assert claude.requests[-1] == body
+                    received = {k.lower(): v for k, v in claude.headers[-1].items()}
+                    assert all(received[k] == v for k, v in sent["headers"].items() if k.lower() in FORWARDED)
+                else:
+                    assert fake_upstream.last("gpt-4o-mini")["messages"][-1]["role"] in ("user", "tool")
 
 
 # ---------------------------------------------------------------------------- count_tokens
