@@ -115,6 +115,7 @@ def test_native_request_reaches_anthropic_intact(client: Client, gw: Gateway, cl
     assert headers["anthropic-beta"] == "context-management-2025-06-27,effort-2025-11-24"
     assert headers["x-api-key"] == "vendor-secret" and "authorization" not in headers
     assert message.id.startswith("msg_") and message.model == "claude-cache"
+    assert message._request_id and message._request_id.startswith("req_")
     assert message.content[0].type == "text" and message.content[0].text == "Cached answer."
     usage = message.usage
     assert (usage.input_tokens, usage.output_tokens, usage.cache_read_input_tokens,
@@ -262,6 +263,7 @@ def test_error_shapes(client: Client, gw: Gateway) -> None:
     with pytest.raises(anthropic.AuthenticationError) as auth:
         client("pr-not-a-key").messages.create(model="claude-text", max_tokens=10, messages=USER)  # type: ignore[arg-type]
     assert auth.value.status_code == 401 and auth.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
+    assert auth.value.request_id and auth.value.request_id.startswith("req_")
     with pytest.raises(anthropic.BadRequestError) as bad:
         client().messages.create(model="claude-text", max_tokens=0, messages=USER)  # type: ignore[arg-type]
     assert bad.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]

@@ -1,6 +1,7 @@
 """Every error on the Messages API paths in Anthropic's shape, `{"type": "error", "error": {"type",
 "message"}}` with Anthropic's status codes: our exceptions, and the 404/405/413 aiohttp raises
-before a handler runs."""
+before a handler runs. Every answer on these paths also carries the request id as Anthropic's
+`request-id` header (what the Anthropic SDKs show as the request id)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from aiohttp import web
 
 from ...errors import InternalServerError, ParrotError, UpstreamFailure
 from ..errors import Handler, _from_http_exception
+from ..request import request_id
 from .encode import anthropic_error
 
 log = logging.getLogger("parrotrouter.api")
@@ -47,3 +49,8 @@ async def anthropic_errors(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(InternalServerError("Internal server error."))
+
+
+async def anthropic_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    if on_messages_path(request.path):
+        response.headers["request-id"] = request_id(request)

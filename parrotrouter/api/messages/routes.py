@@ -17,7 +17,7 @@ from ..request import app_state, authenticated, read_json_sized
 from .count import count_tokens
 from .decode import to_chat
 from .encode import to_message
-from .errors import anthropic_errors
+from .errors import anthropic_errors, anthropic_request_id
 from .protocol import DIALECT, MessagesRequest, native_headers
 from .stream import MessageStream
 
@@ -53,3 +53,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/messages", create_message)
     app.router.add_post("/v1/messages/count_tokens", count_tokens)
     app.middlewares.append(anthropic_errors)  # inside the app's error middleware: it sees errors first
+    app.on_response_prepare.append(anthropic_request_id)
