@@ -156,3 +156,27 @@ def test_an_empty_translated_stream_is_still_a_whole_message() -> None:
 ])
 def test_one_error_mapping(err: ParrotError, status: int, kind: str) -> None:
     assert anthropic_error(err) == (status, {"type": "error", "error": {"type": kind, "message": err.message}})
+
+
+def test_reasoning_details_of_translating_providers_become_signed_thinking() -> None:
+    """Bedrock's and Gemini's translations carry thinking signatures in `reasoning_details`: the
+    client gets them back as `signature_delta` and `redacted_thinking`, so it can send them again."""
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    stream = MessageStream("msg_1", "m", native=False)
+    detail = {"index": 0, "type": "reasoning.text", "format": "anthropic-claude-v1"}
+    batches = [[chunk({"reasoning": "Think", "reasoning_details": [{**detail, "text": "Think"}]})],
+               [chunk({"reasoning_details": [{**detail, "signature": "c2ln"}]})],
+               [chunk({"reasoning_details": [{"index": 1, "type": "reasoning.encrypted", "data": "ZW5j"}]})],
+               [chunk({"content": "Done."}, "stop")]]
+    message = accumulate(parse_sse(run(stream, batches, None)))
+    assert [b.model_dump(exclude_none=True, exclude={"parsed_output"}) for b in message.content] == [
+        {"type": "thinking", "thinking": "Think", "signature": "c2ln"},
+        {"type": "redacted_thinking", "data": "ZW5j"}, {"type": "text", "text": "Done."}]
+    answer = {"id": "msg_1", "model": "m", "choices": [{"finish_reason": "stop", "message": {
+        "content": "Done.", "reasoning": "Think", "reasoning_details": [
+            {**detail, "text": "Think", "signature": "c2ln"}, {"type": "reasoning.encrypted", "data": "ZW5j"}]}}]}
+    assert to_message(answer)["content"] == [
+        {"type": "thinking", "thinking": "Think", "signature": "c2ln"},
+        {"type": "redacted_thinking", "data": "ZW5j"}, {"type": "text", "text": "Done."}]
