@@ -304,7 +304,7 @@ def test_model_permissions_apply(client: Client, gw: Gateway) -> None:
         sdk.messages.count_tokens(model="claude-text", messages=USER)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("body", [
+HOSTILE = [
     {"model": "claude-text", "max_tokens": 10, "messages": [{"role": "user", "content": [{"type": "text"}]}]},
     {"model": "claude-text", "max_tokens": 10, "messages": USER, "metadata": {"user_id": "a\u0000b"}},
     {"model": "claude-text\u0000", "max_tokens": 10, "messages": USER},
@@ -315,11 +315,24 @@ def test_model_permissions_apply(client: Client, gw: Gateway) -> None:
     {"model": ["claude-text"], "max_tokens": 10, "messages": USER},
     {"model": "claude-text", "max_tokens": 10, "messages": USER, "tools": [{"name": "x" * 10_000, "input_schema": {}}]},
     {"model": "claude-text", "max_tokens": 10, "messages": USER, "thinking": {"type": "enabled", "budget_tokens": 1.5}},
-], ids=["missing-text", "nul-user", "nul-model", "deep-input", "huge-max-tokens", "too-many-messages",
-        "model-type", "long-tool-name", "float-budget"])
-def test_hostile_input_is_a_4xx_in_anthropics_shape(gw: Gateway, body: dict[str, Any]) -> None:
+    # fields the gateway does not know go to Anthropic re-encoded: bounded too
+    {"model": "claude-text", "max_tokens": 10, "messages": USER, "future": json.loads('{"a":' * 300 + "1" + "}" * 300)},
+    {"model": "gpt-4o-mini", "max_tokens": 10, "messages": USER, "stream": True,
+     "future": json.loads('{"a":' * 300 + "1" + "}" * 300)},
+]
+HOSTILE_IDS = ["missing-text", "nul-user", "nul-model", "deep-input", "huge-max-tokens", "too-many-messages",
+               "model-type", "long-tool-name", "float-budget", "deep-unknown-field", "deep-unknown-field-translated"]
+# count_tokens takes neither max_tokens nor metadata: those cases are create's only
+CASES = [pytest.param("/v1/messages", body, id=f"create-{name}") for name, body in zip(HOSTILE_IDS, HOSTILE,
+                                                                                        strict=True)]
+CASES += [pytest.param("/v1/messages/count_tokens", body, id=f"count-{name}")
+          for name, body in zip(HOSTILE_IDS, HOSTILE, strict=True) if name not in ("nul-user", "huge-max-tokens")]
+
+
+@pytest.mark.parametrize(("path", "body"), CASES)
+def test_hostile_input_is_a_4xx_in_anthropics_shape(gw: Gateway, path: str, body: dict[str, Any]) -> None:
     with gw.http() as http:
-        resp = http.post("/v1/messages", json=body)
+        resp = http.post(path, json=body)
     status, kind = error_of(resp)
     assert 400 <= status < 500 and kind in ("invalid_request_error", "not_found_error"), resp.text
     assert len(resp.content) < 2000

@@ -18,7 +18,7 @@ from ...serving.request import GenerationRequest
 from ...tokens import encoding_ready
 from ..json import json_response
 from ..request import app_state, authenticated, read_json_sized
-from .decode import to_chat
+from .decode import check_body, to_chat
 from .protocol import DIALECT, CountTokensRequest, native_headers
 
 ESTIMATE_HEADER = "x-parrotrouter-estimate"
@@ -33,6 +33,7 @@ class NativeCounter(Protocol):
 async def count_tokens(http: web.Request) -> web.StreamResponse:
     ctx = authenticated(http, write=True)
     raw, size = await read_json_sized(http)
+    check_body(raw)
     translated = to_chat(convert(raw, CountTokensRequest))
     request = GenerationRequest.decode(translated.canonical, translated.raw, size, endpoint="messages",
                                        routing_body=raw)

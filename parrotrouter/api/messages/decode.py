@@ -17,6 +17,7 @@ from ...protocol.chat import ChatCompletionRequest
 from ...protocol.validation import check_storable, convert
 from .blocks import block, check_depth, checked
 from .protocol import (
+    MAX_BODY_DEPTH,
     THINKING_TYPES,
     Base64Source,
     Blocks,
@@ -87,6 +88,11 @@ def to_chat(req: MessagesRequest | CountTokensRequest, output_cap: int | None = 
         canonical["reasoning"] = reasoning
     body["messages"] = [_plain(m) for m in messages]
     return Translated(_convert(canonical), body)
+
+
+def check_body(raw: dict[str, Any]) -> None:
+    """The whole client body (what an Anthropic deployment gets) is nested at most MAX_BODY_DEPTH."""
+    check_depth(raw, "body", MAX_BODY_DEPTH)
 
 
 def _generation(req: MessagesRequest, body: dict[str, Any], output_cap: int | None) -> None:

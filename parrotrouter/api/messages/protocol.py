@@ -23,6 +23,9 @@ MAX_STOP_SEQUENCES = 16
 MAX_NAME = 256  # model and tool names
 MAX_ID = 512  # tool_use ids
 MAX_DEPTH = 64  # nesting of free-form JSON (tool inputs, schemas)
+# Nesting of the whole body: an Anthropic deployment gets it re-encoded, and the encoder stops at
+# 255 levels (fields this gateway does not know are not checked otherwise).
+MAX_BODY_DEPTH = 128
 
 DIALECT = "anthropic.messages"  # what an Anthropic deployment takes natively
 # The client's headers an Anthropic deployment gets too (the provider decides which it sends).

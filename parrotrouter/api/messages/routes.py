@@ -15,7 +15,7 @@ from ..generate import relay
 from ..json import json_response
 from ..request import app_state, authenticated, read_json_sized
 from .count import count_tokens
-from .decode import to_chat
+from .decode import check_body, to_chat
 from .encode import to_message
 from .errors import anthropic_errors, anthropic_request_id
 from .protocol import DIALECT, MessagesRequest, native_headers
@@ -25,6 +25,7 @@ from .stream import MessageStream
 async def create_message(http: web.Request) -> web.StreamResponse:
     ctx = authenticated(http, write=True)
     raw, size = await read_json_sized(http)
+    check_body(raw)
     state = app_state(http)
     payload = convert(raw, MessagesRequest)
     translated = to_chat(payload, output_cap(state, payload.model))

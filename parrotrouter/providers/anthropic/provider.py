@@ -118,10 +118,18 @@ class AnthropicProvider(HttpProvider):
     def __init__(self, spec: ProviderSpec, adapter: AnthropicAdapter) -> None:
         super().__init__(spec, adapter, supports_completions=False)
 
+    def _native_request(self, call: NativeCall, url: str | None = None, stream: bool | None = None) -> UpstreamRequest:
+        """As `HttpProvider._encode`: a body that cannot be encoded is a 400, not a 500."""
+        try:
+            return self.adapter.native_request(call, url, stream)
+        except (TypeError, ValueError):  # orjson: nesting beyond its limit, integers beyond 64 bits
+            raise InvalidRequest("This request cannot be encoded for the provider "
+                                 f"'{self.name}' (too deeply nested, or an integer beyond 64 bits).") from None
+
     async def native(self, call: NativeCall) -> dict[str, Any]:
         if call.dialect != DIALECT:
             return await super().native(call)
-        msg = json_object(await self._call(self.adapter.native_request(call)), "message")
+        msg = json_object(await self._call(self._native_request(call)), "message")
         if msg.get("type") != "message":
             raise malformed("message")
         out = from_anthropic(msg)
@@ -131,11 +139,11 @@ class AnthropicProvider(HttpProvider):
     def native_stream(self, call: NativeCall) -> AsyncIterator[list[dict[str, Any]]]:
         if call.dialect != DIALECT:
             return super().native_stream(call)
-        return self._stream(self.adapter.native_request(call), NativeStream(self.name))
+        return self._stream(self._native_request(call), NativeStream(self.name))
 
     async def count_tokens(self, call: NativeCall) -> int:
         """Anthropic's own count of the request's input tokens (its count_tokens endpoint)."""
-        answer = json_object(await self._call(self.adapter.native_request(call, self.adapter.count_url, False)),
+        answer = json_object(await self._call(self._native_request(call, self.adapter.count_url, False)),
                              "token count")
         count = answer.get("input_tokens")
         if not isinstance(count, int) or isinstance(count, bool) or count < 0:
