@@ -302,6 +302,15 @@ def test_model_permissions_apply(client: Client, gw: Gateway) -> None:
     assert denied.value.body["error"]["type"] == "permission_error"  # type: ignore[index]
     with pytest.raises(anthropic.PermissionDeniedError):
         sdk.messages.count_tokens(model="claude-text", messages=USER)  # type: ignore[arg-type]
+    with gw.http() as http:
+        resp = http.post("/v1/keys", json={"name": "no tools", "credits": "1",
+                                           "permissions": {"features": ["chat", "streaming"]}})
+    time.sleep(0.5)
+    no_tools = client(resp.json()["key"])
+    assert no_tools.messages.create(model="claude-text", max_tokens=10, messages=USER).content
+    for tools in ([WEATHER], [{"type": "web_search_20250305", "name": "web_search"}]):  # server tools are tools
+        with pytest.raises(anthropic.PermissionDeniedError):
+            no_tools.messages.create(model="claude-text", max_tokens=10, messages=USER, tools=tools)  # type: ignore[arg-type]
 
 
 HOSTILE = [

@@ -32,7 +32,7 @@ async def create_message(http: web.Request) -> web.StreamResponse:
     request = GenerationRequest.decode(translated.canonical, translated.raw, size, endpoint="messages",
                                        native=NativeBody(DIALECT, raw, native_headers(http.headers)), routing_body=raw,
                                        id_prefix="msg_")
-    ctx.principal.policy.check_features(request.features())
+    ctx.principal.policy.check_features(features(request, payload))
     policy = parse_policy(http.headers, request.routing)
     if not request.stream:
         return json_response(to_message(await answer(state, ctx, request, policy)))
@@ -40,6 +40,14 @@ async def create_message(http: web.Request) -> web.StreamResponse:
     meta = stream.relay.meta
     encoder = MessageStream(meta["id"], meta["model"], DIALECT in stream.candidate.provider.native_dialects)
     return await relay(http, stream, encoder)
+
+
+def features(request: GenerationRequest, payload: MessagesRequest) -> list[str]:
+    """The key-permission features used; Anthropic's server tools (which only it runs) are tools too."""
+    used = request.features()
+    if payload.tools and "tools" not in used:
+        used.append("tools")
+    return used
 
 
 def output_cap(state: AppState, model: str) -> int | None:
