@@ -22,7 +22,7 @@ from tests.fakes import anthropic_upstream as fa
 from tests.fakes.openai_upstream import ANSWER, WORDS, FakeOpenAI
 
 PRICE = {"prompt": "3", "completion": "15"}
-CLAUDE = [*fa.SCENARIOS, *fa.ERRORS, "claude-midstream"]
+CLAUDE = [*fa.SCENARIOS, *fa.ERRORS, "claude-midstream", "claude-nocount"]
 USER = [{"role": "user", "content": "Hi"}]
 WEATHER = {"name": "get_weather", "description": "Current weather", "input_schema": {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
@@ -247,6 +247,10 @@ def test_count_tokens(client: Client, gw: Gateway, claude: fa.FakeAnthropic) -> 
     estimate = sdk.messages.with_raw_response.count_tokens(model="gpt-4o-mini", messages=USER, tools=[WEATHER])  # type: ignore[list-item]
     assert estimate.headers["x-parrotrouter-estimate"] == "true"
     assert 10 < estimate.parse().input_tokens < 200
+    fallback = sdk.messages.with_raw_response.count_tokens(model="claude-nocount", messages=USER)
+    assert fallback.headers["x-parrotrouter-estimate"] == "true" and 0 < fallback.parse().input_tokens < 100
+    with pytest.raises(anthropic.RateLimitError):  # other upstream failures are the client's to see
+        sdk.messages.count_tokens(model="claude-429", messages=USER)  # type: ignore[arg-type]
     with pytest.raises(anthropic.NotFoundError) as caught:
         sdk.messages.count_tokens(model="no-such-model", messages=USER)  # type: ignore[arg-type]
     assert caught.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
@@ -269,6 +273,9 @@ def test_error_shapes(client: Client, gw: Gateway) -> None:
     assert bad.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
     with pytest.raises(anthropic.NotFoundError):
         client().messages.create(model="claude-nope", max_tokens=10, messages=USER)  # type: ignore[arg-type]
+    with pytest.raises(anthropic.BadRequestError) as refused:  # the upstream's own 400, passed on
+        client().messages.create(model="claude-400", max_tokens=10, messages=USER)  # type: ignore[arg-type]
+    assert "text content blocks must be non-empty" in refused.value.body["error"]["message"]  # type: ignore[index]
     with pytest.raises(anthropic.RateLimitError) as limited:
         client().messages.create(model="claude-429", max_tokens=10, messages=USER)  # type: ignore[arg-type]
     assert limited.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]

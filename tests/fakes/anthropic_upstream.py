@@ -4,7 +4,7 @@ The model name picks the scenario; streams are generated from the same message t
 returns, event by event, so stream and non-stream can be compared. `claude-paced` streams one
 event every 0.2 s (for clients that hang up midway). Every request body, path and header set is
 recorded; `/v1/messages/count_tokens` answers `COUNT_TOKENS` (a number no tokenizer would give
-for a short prompt, so a test knows who counted)."""
+for a short prompt, so a test knows who counted), but 404 for `claude-nocount`."""
 
 from __future__ import annotations
 
@@ -127,6 +127,9 @@ class FakeAnthropic(ThreadedServer):
             status, kind, text, headers = ERRORS[model]
             return web.json_response({"type": "error", "error": {"type": kind, "message": text}}, status=status,
                                      headers=headers)
+        if model == "claude-nocount":  # as an Anthropic-compatible server without the endpoint
+            return web.json_response({"type": "error", "error": {"type": "not_found_error", "message": "Not found"}},
+                                     status=404)
         return web.json_response({"input_tokens": COUNT_TOKENS})
 
     async def messages(self, request: web.Request) -> web.StreamResponse:

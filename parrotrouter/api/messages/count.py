@@ -1,6 +1,7 @@
 """`POST /v1/messages/count_tokens`: the request's input tokens. An Anthropic deployment counts
-with Anthropic's own endpoint; any other model with the gateway's tokenizer, an estimate the
-answer marks with `x-parrotrouter-estimate: true`. Keys, model permissions and request rate
+with Anthropic's own endpoint; any other model (or an Anthropic-compatible upstream that has no
+count_tokens endpoint) with the gateway's tokenizer, an estimate the answer marks with
+`x-parrotrouter-estimate: true`. Keys, model permissions and request rate
 limits apply as for a generation; nothing is generated, so nothing is billed."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Protocol, runtime_checkable
 
 from aiohttp import web
 
+from ...errors import FailureKind, UpstreamFailure
 from ...protocol.validation import convert
 from ...providers.base import ChatCall, NativeCall
 from ...ratelimit.rules import limits_for
@@ -51,9 +53,17 @@ async def count_tokens(http: web.Request) -> web.StreamResponse:
     provider = first.provider
     if DIALECT in provider.native_dialects and isinstance(provider, NativeCounter):
         chat = ChatCall(translated.canonical, translated.raw, first.model, first.deployment)
-        counted = await provider.count_tokens(NativeCall(DIALECT, raw, chat, native_headers(http.headers)))
-        return json_response({"input_tokens": counted})
-    model = first.model.id
+        try:
+            counted = await provider.count_tokens(NativeCall(DIALECT, raw, chat, native_headers(http.headers)))
+            return json_response({"input_tokens": counted})
+        except UpstreamFailure as err:
+            if err.kind is not FailureKind.NOT_FOUND:
+                raise
+            # an Anthropic-compatible upstream without count_tokens: estimate, and say so
+    return await _estimate(request, first.model.id, size)
+
+
+async def _estimate(request: GenerationRequest, model: str, size: int) -> web.Response:
     if size >= OFF_LOOP_BYTES or not encoding_ready(model):
         estimate = await asyncio.to_thread(request.count_prompt, model)
     else:
