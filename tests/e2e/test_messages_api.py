@@ -6,7 +6,9 @@ shapes, the ledger (endpoint `messages`, usage, cost, cut streams billed), hosti
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -18,6 +20,7 @@ import httpx
 import pytest
 
 from tests.conftest import MASTER_KEY, Gateway, fake_config
+from tests.e2e.test_money_paths import ledger_rows
 from tests.fakes import anthropic_upstream as fa
 from tests.fakes.openai_upstream import ANSWER, WORDS, FakeOpenAI
 
@@ -378,3 +381,24 @@ def test_cut_and_failed_streams_are_billed(client: Client, gw: Gateway) -> None:
     with pytest.raises(anthropic.APIStatusError), client().messages.stream(
             model="claude-midstream", max_tokens=10, messages=USER) as stream:
         stream.get_final_message()
+
+
+def test_a_stream_cut_by_shutdown_ends_with_an_error_event_and_is_billed(make_gateway: Any,
+                                                                         fake_upstream: FakeOpenAI,
+                                                                         tmp_path: Path) -> None:
+    config = fake_config(fake_upstream, database_url=f"sqlite:///{tmp_path / 'state.db'}", shutdown_timeout=1.5)
+    gw: Gateway = make_gateway(config, env={"FAKE_UPSTREAM_KEY": "k"}).start()
+    with gw.http() as http, http.stream("POST", "/v1/messages", json={
+            "model": "fake-paced-slow", "max_tokens": 100, "messages": USER, "stream": True}) as resp:
+        lines = resp.iter_lines()
+        first = json.loads(next(line for line in lines if line.startswith("data: "))[6:])
+        assert gw.proc is not None
+        gw.proc.send_signal(signal.SIGTERM)
+        rest = [json.loads(line[6:]) for line in lines if line.startswith("data: ")]
+    assert rest[-1]["type"] == "error" and rest[-1]["error"]["type"] == "overloaded_error"
+    assert not any(e["type"] == "message_stop" for e in rest)
+    assert gw.proc.wait(20) == 0
+    gw.database_url = config["server"]["database_url"]  # type: ignore[attr-defined]
+    row = next(r for r in asyncio.run(ledger_rows(gw)) if r.id == first["message"]["id"])
+    assert row.ended_by == "shutdown" and row.endpoint == "messages"
+    assert 1 <= row.completion_tokens < len(WORDS) and row.prompt_tokens > 0 and row.cost > 0
