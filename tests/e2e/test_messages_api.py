@@ -291,6 +291,8 @@ def test_error_shapes(client: Client, gw: Gateway) -> None:
         ok = http.post("/v1/messages?beta=true", headers=keyed, json={"model": "claude-text", "max_tokens": 5,
                                                                        "messages": USER})
         assert ok.status_code == 200 and ok.json()["type"] == "message"
+        assert http.get("/v1/models", headers=keyed).status_code == 200  # x-api-key works on every route
+        assert http.get("/v1/models", headers={"x-api-key": "pr-wrong"}).status_code == 401
         assert error_of(http.get("/v1/messages", headers=keyed)) == (405, "invalid_request_error")
         assert error_of(http.post("/v1/messages/nope", headers=keyed, json={})) == (404, "not_found_error")
         assert error_of(http.post("/v1/messages", headers=keyed, content=b"{not json")) == (
