@@ -404,3 +404,17 @@ def test_a_stream_cut_by_shutdown_ends_with_an_error_event_and_is_billed(make_ga
     row = next(r for r in asyncio.run(ledger_rows(gw)) if r.id == first["message"]["id"])
     assert row.ended_by == "shutdown" and row.endpoint == "messages"
     assert 1 <= row.completion_tokens < len(WORDS) and row.prompt_tokens > 0 and row.cost > 0
+
+
+def test_count_tokens_takes_from_the_request_limits(client: Client, gw: Gateway) -> None:
+    with gw.http() as http:
+        resp = http.post("/v1/keys", json={"name": "two a minute", "credits": "1",
+                                           "permissions": {"max_requests_per_minute": 2}})
+    time.sleep(0.5)
+    sdk = client(resp.json()["key"])
+    sdk.messages.count_tokens(model="gpt-4o-mini", messages=USER)  # type: ignore[arg-type]
+    sdk.messages.create(model="gpt-4o-mini", max_tokens=10, messages=USER)  # type: ignore[arg-type]
+    with pytest.raises(anthropic.RateLimitError) as limited:
+        sdk.messages.count_tokens(model="gpt-4o-mini", messages=USER)  # type: ignore[arg-type]
+    assert limited.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+    assert int(limited.value.response.headers["retry-after"]) >= 1
