@@ -68,15 +68,16 @@ def content_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
         blocks.append({"type": "text", "text": text})
     elif not isinstance(text, str) and message.get("refusal"):
         blocks.append({"type": "text", "text": str(message["refusal"])})
-    for call in message.get("tool_calls") or ():
-        fn = call.get("function") or {}
-        blocks.append({"type": "tool_use", "id": call.get("id") or "", "name": fn.get("name") or "",
-                       "input": tool_input(fn.get("arguments"))})
+    for call in listed(message.get("tool_calls")):  # an upstream's own JSON: checked, never trusted
+        fn = call.get("function") if isinstance(call, dict) else None
+        if isinstance(fn, dict):
+            blocks.append({"type": "tool_use", "id": str(call.get("id") or ""), "name": str(fn.get("name") or ""),
+                           "input": tool_input(fn.get("arguments"))})
     return blocks
 
 
 def thinking_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
-    details = [d for d in message.get("reasoning_details") or () if isinstance(d, dict)]
+    details = [d for d in listed(message.get("reasoning_details")) if isinstance(d, dict)]
     blocks: list[dict[str, Any]] = []
     for detail in details:
         if detail.get("type") == "reasoning.text":
@@ -89,6 +90,11 @@ def thinking_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
         if isinstance(reasoning, str) and reasoning:
             blocks.append({"type": "thinking", "thinking": reasoning, "signature": ""})
     return blocks
+
+
+def listed(value: Any) -> list[Any]:
+    """An upstream's list, or none (the JSON an OpenAI-compatible upstream sends is not checked)."""
+    return value if isinstance(value, list) else []
 
 
 def tool_input(arguments: Any) -> dict[str, Any]:

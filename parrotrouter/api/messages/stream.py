@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from ...serving.core import Done, Frames, StreamEvent
-from .encode import frame_error, stop_reason, usage
+from .encode import frame_error, listed, stop_reason, usage
 
 Event = dict[str, Any]
 
@@ -52,11 +52,11 @@ class MessageStream:
         out: list[bytes] = []
         for chunk in chunks:
             if self.native:
-                out += [self._native(event) for event in chunk.get("native") or () if isinstance(event, dict)]
+                out += [self._native(event) for event in listed(chunk.get("native")) if isinstance(event, dict)]
                 continue
             if not self.started:
                 out += self._start()
-            for choice in chunk.get("choices") or ():
+            for choice in listed(chunk.get("choices")):
                 if choice.get("index", 0) != 0:
                     continue
                 delta = choice.get("delta")
@@ -120,7 +120,7 @@ class MessageStream:
             if self.kind != "text":
                 out += self._open({"type": "text", "text": ""})
             out.append(self._delta_event(self.index, {"type": "text_delta", "text": content}))
-        for call in delta.get("tool_calls") or ():
+        for call in listed(delta.get("tool_calls")):
             if isinstance(call, dict):
                 out += self._tool_call(call)
         return out
@@ -132,7 +132,7 @@ class MessageStream:
             if self.kind != "thinking":
                 out += self._open({"type": "thinking", "thinking": "", "signature": ""})
             out.append(self._delta_event(self.index, {"type": "thinking_delta", "thinking": text}))
-        for detail in delta.get("reasoning_details") or ():
+        for detail in listed(delta.get("reasoning_details")):
             if not isinstance(detail, dict):
                 continue
             if isinstance(detail.get("signature"), str) and detail["signature"]:

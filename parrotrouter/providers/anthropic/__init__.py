@@ -6,8 +6,8 @@ consecutive same-role turns merged; images as base64 or url sources; `max_tokens
 auto/none/any/tool (with `disable_parallel_tool_use`); assistant tool calls as `tool_use` blocks
 and tool messages as `tool_result` blocks in one user turn; `response_format` as native
 structured output (`output_config.format`); reasoning as `thinking` with a budget; `user` as
-`metadata.user_id`. The current Messages API has no `temperature`, `top_p` or `top_k` together
-with thinking on every model: they are not sent.
+`metadata.user_id`. The current Messages API has no `temperature`, `top_p` or `top_k`: they are
+not sent.
 Answers and stream events come back as OpenAI objects (`response.py`); thinking as `reasoning`
 with its signature in `reasoning_details`, so a client that sends the message back continues the
 turn.

@@ -180,3 +180,32 @@ def test_reasoning_details_of_translating_providers_become_signed_thinking() -> 
     assert to_message(answer)["content"] == [
         {"type": "thinking", "thinking": "Think", "signature": "c2ln"},
         {"type": "redacted_thinking", "data": "ZW5j"}, {"type": "text", "text": "Done."}]
+
+
+def test_an_odd_upstream_answer_is_still_a_message() -> None:
+    """OpenAI-compatible upstreams' JSON passes through the core unchecked in its details."""
+    answer = {"id": "msg_1", "model": "m", "choices": [{"finish_reason": "weird", "message": {
+        "content": [{"type": "text", "text": "a"}, "junk"], "tool_calls": ["junk", {"function": "junk"},
+                                                                          {"id": 5, "function": {"name": "f",
+                                                                                                 "arguments": "[1]"}}],
+        "reasoning_details": ["junk"]}}], "usage": {"prompt_tokens": -3, "completion_tokens": "many"}}
+    message = to_message(answer)
+    assert message["content"] == [{"type": "text", "text": "a"}, {"type": "tool_use", "id": "5", "name": "f",
+                                                                  "input": {}}]
+    assert message["stop_reason"] == "end_turn" and message["usage"]["input_tokens"] == 0
+    at.Message.model_validate(message)
+
+
+def test_odd_stream_chunks_do_not_break_the_stream() -> None:
+    stream = MessageStream("msg_1", "m", native=False)
+    odd: list[dict[str, Any]] = [
+        {"choices": 5}, {"choices": [{"index": 0, "delta": "text", "finish_reason": None}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": 7, "reasoning_details": "x", "content": 3},
+                      "finish_reason": None}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": ["junk", {"index": "0", "function": "f"}]},
+                      "finish_reason": None}]},
+        {"choices": [{"index": 1, "delta": {"content": "other choice"}, "finish_reason": None}]},
+        {"choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}]}]
+    events = parse_sse(run(stream, [odd], {"usage": {"prompt_tokens": 1, "completion_tokens": 1}}))
+    message = accumulate(events)
+    assert [b.type for b in message.content] == ["tool_use", "text"] and message.content[-1].text == "ok"  # type: ignore[union-attr]
