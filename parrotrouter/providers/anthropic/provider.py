@@ -10,7 +10,7 @@ import orjson
 
 from ...catalog import ProviderSpec
 from ...errors import FailureKind, InvalidRequest, UpstreamFailure
-from ...upstream.client import ServerSentEvent, UpstreamRequest
+from ...upstream.client import ServerSentEvent, Transport, UpstreamRequest
 from ..base import (
     GATEWAY_FIELDS,
     ChatCall,
@@ -115,8 +115,8 @@ class AnthropicProvider(HttpProvider):
     native_dialects = frozenset({DIALECT})
     adapter: AnthropicAdapter
 
-    def __init__(self, spec: ProviderSpec, adapter: AnthropicAdapter) -> None:
-        super().__init__(spec, adapter, supports_completions=False)
+    def __init__(self, spec: ProviderSpec, adapter: AnthropicAdapter, transport: Transport | None = None) -> None:
+        super().__init__(spec, adapter, supports_completions=False, transport=transport)
 
     def _native_request(self, call: NativeCall, url: str | None = None, stream: bool | None = None) -> UpstreamRequest:
         """As `HttpProvider._encode`: a body that cannot be encoded is a 400, not a 500."""
