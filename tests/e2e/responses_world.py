@@ -69,7 +69,7 @@ def create_key(gw: Gateway, credits: str = "5") -> str:
 
 
 def ledger_row(gw: Gateway, response_id: str, timeout: float = 5.0) -> sqlite3.Row:
-    generation = "chatcmpl-" + response_id.removeprefix("resp_")
+    generation = response_id  # the ledger row has the response's own id
     deadline = time.time() + timeout
     while True:
         with sqlite3.connect(gw.home / "parrotrouter.db") as db:

@@ -35,6 +35,8 @@ def test_create_translated(gw: Gateway, fake_upstream: FakeOpenAI) -> None:
     row = ledger_row(gw, resp.id)
     assert row["endpoint"] == "responses" and row["prompt_tokens"] == resp.usage.input_tokens
     assert row["completion_tokens"] == resp.usage.output_tokens and row["cost"] > 0 and row["status"] == 200
+    with gw.http() as http:  # the generation endpoint finds it by the response's id
+        assert http.get("/v1/generation", params={"id": resp.id}).json()["endpoint"] == "responses"
 
 
 def test_stream_helper_and_create_stream(gw: Gateway) -> None:

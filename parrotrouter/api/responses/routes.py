@@ -73,7 +73,7 @@ async def create_response(http: web.Request) -> web.StreamResponse:
     size = len(orjson.dumps(decoded.chat))
     body = NativeBody(DIALECT, upstream_body(raw, history, decoded.items)) if native else None
     generation = GenerationRequest.decode(payload, decoded.chat, size, endpoint="responses", native=body,
-                                          routing_body=raw)
+                                          routing_body=raw, id_prefix="resp_")
     if ctx.principal.policy.features is not None:
         ctx.principal.policy.check_features(generation.features())
     call = _Call(http, ctx, decoded)
