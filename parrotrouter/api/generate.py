@@ -54,6 +54,11 @@ class StreamEncoder(Protocol):
         """The last write of a stream the server cut (`frame`: the core's error frame)."""
         ...
 
+    async def ending(self) -> None:
+        """Called once the stream's last event (`Done` or `Failed`) is encoded, before it is written
+        (Responses keeps the response here, so a follow-up request finds it)."""
+        ...
+
 
 class ChatEncoder:
     def encode(self, event: StreamEvent) -> bytes:
@@ -61,6 +66,9 @@ class ChatEncoder:
 
     def shutdown(self, frame: JSONObject) -> bytes:
         return failure(frame)
+
+    async def ending(self) -> None:
+        return None
 
 
 async def generate(http: web.Request, ctx: RequestContext, request: GenerationRequest) -> web.StreamResponse:
@@ -85,9 +93,14 @@ async def relay(http: web.Request, stream: Stream, encoder: StreamEncoder) -> we
     try:
         await response.prepare(http)
         async for event in stream.events():
-            await response.write(encoder.encode(event))
+            data = encoder.encode(event)
             if isinstance(event, Done | Failed):
+                await encoder.ending()
+                if data:
+                    await response.write(data)
                 break
+            if data:
+                await response.write(data)
     except ConnectionResetError:
         pass  # the client hung up: `finish` bills what was relayed
     except asyncio.CancelledError:

@@ -48,6 +48,9 @@ class MessageStream:
     def shutdown(self, frame: Event) -> bytes:
         return self.failed(frame)
 
+    async def ending(self) -> None:
+        return None
+
     def frames(self, chunks: list[Event]) -> bytes:
         out: list[bytes] = []
         for chunk in chunks:

@@ -8,8 +8,6 @@ state store unless `store` is false.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -21,10 +19,9 @@ from ...protocol.chat import ChatCompletionRequest
 from ...protocol.validation import convert
 from ...routing.policy import parse_policy
 from ...serving.context import RequestContext
-from ...serving.core import Done, Failed, Frames, Stream, answer, open_stream
+from ...serving.core import Done, Frames, StreamEvent, answer, open_stream
 from ...serving.request import GenerationRequest, NativeBody
-from ...state import AppState
-from ..generate import SSE_HEADERS
+from ..generate import relay
 from ..json import json_response
 from ..request import app_state, authenticate, authenticated, read_json_sized
 from . import encode
@@ -90,46 +87,32 @@ async def create_response(http: web.Request) -> web.StreamResponse:
     stream = await open_stream(state, ctx, generation, policy)
     rid = encode.response_id(str(stream.relay.meta["id"]))
     encoder = StreamEncoder(request, rid, stream.candidate.model.id, decoded.tools)
-    return await _relay(call, state, stream, encoder)
+    return await relay(http, stream, _Wire(call, encoder))
 
 
-async def _relay(call: _Call, state: AppState, stream: Stream, encoder: StreamEncoder) -> web.StreamResponse:
-    http = call.http
-    response = web.StreamResponse(status=200, headers=SSE_HEADERS)
-    task = asyncio.current_task()
-    if task is not None:
-        state.streams.add(task)  # shutdown drains them, then cuts what is left
-    try:
-        await response.prepare(http)
-        async for event in stream.events():
-            if isinstance(event, Frames):
-                events = encoder.chunks(event.chunks)
-            elif isinstance(event, Done):
-                usage = event.usage.get("usage") if event.usage else None
-                events = encoder.done(usage if isinstance(usage, dict) else None)
-            else:
-                events = encoder.failed(_error_of(event.frame))
-            if isinstance(event, Done | Failed):
-                await call.save(encoder.final)  # before the client hears the end: a follow-up finds it
-            if events:
-                await response.write(b"".join([frame(e) for e in events]))
-            if isinstance(event, Done | Failed):
-                break
-    except ConnectionResetError:
-        pass  # the client hung up: `finish` bills what was relayed
-    except asyncio.CancelledError:
-        if state.stopping:  # cut by shutdown: the client is told so, within a second
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(1.0):
-                    events = encoder.failed(_error_of(stream.shutdown_frame()))
-                    await response.write(b"".join([frame(e) for e in events]))
-                    await response.write_eof()
-        raise
-    finally:
-        if task is not None:
-            state.streams.discard(task)
-        await stream.finish()
-    return response
+class _Wire:
+    """The Responses API's typed events for the core's stream events; the response is kept (unless
+    `store` is false) before the client hears the stream's end, so a follow-up finds it."""
+
+    def __init__(self, call: _Call, encoder: StreamEncoder) -> None:
+        self.call, self.encoder = call, encoder
+
+    def encode(self, event: StreamEvent) -> bytes:
+        encoder = self.encoder
+        if isinstance(event, Frames):
+            events = encoder.chunks(event.chunks)
+        elif isinstance(event, Done):
+            usage = event.usage.get("usage") if event.usage else None
+            events = encoder.done(usage if isinstance(usage, dict) else None)
+        else:
+            events = encoder.failed(_error_of(event.frame))
+        return b"".join([frame(e) for e in events])
+
+    def shutdown(self, error_frame: dict[str, Any]) -> bytes:
+        return b"".join([frame(e) for e in self.encoder.failed(_error_of(error_frame))])
+
+    async def ending(self) -> None:
+        await self.call.save(self.encoder.final)
 
 
 def _error_of(chunk: dict[str, Any]) -> dict[str, Any]:
