@@ -13,7 +13,7 @@ from .chat_completions import routes as chat_routes
 from .completions import routes as completion_routes
 from .credits import routes as credit_routes
 from .embeddings import routes as embedding_routes
-from .errors import error_middleware
+from .errors import ERROR_SHAPES, error_middleware
 from .generations import routes as generation_routes
 from .health import routes as health_routes
 from .keys import routes as key_routes
@@ -90,6 +90,7 @@ async def _context_headers(request: web.Request, response: web.StreamResponse) -
 def create_app(state: AppState) -> web.Application:
     app = web.Application(client_max_size=state.settings.max_body_bytes, middlewares=[error_middleware])
     app[STATE_KEY] = state
+    app[ERROR_SHAPES] = []
     for module in (chat_routes, completion_routes, model_routes, health_routes, key_routes, credit_routes,
                    generation_routes, usage_routes, explain_routes, openapi_routes, embedding_routes,
                    responses_routes, messages_routes):

@@ -1,4 +1,5 @@
-"""Our exceptions become the one error envelope here, and only here."""
+"""Our exceptions become the error envelope here, and only here: OpenAI's shape, or the shape an
+inbound API registers for its paths (`ERROR_SHAPES`: the Anthropic Messages API's)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ from ..errors import (
 
 log = logging.getLogger("parrotrouter.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Render = Callable[[ParrotError], web.Response]
+# (does this path answer in another shape, how to render an error in it): consulted only on errors.
+ERROR_SHAPES: web.AppKey[list[tuple[Callable[[str], bool], Render]]] = web.AppKey("parrotrouter_error_shapes", list)
 
 
 def error_response(err: ParrotError, headers: dict[str, str] | None = None) -> web.Response:
@@ -33,7 +37,7 @@ def error_response(err: ParrotError, headers: dict[str, str] | None = None) -> w
                         content_type="application/json", headers=all_headers)
 
 
-def _from_http_exception(exc: web.HTTPException) -> ParrotError:
+def from_http_exception(exc: web.HTTPException) -> ParrotError:
     if exc.status == 404:
         return NotFound("Unknown route. See /v1/models, /v1/chat/completions and /v1/completions.")
     if exc.status == 405:
@@ -49,18 +53,25 @@ def _from_http_exception(exc: web.HTTPException) -> ParrotError:
     return InternalServerError("Internal server error.")
 
 
+def _render(request: web.Request) -> Render:
+    for applies, render in request.app.get(ERROR_SHAPES, ()):
+        if applies(request.path):
+            return render
+    return error_response
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ParrotError as err:
-        return error_response(err)
+        return _render(request)(err)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(_from_http_exception(exc))
+        return _render(request)(from_http_exception(exc))
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(InternalServerError("Internal server error."))
+        return _render(request)(InternalServerError("Internal server error."))

@@ -11,13 +11,14 @@ from ...routing.policy import parse_policy
 from ...serving.core import answer, open_stream
 from ...serving.request import GenerationRequest, NativeBody
 from ...state import AppState
+from ..errors import ERROR_SHAPES
 from ..generate import relay
 from ..json import json_response
 from ..request import app_state, authenticated, read_json_sized
 from .count import count_tokens
 from .decode import check_body, to_chat
 from .encode import to_message
-from .errors import anthropic_errors, anthropic_request_id
+from .errors import anthropic_request_id, error_response, on_messages_path
 from .protocol import DIALECT, MessagesRequest, native_headers
 from .stream import MessageStream
 
@@ -61,5 +62,5 @@ def output_cap(state: AppState, model: str) -> int | None:
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/messages", create_message)
     app.router.add_post("/v1/messages/count_tokens", count_tokens)
-    app.middlewares.append(anthropic_errors)  # inside the app's error middleware: it sees errors first
+    app[ERROR_SHAPES].append((on_messages_path, error_response))
     app.on_response_prepare.append(anthropic_request_id)
