@@ -52,6 +52,9 @@ class NativeBody:
     body: dict[str, Any]
     # The client's headers of that wire format the upstream must see too (e.g. `anthropic-beta`).
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Text the upstream reads in `body` that the canonical request leaves out (items chat cannot
+    # express): counted as prompt, so reservations and estimates do not miss it.
+    counted: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -144,7 +147,7 @@ class GenerationRequest:
         reports none; token rate limits)."""
         payload = self.payload
         if isinstance(payload, ChatCompletionRequest):
-            return estimate_chat_prompt_tokens(payload.messages, payload.tools, model)
+            return estimate_chat_prompt_tokens(payload.messages, payload.tools, model) + self._uncounted(model)
         prompt = payload.prompt
         if isinstance(prompt, str):
             return count_text(prompt, model)
@@ -156,15 +159,21 @@ class GenerationRequest:
         """Upper bounds of what an upstream serving `model` bills, tokenized."""
         raw = self.raw
         if isinstance(self.payload, ChatCompletionRequest):
-            return chat_billable(self.payload, raw, model, output_cap)
+            billable = chat_billable(self.payload, raw, model, output_cap)
+            return dataclasses.replace(billable, prompt=billable.prompt + self._uncounted(model))
         return completion_billable(self.payload, raw, model, output_cap)
 
     def cheap_billable(self, output_cap: int) -> Billable:
         """The same bound without a tokenizer (the body's bytes)."""
         raw = self.raw
         if isinstance(self.payload, ChatCompletionRequest):
-            return chat_cheap_billable(self.payload, raw, self.body_size, output_cap)
+            extra = len(self.native.counted.encode()) if self.native is not None else 0
+            return chat_cheap_billable(self.payload, raw, self.body_size + extra, output_cap)
         return completion_cheap_billable(self.payload, raw, self.body_size, output_cap)
+
+    def _uncounted(self, model: str) -> int:
+        native = self.native
+        return count_text(native.counted, model) if native is not None and native.counted else 0
 
     # ------------------------------------------------------------------ the provider call
     def _native_call(self, candidate: Candidate) -> NativeCall | None:

@@ -287,6 +287,32 @@ def check_depth(raw: dict[str, Any]) -> None:
         stack += [(child, depth + 1) for child in children if isinstance(child, dict | list)]
 
 
+_IMAGES = frozenset({"input_image", "computer_screenshot"})
+
+
+def native_extras(request: p.ResponsesRequest, history: list[dict[str, Any]],
+                  items: list[dict[str, Any]]) -> tuple[list[str], str]:
+    """What a native upstream reads beyond the chat translation: the key-permission features it
+    uses (hosted tools, images inside items chat cannot express) and the JSON text of the items
+    and tools the translation leaves out (counted as prompt: reservations and billing without the
+    upstream's usage)."""
+    features = ["tools"] if request.tools else []
+    stack: list[Any] = list(items)
+    while stack:  # nesting is bounded by check_depth
+        value = stack.pop()
+        if isinstance(value, dict):
+            if value.get("type") in _IMAGES:
+                features.append("vision")
+                break
+            stack += value.values()
+        elif isinstance(value, list):
+            stack += value
+    left_out = [item for item in (*history, *items) if item.get("type") not in p.TRANSLATED_ITEMS]
+    left_out += [tool for tool in request.tools or () if isinstance(tool, dict)
+                 and tool.get("type") not in p.TRANSLATED_TOOLS]
+    return features, orjson.dumps(left_out).decode() if left_out else ""
+
+
 def check_request(request: p.ResponsesRequest) -> None:
     """What this gateway does not offer, refused by name (never silently ignored)."""
     if request.background:

@@ -26,7 +26,7 @@ from ..json import json_response
 from ..request import app_state, authenticate, authenticated, read_json_sized
 from . import encode
 from . import protocol as p
-from .decode import Decoded, check_depth, check_request, decode
+from .decode import Decoded, check_depth, check_request, decode, native_extras
 from .events import StreamEncoder, frame
 from .native import DIALECT, serves_natively, upstream_body
 from .state import STORE_KEY, build_store, conversation, keep, known_id, listed_items, owner_of, reach
@@ -68,11 +68,12 @@ async def create_response(http: web.Request) -> web.StreamResponse:
                              f"OpenAI or Azure deployment); '{echo(request.model)}' is translated to chat.")
     payload = convert(decoded.chat, ChatCompletionRequest)
     size = len(orjson.dumps(decoded.chat))
-    body = NativeBody(DIALECT, upstream_body(raw, history, decoded.items)) if native else None
+    features, uncounted = native_extras(request, history, decoded.items) if native else ([], "")
+    body = NativeBody(DIALECT, upstream_body(raw, history, decoded.items), counted=uncounted) if native else None
     generation = GenerationRequest.decode(payload, decoded.chat, size, endpoint="responses", native=body,
                                           routing_body=raw, id_prefix="resp_")
     if ctx.principal.policy.features is not None:
-        ctx.principal.policy.check_features(generation.features())
+        ctx.principal.policy.check_features([*generation.features(), *features])
     call = _Call(http, ctx, decoded)
     policy = parse_policy(http.headers, generation.routing)
     if not generation.stream:

@@ -1,0 +1,69 @@
+"""OpenAI's Responses API through the real gateway, as a hostile caller tries it: key permissions
+that a native request must not slip past, and what a native upstream reads that the gateway must
+count (reservation and billing of a stream that ends without the upstream's usage)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tests.conftest import Gateway
+from tests.e2e.responses_world import anthropic_fake, gw, ledger_row, sse_events
+
+__all__ = ["anthropic_fake", "gw"]  # fixtures
+
+
+def key_with(gw: Gateway, permissions: dict[str, Any]) -> str:
+    with gw.http() as http:
+        resp = http.post("/v1/keys", json={"name": "responses-perms", "credits": "5", "permissions": permissions})
+    assert resp.status_code == 201, resp.text
+    key = str(resp.json()["key"])
+    deadline = time.time() + 10
+    while time.time() < deadline:  # the key cache refreshes every second
+        with gw.http(key) as http:
+            if http.get("/v1/models").status_code == 200:
+                return key
+        time.sleep(0.1)
+    raise AssertionError("the new key never worked")
+
+
+def test_hosted_tools_need_the_tools_feature(gw: Gateway) -> None:
+    key = key_with(gw, {"features": ["chat", "streaming"]})
+    with gw.http(key) as http:
+        for model, tool in (("gpt-native", {"type": "web_search"}),
+                            ("gpt-native", {"type": "code_interpreter", "container": {"type": "auto"}}),
+                            ("gpt-native", {"type": "mcp", "server_label": "x", "server_url": "https://x.example"}),
+                            ("gpt-4o-mini", {"type": "function", "name": "f"})):
+            resp = http.post("/v1/responses", json={"model": model, "input": "x", "tools": [tool]})
+            assert resp.status_code == 403, (model, tool, resp.text)
+            assert "tools" in resp.json()["error"]["message"]
+        for model in ("gpt-native", "gpt-4o-mini"):  # a hosted tool a translated model never gets is left out
+            resp = http.post("/v1/responses", json={"model": model, "input": "x", "tools": [{"type": "web_search"}]})
+            assert resp.status_code == (403 if model == "gpt-native" else 200), resp.text
+
+
+def test_images_only_a_native_upstream_sees_need_the_vision_feature(gw: Gateway) -> None:
+    key = key_with(gw, {"features": ["chat"]})
+    image = {"type": "input_image", "file_id": "file-abc"}
+    screenshot = {"type": "computer_call_output", "call_id": "c1",
+                  "output": {"type": "computer_screenshot", "image_url": "data:image/png;base64,AAAA"}}
+    with gw.http(key) as http:
+        for item in ({"role": "user", "content": [image]}, screenshot):
+            resp = http.post("/v1/responses", json={"model": "gpt-native", "input": [item]})
+            assert resp.status_code == 403, (item, resp.text)
+
+
+def test_untranslated_items_a_native_upstream_reads_are_billed(gw: Gateway) -> None:
+    """A stream that fails before the upstream's usage is billed by the gateway's count of the
+    prompt: the text of items only the native upstream reads counts as much as a message's."""
+    big = "word " * 20_000
+    prompts = []
+    with gw.http() as http:
+        for item in ({"role": "user", "content": big},
+                     {"type": "local_shell_call_output", "call_id": "c", "id": "lsh_1", "output": big}):
+            resp = http.post("/v1/responses", json={"model": "native-failed", "stream": True,
+                                                    "input": [{"role": "user", "content": "hi"}, item]})
+            events = sse_events(resp.text)
+            assert events[-1]["type"] == "response.failed"
+            prompts.append(ledger_row(gw, events[-1]["response"]["id"])["prompt_tokens"])
+    assert prompts[1] >= prompts[0] * 0.9, prompts
