@@ -79,6 +79,14 @@ class NativeCall:
 
 
 @dataclasses.dataclass(slots=True)
+class PartsServed:
+    """The parts of a split embeddings call the upstream answered, and so billed, even when
+    another part failed: (first input, number of inputs, the upstream's prompt tokens if told)."""
+
+    parts: list[tuple[int, int, int | None]] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(slots=True)
 class EmbeddingCall:
     """An embeddings request, validated and bounded at the edge: `inputs` are strings, or lists of
     token ids (read as cl100k_base ids, the tokenizer of OpenAI's embedding models, by providers
@@ -92,6 +100,7 @@ class EmbeddingCall:
     encoding_format: str  # what the client asked for: "float" or "base64"
     model: ModelSpec
     deployment: Deployment
+    served: PartsServed | None = None  # filled by providers that split the call
 
     @property
     def tokens(self) -> bool:

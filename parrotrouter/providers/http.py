@@ -129,11 +129,16 @@ class HttpProvider(Provider):
         parts = [dataclasses.replace(call, inputs=call.inputs[i:i + size]) for i in range(0, len(call.inputs), size)]
         gate = asyncio.Semaphore(EMBEDDING_CONCURRENCY)
 
-        async def one(part: EmbeddingCall) -> dict[str, Any]:
+        async def one(start: int, part: EmbeddingCall) -> dict[str, Any]:
             async with gate:
-                return await self._embed(adapter, part)
+                answer = await self._embed(adapter, part)
+            if call.served is not None:  # billed by the upstream whatever becomes of the other parts
+                usage = answer.get("usage")
+                tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+                call.served.parts.append((start, len(part.inputs), tokens if isinstance(tokens, int) else None))
+            return answer
 
-        tasks = [asyncio.ensure_future(one(part)) for part in parts]
+        tasks = [asyncio.ensure_future(one(n * size, part)) for n, part in enumerate(parts)]
         try:
             return joined(await asyncio.gather(*tasks), size)
         finally:  # one part failed (or the caller went away): the others stop too

@@ -21,7 +21,7 @@ from ..accounting.bounds import Billable, exact_tokenizer
 from ..catalog import ModelSpec
 from ..errors import ParrotError, echo
 from ..protocol.routing_fields import NO_ROUTING, BodyRouting
-from ..providers.base import EmbeddingCall, malformed
+from ..providers.base import EmbeddingCall, PartsServed, malformed
 from ..routing.policy import RoutingPolicy
 from ..routing.router import Candidate
 from ..state import AppState
@@ -52,6 +52,7 @@ class EmbeddingRequest:
     routing: BodyRouting = NO_ROUTING
     sent_params: frozenset[str] = frozenset()
     shape: Shape = EMBEDDINGS
+    served: PartsServed = dataclasses.field(default_factory=PartsServed)  # by attempts that failed part-way
 
     # ------------------------------------------------------------------ what the core asks
     @property
@@ -76,6 +77,11 @@ class EmbeddingRequest:
 
     def count_prompt(self, model: str) -> int:
         return sum(self.token_counts)
+
+    def served_tokens(self) -> int:
+        """The prompt tokens of the parts that upstreams answered (their count, else ours)."""
+        return sum(sum(self.token_counts[start:start + count]) if tokens is None else tokens
+                   for start, count, tokens in self.served.parts)
 
     def billable(self, model: str, output_cap: int) -> Billable:
         """cl100k_base's count for OpenAI's models; for others, the text's bytes (no byte-level
@@ -105,7 +111,7 @@ class EmbeddingRequest:
     # ------------------------------------------------------------------ the provider call
     async def run(self, candidate: Candidate) -> JSONObject:
         call = EmbeddingCall(self.inputs, self.raw, self.dimensions, self.encoding_format, candidate.model,
-                             candidate.deployment)
+                             candidate.deployment, self.served)
         answer = await candidate.provider.embeddings(call)
         return _checked(answer, len(self.inputs), self.encoding_format)
 
@@ -129,6 +135,8 @@ async def embed(state: AppState, ctx: RequestContext, request: EmbeddingRequest,
                 "model": candidate.model.id, "provider": candidate.deployment.provider,
                 "usage": {"prompt_tokens": record.prompt_tokens, "total_tokens": record.prompt_tokens}}
     except ParrotError as err:
+        if record.prompt_tokens == 0:  # parts answered before another failed were billed upstream
+            record.prompt_tokens = request.served_tokens()
         raise work.failed(err) from None
     except asyncio.CancelledError:
         work.cancelled([])

@@ -260,6 +260,19 @@ def test_a_client_that_hangs_up_is_billed_for_its_prompt(gw: Gateway, fake: Fake
     assert row.prompt_tokens == 4 and from_nanos(row.cost) == Decimal("0.02") * 4 / 1_000_000
 
 
+def test_a_split_call_that_fails_part_way_bills_the_parts_served(gw: Gateway, fake: FakeEmbeddings) -> None:
+    """Titan embeds one input a call: the upstream billed every call that answered before the
+    last input was refused, so the request is billed for them (not free, as a failure would be)."""
+    key = new_key(gw, credits="1")
+    inputs = [f"split part {i}" for i in range(20)] + ["=" * 60_000]  # 3 words each, then one too long for Titan
+    with pytest.raises(openai.BadRequestError):
+        gw.client(key["key"]).embeddings.create(model="amazon.titan-embed-text-v2:0", input=inputs)
+    row = rows_for(gw, key["id"], 1)[-1]
+    # 8 calls run at once: the refused one started after at least 13 others had answered.
+    assert row.status == 400 and 3 * 13 <= row.prompt_tokens <= 3 * 20, row.prompt_tokens
+    assert from_nanos(row.cost) > 0
+
+
 def test_key_without_the_embeddings_feature_gets_403(gw: Gateway) -> None:
     key = new_key(gw, credits="1", permissions={"features": ["chat"]})
     with pytest.raises(openai.PermissionDeniedError) as err:

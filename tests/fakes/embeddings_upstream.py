@@ -10,7 +10,8 @@ shapes of the golden fixtures under tests/data/embeddings/), over real HTTP on l
 
 Vectors are deterministic: a text's vector depends on the text alone (its SHA-256), so the same
 input gives the same vector through every vendor. The model name `...-500` fails with HTTP 500;
-`...-slow` answers OpenAI's format after 3 s.
+`...-slow` answers OpenAI's format after 3 s. Titan refuses an `inputText` over 50,000 characters, as
+Bedrock documents.
 Every request body, path and header set is recorded.
 """
 
@@ -27,6 +28,7 @@ from aiohttp import web
 from .threaded import ThreadedServer
 
 DEFAULT_DIMENSIONS = 16
+TITAN_MAX_CHARACTERS = 50_000  # Titan Text Embeddings v2's limit on one inputText
 
 
 def vector(text: str, dimensions: int = DEFAULT_DIMENSIONS) -> list[float]:
@@ -151,6 +153,9 @@ class FakeEmbeddings(ThreadedServer):
             return web.json_response({"message": "Missing Authentication Token"}, status=403)
         if model.startswith("amazon.titan-embed"):
             text = body["inputText"]
+            if len(text) > TITAN_MAX_CHARACTERS:
+                return web.json_response({"message": f"Malformed input request: expected maxLength: "
+                                                     f"{TITAN_MAX_CHARACTERS}, actual: {len(text)}"}, status=400)
             return web.json_response({"embedding": vector(text, body.get("dimensions") or 1024),
                                       "inputTextTokenCount": words(text)})
         if model.startswith("cohere.embed"):
