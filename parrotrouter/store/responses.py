@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import time
+import types
 from typing import Any, Protocol
 
 import orjson
@@ -134,48 +135,52 @@ class SqlResponseStore:
 
 
 class MemoryResponseStore:
-    """Stateless mode: the newest responses of this process, at most `max_bytes` of them."""
+    """Stateless mode: the newest responses of this process, at most `max_bytes` of them, kept
+    as their JSON (decoded objects would take ten times the bytes counted)."""
 
     def __init__(self, max_age: float, max_bytes: int) -> None:
         self.max_age = max_age
         self.max_bytes = max_bytes
-        self._rows: collections.OrderedDict[str, tuple[StoredResponse, int]] = collections.OrderedDict()
+        self._rows: collections.OrderedDict[str, types.SimpleNamespace] = collections.OrderedDict()
         self._bytes = 0
 
-    def _live(self, rid: str, owner: str) -> StoredResponse | None:
+    def _live(self, rid: str, owner: str) -> types.SimpleNamespace | None:
         found = self._rows.get(rid)
-        if found is None or found[0].owner != owner or found[0].created_at < time.time() - self.max_age:
+        if found is None or found.owner != owner or found.created_at < time.time() - self.max_age:
             return None
-        return found[0]
+        return found
 
     async def save(self, stored: StoredResponse) -> None:
-        size = _row(stored)["size"]
+        row = _row(stored)
+        size = row["size"]
         if size > self.max_bytes:
             return
-        self._rows[stored.id] = (stored, size)
+        if (old := self._rows.pop(stored.id, None)) is not None:
+            self._bytes -= old.size
+        self._rows[stored.id] = types.SimpleNamespace(**row)
         self._bytes += size
         while self._bytes > self.max_bytes:
-            _, (_, dropped) = self._rows.popitem(last=False)
-            self._bytes -= dropped
+            _, dropped = self._rows.popitem(last=False)
+            self._bytes -= dropped.size
 
     async def get(self, rid: str, owner: str) -> StoredResponse | None:
-        return self._live(rid, owner)
+        row = self._live(rid, owner)
+        return None if row is None else _stored(row)
 
     async def delete(self, rid: str, owner: str) -> bool:
         if self._live(rid, owner) is None:
             return False
-        _, size = self._rows.pop(rid)
-        self._bytes -= size
+        self._bytes -= self._rows.pop(rid).size
         return True
 
     async def chain(self, rid: str, owner: str, depth: int) -> list[StoredResponse]:
         out: list[StoredResponse] = []
         current: str | None = rid
         while current is not None and len(out) <= depth:
-            stored = self._live(current, owner)
-            if stored is None:
+            row = self._live(current, owner)
+            if row is None:
                 break
-            out.append(stored)
-            current = stored.previous_response_id
+            out.append(_stored(row))
+            current = row.previous_response_id
         out.reverse()
         return out

@@ -3,7 +3,9 @@ in-memory store of stateless mode: ownership, conversation chains, deletion, ret
 
 from __future__ import annotations
 
+import dataclasses
 import time
+import tracemalloc
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -93,6 +95,25 @@ async def test_memory_store_keeps_the_newest_within_its_bytes() -> None:
     assert store._bytes <= 4000
     await store.save(stored("resp_huge", text="x" * 10_000))  # larger than the whole store: not kept
     assert await store.get("resp_huge", "acct_a") is None and await store.get("resp_39", "acct_a") is not None
+
+
+async def test_memory_store_holds_its_bytes_not_ten_times_more() -> None:
+    """Its bound is what the process spends: many small parts (a dict each, decoded) took ten
+    times the bytes counted."""
+    limit = 4 << 20
+    store = MemoryResponseStore(30 * DAY, limit)
+    part = {"type": "input_text", "text": "a"}
+    tracemalloc.start()
+    try:
+        for i in range(8):
+            item = {"type": "message", "role": "user", "content": [dict(part) for _ in range(20_000)]}
+            await store.save(dataclasses.replace(stored(f"resp_{i}"), input=[item]))
+        used, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert store._bytes <= limit and used < 2 * limit, used
+    kept = await store.get("resp_7", "acct_a")
+    assert kept is not None and kept.input[0]["content"][0] == part
 
 
 async def test_migration_0005_up_and_down(database_url: str, tmp_path: Path) -> None:
