@@ -66,9 +66,10 @@ class ResponseStore(Protocol):
 
     async def delete(self, rid: str, owner: str) -> bool: ...
 
-    async def chain(self, rid: str, owner: str, depth: int) -> list[StoredResponse]:
-        """The response and those before it, oldest first, at most `depth` + 1 of them (empty:
-        no such response for this owner)."""
+    async def chain(self, rid: str, owner: str, depth: int, max_bytes: int) -> list[StoredResponse]:
+        """The response and those before it, oldest first, at most `depth` + 1 of them, and none
+        before the one that takes their stored bytes over `max_bytes` (empty: no such response
+        for this owner)."""
         ...
 
 
@@ -86,12 +87,13 @@ def _stored(row: Any) -> StoredResponse:
 
 
 _CHAIN = sa.text("""
-WITH RECURSIVE chain(id, previous_response_id, depth) AS (
-    SELECT id, previous_response_id, 0 FROM responses
+WITH RECURSIVE chain(id, previous_response_id, depth, total) AS (
+    SELECT id, previous_response_id, 0, CAST(size AS BIGINT) FROM responses
     WHERE id = :id AND owner = :owner AND created_at >= :cutoff
     UNION ALL
-    SELECT r.id, r.previous_response_id, c.depth + 1 FROM responses r JOIN chain c ON r.id = c.previous_response_id
-    WHERE r.owner = :owner AND r.created_at >= :cutoff AND c.depth < :depth
+    SELECT r.id, r.previous_response_id, c.depth + 1, c.total + r.size
+    FROM responses r JOIN chain c ON r.id = c.previous_response_id
+    WHERE r.owner = :owner AND r.created_at >= :cutoff AND c.depth < :depth AND c.total <= :max_bytes
 )
 SELECT r.id, r.owner, r.key_id, r.previous_response_id, r.model, r.status, r.input, r.response, r.created_at
 FROM chain c JOIN responses r ON r.id = c.id ORDER BY c.depth DESC
@@ -127,10 +129,10 @@ class SqlResponseStore:
             result = await conn.execute(responses.delete().where(responses.c.id == rid, responses.c.owner == owner))
         return bool(result.rowcount)
 
-    async def chain(self, rid: str, owner: str, depth: int) -> list[StoredResponse]:
+    async def chain(self, rid: str, owner: str, depth: int, max_bytes: int) -> list[StoredResponse]:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(_CHAIN, {"id": rid, "owner": owner, "cutoff": self._cutoff(),
-                                                "depth": depth})).all()
+                                                "depth": depth, "max_bytes": max_bytes})).all()
         return [_stored(row) for row in rows]
 
 
@@ -173,14 +175,16 @@ class MemoryResponseStore:
         self._bytes -= self._rows.pop(rid).size
         return True
 
-    async def chain(self, rid: str, owner: str, depth: int) -> list[StoredResponse]:
+    async def chain(self, rid: str, owner: str, depth: int, max_bytes: int) -> list[StoredResponse]:
         out: list[StoredResponse] = []
         current: str | None = rid
-        while current is not None and len(out) <= depth:
+        total = 0
+        while current is not None and len(out) <= depth and total <= max_bytes:
             row = self._live(current, owner)
             if row is None:
                 break
             out.append(_stored(row))
+            total += row.size
             current = row.previous_response_id
         out.reverse()
         return out

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from parrotrouter.api.responses.state import conversation
+from parrotrouter.errors import InvalidRequest
 from parrotrouter.store.db import create_engine, database_url, migrate
 from parrotrouter.store.responses import (
     MemoryResponseStore,
@@ -56,18 +58,20 @@ async def check_store(store: ResponseStore) -> None:
     assert found.previous_response_id == "resp_1" and found.response["id"] == "resp_2"
     assert await store.get("resp_2", "acct_b") is None  # another account's
     assert await store.get("resp_other", "acct_a") is None
-    chain = await store.chain("resp_3", "acct_a", 1000)
+    chain = await store.chain("resp_3", "acct_a", 1000, 1 << 20)
     assert [s.id for s in chain] == ["resp_1", "resp_2", "resp_3"]
     assert [i["type"] for i in chain[0].items] == ["message", "message"]  # input, then output
-    assert [s.id for s in await store.chain("resp_3", "acct_a", 1)] == ["resp_2", "resp_3"]  # bounded
-    assert await store.chain("resp_3", "acct_b", 1000) == []
+    assert [s.id for s in await store.chain("resp_3", "acct_a", 1, 1 << 20)] == ["resp_2", "resp_3"]  # bounded
+    assert [s.id for s in await store.chain("resp_3", "acct_a", 1000, 1)] == ["resp_3"]  # and by bytes read
+    assert await store.chain("resp_3", "acct_b", 1000, 1 << 20) == []
     assert not await store.delete("resp_2", "acct_b")
     assert await store.delete("resp_2", "acct_a")
     assert not await store.delete("resp_2", "acct_a")
-    assert [s.id for s in await store.chain("resp_3", "acct_a", 1000)] == ["resp_3"]  # broken: the caller refuses
+    # broken: the caller refuses
+    assert [s.id for s in await store.chain("resp_3", "acct_a", 1000, 1 << 20)] == ["resp_3"]
     await store.save(stored("resp_old", age=31 * DAY))
     assert await store.get("resp_old", "acct_a") is None  # past the maximum age
-    assert await store.chain("resp_old", "acct_a", 10) == []
+    assert await store.chain("resp_old", "acct_a", 10, 1 << 20) == []
 
 
 async def test_sql_store(sql_store: SqlResponseStore) -> None:
@@ -114,6 +118,27 @@ async def test_memory_store_holds_its_bytes_not_ten_times_more() -> None:
     assert store._bytes <= limit and used < 2 * limit, used
     kept = await store.get("resp_7", "acct_a")
     assert kept is not None and kept.input[0]["content"][0] == part
+
+
+async def long_conversation_peak(store: ResponseStore) -> int:
+    """The memory a refused continuation of a conversation far over its bound takes."""
+    item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "a"}] * 5000}
+    for i in range(30):  # 30 responses of ~160 KB each (ten times that decoded)
+        await store.save(dataclasses.replace(stored(f"resp_{i}", previous=f"resp_{i - 1}" if i else None),
+                                             input=[item]))
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidRequest):
+            await conversation(store, "resp_29", "acct_a", 100_000)  # history bound: 4 x 100 KB
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+async def test_a_conversation_over_its_bound_is_refused_before_it_is_read(sql_store: SqlResponseStore) -> None:
+    for store in (sql_store, MemoryResponseStore(30 * DAY, 64 << 20)):
+        peak = await long_conversation_peak(store)
+        assert peak < 12 << 20, peak  # all 30 decoded: ~50 MB
 
 
 async def test_migration_0005_up_and_down(database_url: str, tmp_path: Path) -> None:

@@ -62,16 +62,17 @@ async def conversation(store: ResponseStore, previous: str | None, owner: str,
     by an expired or deleted response, or too long)."""
     if previous is None:
         return []
-    chain = await reach(store.chain(previous, owner, MAX_CHAIN)) if known_id(previous) else []
+    limit = max_bytes * HISTORY_FACTOR  # also what the store reads of it (stored bytes)
+    chain = await reach(store.chain(previous, owner, MAX_CHAIN, limit)) if known_id(previous) else []
     if not chain:
         raise InvalidRequest(f"Previous response with id '{echo(previous)}' not found.",
                              param="previous_response_id")
     if chain[0].previous_response_id is not None:
         raise InvalidRequest(f"The conversation of '{echo(previous)}' is longer than {MAX_CHAIN} responses or "
-                             "refers to a response that expired or was deleted; start a new one.",
-                             param="previous_response_id")
+                             f"{limit} bytes, or refers to a response that expired or was deleted; start a new "
+                             "one (send the items you need as 'input').", param="previous_response_id")
     items = [item for stored in chain for item in stored.items]
-    if len(orjson.dumps(items)) > max_bytes * HISTORY_FACTOR:
+    if len(orjson.dumps(items)) > limit:
         raise InvalidRequest("The conversation of 'previous_response_id' has grown too long to continue; start "
                              "a new one (send the items you need as 'input').", param="previous_response_id")
     return items
