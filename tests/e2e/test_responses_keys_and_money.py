@@ -4,11 +4,13 @@ count (reservation and billing of a stream that ends without the upstream's usag
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 from tests.conftest import Gateway
 from tests.e2e.responses_world import anthropic_fake, gw, ledger_row, sse_events
+from tests.fakes.openai_upstream import FakeOpenAI
 
 __all__ = ["anthropic_fake", "gw"]  # fixtures
 
@@ -67,3 +69,22 @@ def test_untranslated_items_a_native_upstream_reads_are_billed(gw: Gateway) -> N
             assert events[-1]["type"] == "response.failed"
             prompts.append(ledger_row(gw, events[-1]["response"]["id"])["prompt_tokens"])
     assert prompts[1] >= prompts[0] * 0.9, prompts
+
+
+def test_items_only_a_native_upstream_takes_never_fall_back_to_a_translated_model(
+        gw: Gateway, fake_upstream: FakeOpenAI) -> None:
+    """A fallback model that is translated to chat would answer without them (an empty user
+    message reached it): refused, whether the fallback is in the body or in X-Failover-Config."""
+    item = {"type": "local_shell_call_output", "call_id": "c", "output": "the context"}
+    sent = len(fake_upstream.requests)
+    with gw.http() as http:
+        for extra, headers in (({"models": ["native-500", "gpt-4o-mini"]}, {}),
+                               ({}, {"X-Failover-Config": json.dumps({"primary": {"model": "native-500"},
+                                                                      "fallbacks": [{"model": "gpt-4o-mini"}]})})):
+            resp = http.post("/v1/responses", json={"model": "native-500", "input": [item], **extra}, headers=headers)
+            assert resp.status_code == 400, resp.text
+            assert "local_shell_call_output" in resp.json()["error"]["message"]
+        assert len(fake_upstream.requests) == sent
+        resp = http.post("/v1/responses", json={"model": "native-500", "input": "hi",
+                                                "models": ["native-500", "gpt-4o-mini"]})
+        assert resp.status_code == 200 and resp.json()["model"] == "gpt-4o-mini"  # all of it translates

@@ -17,10 +17,11 @@ from aiohttp import web
 from ...errors import InvalidRequest, NotFound, ParrotError, echo
 from ...protocol.chat import ChatCompletionRequest
 from ...protocol.validation import convert
-from ...routing.policy import parse_policy
+from ...routing.policy import RoutingPolicy, parse_policy
 from ...serving.context import RequestContext
 from ...serving.core import Done, Frames, StreamEvent, answer, open_stream
 from ...serving.request import GenerationRequest, NativeBody
+from ...state import AppState
 from ..generate import relay
 from ..json import json_response
 from ..request import app_state, authenticate, authenticated, read_json_sized
@@ -76,6 +77,9 @@ async def create_response(http: web.Request) -> web.StreamResponse:
         ctx.principal.policy.check_features([*generation.features(), *features])
     call = _Call(http, ctx, decoded)
     policy = parse_policy(http.headers, generation.routing)
+    if decoded.native_only and (other := _translated_fallback(state, request.model, policy)) is not None:
+        raise InvalidRequest(f"{decoded.native_only} need a model served by the Responses API natively; the "
+                             f"fallback model '{echo(other)}' is translated to chat.", param="models")
     if not generation.stream:
         result = await answer(state, ctx, generation, policy)
         if "native" in result:
@@ -89,6 +93,14 @@ async def create_response(http: web.Request) -> web.StreamResponse:
     rid = encode.response_id(str(stream.relay.meta["id"]))
     encoder = StreamEncoder(request, rid, stream.candidate.model.id, decoded.tools)
     return await relay(http, stream, _Wire(call, encoder))
+
+
+def _translated_fallback(state: AppState, model: str, policy: RoutingPolicy) -> str | None:
+    """A model the request may fall back to (the body's `models`, X-Failover-Config) that does not
+    take the Responses API natively."""
+    names = [policy.primary_model or model, *policy.fallback_models,
+             *(fb.model for fb in policy.conditional_fallbacks if fb.model)]
+    return next((name for name in names if not serves_natively(state, name)), None)
 
 
 class _Wire:
