@@ -88,3 +88,14 @@ def test_items_only_a_native_upstream_takes_never_fall_back_to_a_translated_mode
         resp = http.post("/v1/responses", json={"model": "native-500", "input": "hi",
                                                 "models": ["native-500", "gpt-4o-mini"]})
         assert resp.status_code == 200 and resp.json()["model"] == "gpt-4o-mini"  # all of it translates
+
+
+def test_priority_processing_is_refused(gw: Gateway, fake_upstream: FakeOpenAI) -> None:
+    """OpenAI bills `priority` (and `scale`) above the model's price the gateway charges."""
+    with gw.http() as http:
+        for model in ("gpt-native", "gpt-4o-mini"):
+            for tier in ("priority", "scale"):
+                resp = http.post("/v1/responses", json={"model": model, "input": "x", "service_tier": tier})
+                assert resp.status_code == 400 and resp.json()["error"]["param"] == "service_tier", resp.text
+            resp = http.post("/v1/responses", json={"model": model, "input": "x", "service_tier": "flex"})
+            assert resp.status_code == 200, resp.text

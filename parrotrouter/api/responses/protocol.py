@@ -231,7 +231,8 @@ class ResponsesRequest(Struct, omit_defaults=True):
     previous_response_id: ResponseId | None = None
     include: Annotated[list[Annotated[str, Meta(max_length=64)]], Meta(max_length=MAX_INCLUDE)] | None = None
     truncation: Literal["auto", "disabled"] | None = None
-    service_tier: Annotated[str, Meta(max_length=32)] | None = None
+    # "priority" and "scale" are billed above the price the gateway charges: not offered.
+    service_tier: Literal["auto", "default", "flex"] | None = None
     background: bool | None = None
     conversation: str | dict[str, Any] | None = None
     prompt: dict[str, Any] | None = None
