@@ -53,6 +53,23 @@ def test_images_only_a_native_upstream_sees_need_the_vision_feature(gw: Gateway)
         for item in ({"role": "user", "content": [image]}, screenshot):
             resp = http.post("/v1/responses", json={"model": "gpt-native", "input": [item]})
             assert resp.status_code == 403, (item, resp.text)
+    with gw.http() as http:  # a key of the same account that may use images starts the conversation
+        created = http.post("/v1/keys", json={"name": "vision", "account_id": account_of(gw, key)}).json()
+    time.sleep(1.5)
+    with gw.http(created["key"]) as http:
+        first = http.post("/v1/responses", json={"model": "gpt-native",
+                                                 "input": [{"role": "user", "content": [image]}]})
+        assert first.status_code == 200, first.text
+    with gw.http(key) as http:
+        resp = http.post("/v1/responses", json={"model": "gpt-native", "input": "and?",
+                                                "previous_response_id": first.json()["id"]})
+        assert resp.status_code == 403, resp.text
+
+
+def account_of(gw: Gateway, key: str) -> str:
+    with gw.http() as http:
+        keys = http.get("/v1/keys").json()["data"]
+    return str(next(k["account_id"] for k in keys if key.startswith(k["prefix"])))
 
 
 def test_untranslated_items_a_native_upstream_reads_are_billed(gw: Gateway) -> None:

@@ -297,7 +297,7 @@ def native_extras(request: p.ResponsesRequest, history: list[dict[str, Any]],
     and tools the translation leaves out (counted as prompt: reservations and billing without the
     upstream's usage)."""
     features = ["tools"] if request.tools else []
-    stack: list[Any] = list(items)
+    stack: list[Any] = [*history, *items]  # a conversation continued by another key of the account too
     while stack:  # nesting is bounded by check_depth
         value = stack.pop()
         if isinstance(value, dict):
