@@ -53,7 +53,8 @@ class NativeBody:
     # The client's headers of that wire format the upstream must see too (e.g. `anthropic-beta`).
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     # Text the upstream reads in `body` that the canonical request leaves out (items chat cannot
-    # express): counted as prompt, so reservations and estimates do not miss it.
+    # express): counted as prompt, so reservations and estimates do not miss it (the inbound API
+    # includes it in the request's `body_size`).
     counted: str = ""
 
 
@@ -167,8 +168,7 @@ class GenerationRequest:
         """The same bound without a tokenizer (the body's bytes)."""
         raw = self.raw
         if isinstance(self.payload, ChatCompletionRequest):
-            extra = len(self.native.counted.encode()) if self.native is not None else 0
-            return chat_cheap_billable(self.payload, raw, self.body_size + extra, output_cap)
+            return chat_cheap_billable(self.payload, raw, self.body_size, output_cap)
         return completion_cheap_billable(self.payload, raw, self.body_size, output_cap)
 
     def _uncounted(self, model: str) -> int:

@@ -116,3 +116,18 @@ def test_priority_processing_is_refused(gw: Gateway, fake_upstream: FakeOpenAI) 
                 assert resp.status_code == 400 and resp.json()["error"]["param"] == "service_tier", resp.text
             resp = http.post("/v1/responses", json={"model": model, "input": "x", "service_tier": "flex"})
             assert resp.status_code == 200, resp.text
+
+
+def test_untranslated_items_are_reserved_for(gw: Gateway) -> None:
+    """A budget that cannot pay for the prompt is refused whether the prompt is a message or an
+    item only the native upstream reads."""
+    with gw.http() as http:
+        resp = http.post("/v1/keys", json={"name": "small", "credits": "0.002"})
+    key = str(resp.json()["key"])
+    time.sleep(1.5)
+    big = "word " * 20_000  # 20,000 tokens: $0.003 at $0.15 a million
+    with gw.http(key) as http:
+        for item in ({"role": "user", "content": big},
+                     {"type": "local_shell_call_output", "call_id": "c", "output": big}):
+            resp = http.post("/v1/responses", json={"model": "gpt-native", "max_output_tokens": 16, "input": [item]})
+            assert resp.status_code == 402, (item.get("type", "message"), resp.text[:300])

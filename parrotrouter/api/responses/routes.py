@@ -68,8 +68,8 @@ async def create_response(http: web.Request) -> web.StreamResponse:
         raise InvalidRequest(f"{decoded.native_only} need a model served by the Responses API natively (an "
                              f"OpenAI or Azure deployment); '{echo(request.model)}' is translated to chat.")
     payload = convert(decoded.chat, ChatCompletionRequest)
-    size = len(orjson.dumps(decoded.chat))
     features, uncounted = native_extras(request, history, decoded.items) if native else ([], "")
+    size = len(orjson.dumps(decoded.chat)) + len(uncounted.encode())  # counted off the event loop when large
     body = NativeBody(DIALECT, upstream_body(raw, history, decoded.items), counted=uncounted) if native else None
     generation = GenerationRequest.decode(payload, decoded.chat, size, endpoint="responses", native=body,
                                           routing_body=raw, id_prefix="resp_")
