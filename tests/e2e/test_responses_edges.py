@@ -68,7 +68,8 @@ HOSTILE: list[tuple[dict[str, Any], str | None]] = [
     ({"model": "gpt-4o-mini", "input": [7]}, "input[0]"),
     ({"model": "gpt-4o-mini", "input": "x", "tools": "all"}, "tools"),
     ({"model": "gpt-4o-mini", "input": "x", "tools": [{"type": "function"}]}, "tools[0].name"),
-    ({"model": "gpt-4o-mini", "input": "x", "tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]}, None),
+    ({"model": "gpt-4o-mini", "input": "x", "tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]},
+     "tools[0]"),
     ({"model": "gpt-4o-mini", "input": "x", "max_output_tokens": -1}, "max_output_tokens"),
     ({"model": "gpt-4o-mini", "input": "x", "temperature": "hot"}, "temperature"),
     ({"model": "gpt-4o-mini", "input": "x", "previous_response_id": "resp_nope"}, "previous_response_id"),
@@ -139,8 +140,9 @@ def test_captured_client_requests(gw: Gateway, fake_upstream: FakeOpenAI, client
         assert "exec_command" in names and "multi_agent_v1__spawn_agent" in names and len(names) == 12
         assert [m["role"] for m in sent["messages"][:4]] == ["system", "system", "user", "user"]
         assert "client_metadata" not in sent and "include" not in sent
-    elif client == "codex":  # native: the client's body, only the model changed
-        assert sent["client_metadata"] == body["client_metadata"] and sent["tools"] == body["tools"]
+    elif client == "codex":  # native: the client's body, only the model changed (and no per-call-billed tool)
+        assert sent["client_metadata"] == body["client_metadata"]
+        assert sent["tools"] == [t for t in body["tools"] if t["type"] != "web_search"] != body["tools"]
         assert sent["input"] == body["input"]
 
 

@@ -33,7 +33,6 @@ def test_hosted_tools_need_the_tools_feature(gw: Gateway) -> None:
     key = key_with(gw, {"features": ["chat", "streaming"]})
     with gw.http(key) as http:
         for model, tool in (("gpt-native", {"type": "web_search"}),
-                            ("gpt-native", {"type": "code_interpreter", "container": {"type": "auto"}}),
                             ("gpt-native", {"type": "mcp", "server_label": "x", "server_url": "https://x.example"}),
                             ("gpt-4o-mini", {"type": "function", "name": "f"})):
             resp = http.post("/v1/responses", json={"model": model, "input": "x", "tools": [tool]})

@@ -93,13 +93,30 @@ def test_decode_history_comes_first_and_skips_instructions_of_the_past() -> None
 
 @pytest.mark.parametrize(("raw", "reason"), [
     ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "item_reference"),
-    ({"input": "x", "tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]}, "file_search"),
-    ({"input": "x", "tool_choice": {"type": "web_search_preview"}}, "tool_choice"),
+    ({"input": "x", "tools": [{"type": "mcp", "server_label": "x", "server_url": "https://x.example"}]}, "mcp"),
     ({"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "file-1"}]}]}, "file_id"),
 ])
 def test_what_only_native_serving_takes(raw: dict[str, Any], reason: str) -> None:
     decoded = decode(request_of({"model": "m", **raw}), [])
     assert decoded.native_only is not None and reason in decoded.native_only
+
+
+@pytest.mark.parametrize(("raw", "param"), [
+    ({"input": "x", "tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]}, "tools[0]"),
+    ({"input": "x", "tools": [{"type": "function", "name": "f"}, {"type": "code_interpreter"}]}, "tools[1]"),
+    ({"input": "x", "tools": [{"type": "image_generation"}]}, "tools[0]"),
+    ({"input": "x", "tool_choice": {"type": "web_search_preview"}}, "tool_choice"),
+])
+def test_tools_the_provider_bills_per_call_are_refused(raw: dict[str, Any], param: str) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        decode(request_of({"model": "m", **raw}), [])
+    assert refused.value.param == param and "per call" in refused.value.message
+
+
+def test_web_search_never_reaches_a_native_upstream() -> None:
+    body = upstream_body({"model": "m", "input": "x", "tools": [{"type": "web_search"}, {"type": "function",
+                                                                                         "name": "f"}]}, [], [])
+    assert body["tools"] == [{"type": "function", "name": "f"}]
 
 
 @pytest.mark.parametrize(("raw", "param"), [

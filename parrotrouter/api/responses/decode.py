@@ -201,6 +201,9 @@ def _tools(raw: list[dict[str, Any]] | None) -> tuple[list[dict[str, Any]], enco
             raise InvalidRequest(f"'tools[{i}]' must be an object with a 'type'.", param=f"tools[{i}]")
         if kind in p.OPTIONAL_TOOLS:
             continue
+        if kind in p.PER_CALL_TOOLS:
+            raise InvalidRequest(f"Tools of type '{kind}' (tools[{i}]) are billed by the provider per call, "
+                                 "which this gateway does not bill: they are not offered.", param=f"tools[{i}]")
         if kind not in p.TRANSLATED_TOOLS:
             native_only = native_only or f"Tools of type '{echo(kind, 40)}' (tools[{i}])"
             continue
@@ -256,6 +259,9 @@ def _tool_choice(choice: str | dict[str, Any] | None) -> tuple[Any, str | None]:
             return None, "'tool_choice' of hosted tools"
         return {"type": "allowed_tools", "allowed_tools": {
             "mode": allowed.mode, "tools": [{"type": "function", "function": {"name": n}} for n in names]}}, None
+    if kind in p.PER_CALL_TOOLS:
+        raise InvalidRequest(f"'tool_choice' of type '{kind}': tools billed by the provider per call are not "
+                             "offered.", param="tool_choice")
     return None, f"'tool_choice' of type '{echo(kind, 40)}'"
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from ...errors import ParrotError
 from ...state import AppState
 from .encode import unpack_details
+from .protocol import PER_CALL_TOOLS
 
 DIALECT = "openai.responses"
 # Items whose upstream ids mean nothing once the upstream stores nothing.
@@ -40,6 +41,9 @@ def _replayable(item: dict[str, Any]) -> dict[str, Any] | None:
 def upstream_body(raw: dict[str, Any], history: list[dict[str, Any]], items: list[dict[str, Any]]) -> dict[str, Any]:
     """The client's body for a native upstream: the conversation written out, nothing stored."""
     body = {k: v for k, v in raw.items() if k != "previous_response_id"}
+    tools = body.get("tools")
+    if isinstance(tools, list):  # what the provider bills per call never goes (see PER_CALL_TOOLS)
+        body["tools"] = [t for t in tools if not (isinstance(t, dict) and t.get("type") in PER_CALL_TOOLS)]
     if history:
         replay = [r for item in history if (r := _replayable(item)) is not None]
         body["input"] = [*replay, *items]

@@ -162,6 +162,10 @@ TRANSLATED_TOOLS = frozenset({"function", "custom", "namespace"})
 # that does not speak Responses natively, they are left out; any other hosted tool is refused.
 OPTIONAL_TOOLS = frozenset({"web_search", "web_search_preview", "web_search_2025_08_26",
                             "web_search_preview_2025_03_11"})
+# Hosted tools OpenAI bills per call or per session, besides tokens, at prices the gateway has no
+# table for: never forwarded, so nothing is served unbilled. Web search is left out (as for any
+# translated model: the model answers without it); the others are refused.
+PER_CALL_TOOLS = OPTIONAL_TOOLS | frozenset({"file_search", "code_interpreter", "image_generation"})
 
 
 class NamedTool(Struct):
