@@ -8,12 +8,15 @@ state store unless `store` is false.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
 
+from ...accounting.usage import OFF_LOOP_COUNT
 from ...errors import InvalidRequest, NotFound, ParrotError, echo
 from ...protocol.chat import ChatCompletionRequest
 from ...protocol.validation import convert
@@ -53,16 +56,32 @@ class _Call:
             log.exception("storing response %s failed", stored.id)
 
 
-async def create_response(http: web.Request) -> web.StreamResponse:
-    ctx = authenticated(http, write=True)
-    raw, _ = await read_json_sized(http)
-    state = app_state(http)
+_HISTORY_ON_LOOP = 64  # stored items decoded on the event loop, at most
+_T = TypeVar("_T")
+
+
+def _parse(raw: dict[str, Any]) -> p.ResponsesRequest:
     check_depth(raw)
     request = convert(raw, p.ResponsesRequest)
     check_request(request)
+    return request
+
+
+async def _walked(size: int, work: Callable[..., _T], *args: Any) -> _T:
+    return await asyncio.to_thread(work, *args) if size >= OFF_LOOP_COUNT else work(*args)
+
+
+async def create_response(http: web.Request) -> web.StreamResponse:
+    ctx = authenticated(http, write=True)
+    raw, size = await read_json_sized(http)
+    state = app_state(http)
+    # Checking and translating walk every item in Python: a large body is walked in a worker thread,
+    # so the event loop keeps serving others meanwhile (as large prompts are counted).
+    request = await _walked(size, _parse, raw)
     history = await conversation(http.app[STORE_KEY], request.previous_response_id, owner_of(ctx.principal),
                                  state.settings.max_body_bytes)
-    decoded = decode(request, history)
+    decoded = await _walked(size + (OFF_LOOP_COUNT if len(history) > _HISTORY_ON_LOOP else 0), decode,
+                            request, history)
     native = serves_natively(state, request.model)
     if decoded.native_only and not native:
         raise InvalidRequest(f"{decoded.native_only} need a model served by the Responses API natively (an "
