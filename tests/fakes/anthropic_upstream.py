@@ -1,8 +1,8 @@
 """A fake Anthropic Messages API speaking the documented wire format (JSON and SSE events).
 
 The model name picks the scenario; streams are generated from the same message the JSON answer
-returns, event by event, so stream and non-stream can be compared. `claude-paced` streams one
-event every 0.2 s (for clients that hang up midway). Every request body, path and header set is
+returns, event by event, so stream and non-stream can be compared. `claude-paced` (and `claude-paced-long`)
+stream one event every 0.2 s (for clients that hang up midway). Every request body, path and header set is
 recorded; `/v1/messages/count_tokens` answers `COUNT_TOKENS` (a number no tokenizer would give
 for a short prompt, so a test knows who counted), but 404 for `claude-nocount`."""
 
@@ -48,6 +48,9 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "claude-paced": {"content": [{"type": "text", "text": "One two three four five six seven eight nine ten eleven "
                                                           "twelve thirteen fourteen fifteen sixteen."}],
                      "stop_reason": "end_turn", "usage": _usage(10, 20)},
+    # a long prompt (most of it cached), paced: a client that hangs up midway saw its real size
+    "claude-paced-long": {"content": [{"type": "text", "text": "One two three four five six seven eight nine ten."}],
+                          "stop_reason": "end_turn", "usage": _usage(50_000, 20, read=30_000, write=10_000)},
     "claude-stopseq": {"content": [{"type": "text", "text": "One, two"}], "stop_reason": "stop_sequence",
                        "stop_sequence": "three", "usage": _usage()},
 }
@@ -146,6 +149,6 @@ class FakeAnthropic(ThreadedServer):
         for chunk in events(model if model != "claude-midstream" else "claude-text",
                             error_midway=model == "claude-midstream"):
             await resp.write(chunk)
-            if model == "claude-paced":
+            if model.startswith("claude-paced"):
                 await asyncio.sleep(0.2)
         return resp

@@ -23,7 +23,7 @@ from ..base import (
 )
 from ..http import HttpProvider
 from .request import to_anthropic
-from .response import ERROR_KINDS, AnthropicStream, from_anthropic, parse_event
+from .response import ERROR_KINDS, AnthropicStream, from_anthropic, parse_event, usage_of
 
 API_VERSION = "2023-06-01"
 DIALECT = "anthropic.messages"
@@ -104,6 +104,10 @@ class NativeStream(AnthropicStream):
         chunks = self.translate(data)
         if not isinstance(data, dict):
             return chunks
+        if data.get("type") == "message_start" and chunks and self.usage:
+            # the prompt's real size (cache reads and writes too), known now: a stream cut before
+            # message_stop is billed for it, not for the estimate of the translated body
+            chunks[0]["usage"] = usage_of(self.usage)
         if chunks:
             chunks[0]["native"] = [data]
         else:
