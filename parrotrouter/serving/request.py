@@ -56,6 +56,9 @@ class NativeBody:
     # express): counted as prompt, so reservations and estimates do not miss it (the inbound API
     # includes it in the request's `body_size`).
     counted: str = ""
+    # An upper bound of the prompt tokens a deployment taking the body natively bills, where the
+    # translated body shows less of it (0: the translated body's bound holds).
+    prompt_bound: int = 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -161,19 +164,26 @@ class GenerationRequest:
         raw = self.raw
         if isinstance(self.payload, ChatCompletionRequest):
             billable = chat_billable(self.payload, raw, model, output_cap)
-            return dataclasses.replace(billable, prompt=billable.prompt + self._uncounted(model))
+            return self._native_bound(dataclasses.replace(billable, prompt=billable.prompt + self._uncounted(model)))
         return completion_billable(self.payload, raw, model, output_cap)
 
     def cheap_billable(self, output_cap: int) -> Billable:
         """The same bound without a tokenizer (the body's bytes)."""
         raw = self.raw
         if isinstance(self.payload, ChatCompletionRequest):
-            return chat_cheap_billable(self.payload, raw, self.body_size, output_cap)
+            return self._native_bound(chat_cheap_billable(self.payload, raw, self.body_size, output_cap))
         return completion_cheap_billable(self.payload, raw, self.body_size, output_cap)
 
     def _uncounted(self, model: str) -> int:
         native = self.native
         return count_text(native.counted, model) if native is not None and native.counted else 0
+
+    def _native_bound(self, translated: Billable) -> Billable:
+        """A native body can bill more than its translation shows (whichever route serves it)."""
+        native = self.native
+        if native is None or native.prompt_bound <= translated.prompt:
+            return translated
+        return Billable(native.prompt_bound, translated.output)
 
     # ------------------------------------------------------------------ the provider call
     def _native_call(self, candidate: Candidate) -> NativeCall | None:

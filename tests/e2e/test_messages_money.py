@@ -4,12 +4,14 @@ midway (billed for the prompt Anthropic reported when the stream started)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from tests.conftest import Gateway, fake_config
-from tests.e2e.test_messages_api import CLAUDE, PRICE, USER, generation, sse_events
+from tests.e2e.test_messages_api import CLAUDE, PRICE, USER, error_of, generation, sse_events
 from tests.fakes import anthropic_upstream as fa
 from tests.fakes.openai_upstream import FakeOpenAI
 
@@ -33,6 +35,45 @@ def gw(claude: fa.FakeAnthropic, fake_upstream: FakeOpenAI,
     gateway = Gateway(home, config, env={"FAKE_UPSTREAM_KEY": "sk-upstream", "FAKE_ANTHROPIC_KEY": "vendor-secret"})
     yield gateway.start()
     gateway.stop()
+
+
+def key_with(gw: Gateway, credits: str) -> str:
+    with gw.http() as http:
+        resp = http.post("/v1/keys", json={"name": f"{credits} credits", "credits": credits})
+    assert resp.status_code == 201, resp.text
+    time.sleep(0.5)
+    return str(resp.json()["key"])
+
+
+def user_blocks(*blocks: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": [*blocks, {"type": "text", "text": "Summarise."}]}]
+
+
+# What Anthropic reads and bills but the translated chat body drops: text in block types the
+# gateway does not translate, documents Anthropic fetches by URL or from its Files API.
+SEARCH_RESULT = {"type": "search_result", "source": "https://example.com", "title": "t",
+                 "content": [{"type": "text", "text": "word " * 8_000}]}
+URL_DOCUMENT = {"type": "document", "source": {"type": "url", "url": "https://example.com/500-pages.pdf"}}
+FILE_DOCUMENT = {"type": "document", "source": {"type": "file", "file_id": "file_011CNha8iCJcU1wXNR6q4V8w"}}
+
+
+@pytest.mark.parametrize("hidden", [SEARCH_RESULT, URL_DOCUMENT, FILE_DOCUMENT],
+                         ids=["search-result-text", "url-document", "file-document"])
+def test_the_reservation_covers_what_anthropic_reads_natively(gw: Gateway, claude: fa.FakeAnthropic,
+                                                              hidden: dict[str, Any]) -> None:
+    """A key whose credits cover a short prompt, not the native body's hidden input: 402, and the
+    upstream is not called."""
+    key = key_with(gw, "0.01")  # 3,333 prompt tokens at $3/M
+    sent = len(claude.requests)
+    with gw.http() as http:
+        resp = http.post("/v1/messages", headers={"Authorization": f"Bearer {key}"},
+                         json={"model": "claude-text", "max_tokens": 10, "messages": user_blocks(hidden)})
+        assert error_of(resp) == (402, "billing_error"), resp.text
+        assert len(claude.requests) == sent
+        # the same key is served a short prompt
+        ok = http.post("/v1/messages", headers={"x-api-key": key},
+                       json={"model": "claude-text", "max_tokens": 10, "messages": USER})
+        assert ok.status_code == 200, ok.text
 
 
 def test_a_native_stream_cut_after_it_started_is_billed_for_the_prompt_anthropic_reported(gw: Gateway) -> None:

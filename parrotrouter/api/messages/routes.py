@@ -15,6 +15,7 @@ from ..errors import ERROR_SHAPES
 from ..generate import relay
 from ..json import json_response
 from ..request import app_state, authenticated, read_json_sized
+from .bounds import native_prompt_bound
 from .count import count_tokens
 from .decode import check_body, to_chat
 from .encode import to_message
@@ -31,8 +32,9 @@ async def create_message(http: web.Request) -> web.StreamResponse:
     payload = convert(raw, MessagesRequest)
     translated = to_chat(payload, output_cap(state, payload.model))
     request = GenerationRequest.decode(translated.canonical, translated.raw, size, endpoint="messages",
-                                       native=NativeBody(DIALECT, raw, native_headers(http.headers)), routing_body=raw,
-                                       id_prefix="msg_")
+                                       native=NativeBody(DIALECT, raw, native_headers(http.headers),
+                                                         prompt_bound=native_prompt_bound(raw, size)),
+                                       routing_body=raw, id_prefix="msg_")
     ctx.principal.policy.check_features(features(request, payload))
     policy = parse_policy(http.headers, request.routing)
     if not request.stream:

@@ -1,0 +1,52 @@
+"""An upper bound of the prompt tokens an Anthropic deployment bills for the client's own body,
+for credit reservations. The translated chat body does not show all of it: block types the
+gateway does not translate (search results, ...) are dropped, and documents and images Anthropic
+fetches by URL or from its Files API have no chat equivalent. Counted as `accounting/bounds.py`
+counts Claude's prompts: text by its UTF-8 bytes (the body's JSON has at least as many), an image
+`PER_IMAGE`, a document `PER_FILE_REF` or its encoded size, plus the template's tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...accounting.bounds import PER_FILE_REF, PER_IMAGE
+
+TEMPLATE = 64  # per request (as accounting/bounds.py)
+PER_MESSAGE = 8
+WITH_TOOLS = 1024  # the tool-use system prompt
+
+
+def native_prompt_bound(body: dict[str, Any], body_size: int) -> int:
+    """Tokens: the body's bytes without its inline base64 data, plus what does not show in them."""
+    messages = body.get("messages")
+    total = body_size + TEMPLATE + PER_MESSAGE * (len(messages) if isinstance(messages, list) else 0)
+    if body.get("tools") or body.get("mcp_servers"):
+        total += WITH_TOOLS
+    stack: list[Any] = [body]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+            continue
+        if not isinstance(item, dict):
+            continue
+        source = item.get("source")
+        if isinstance(source, dict):
+            total += _source(item.get("type"), source)
+        elif "file_id" in item and item.get("type") != "file":  # e.g. a container upload
+            total += PER_FILE_REF
+        stack.extend(item.values())
+    return max(total, 0)
+
+
+def _source(block_type: Any, source: dict[str, Any]) -> int:
+    """The tokens of a block's source beyond its bytes in the body."""
+    image = block_type == "image"
+    if source.get("type") == "base64":
+        data = source.get("data")
+        size = len(data) if isinstance(data, str) else 0
+        # an image costs its pixels, not its bytes; a compressed PDF can hold more tokens than bytes
+        return PER_IMAGE - size if image else max(PER_FILE_REF - size, 0)
+    if source.get("type") in ("url", "file"):
+        return PER_IMAGE if image else PER_FILE_REF
+    return 0
