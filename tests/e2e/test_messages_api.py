@@ -325,6 +325,23 @@ def test_model_permissions_apply(client: Client, gw: Gateway) -> None:
             no_tools.messages.create(model="claude-text", max_tokens=10, messages=USER, tools=tools)  # type: ignore[arg-type]
 
 
+def test_feature_permissions_see_what_only_anthropic_reads(client: Client, gw: Gateway) -> None:
+    """An image Anthropic takes from its Files API and MCP servers Anthropic calls are not in the
+    translated body: a key without 'vision' or 'tools' is refused them all the same."""
+    with gw.http() as http:
+        resp = http.post("/v1/keys", json={"name": "chat only", "credits": "1", "permissions": {"features": ["chat"]}})
+    time.sleep(0.5)
+    sdk = client(resp.json()["key"])
+    image = {"type": "image", "source": {"type": "file", "file_id": "file_011CNha8iCJcU1wXNR6q4V8w"}}
+    mcp = {"mcp_servers": [{"type": "url", "url": "https://mcp.example.com/sse", "name": "example"}]}
+    for messages, extra in (([{"role": "user", "content": [image, {"type": "text", "text": "What is it?"}]}], {}),
+                            ([{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
+                                                            "content": [image]}]}], {}),
+                            (USER, mcp)):
+        with pytest.raises(anthropic.PermissionDeniedError):
+            sdk.messages.create(model="claude-text", max_tokens=10, messages=messages, extra_body=extra)  # type: ignore[arg-type]
+
+
 HOSTILE = [
     {"model": "claude-text", "max_tokens": 10, "messages": [{"role": "user", "content": [{"type": "text"}]}]},
     {"model": "claude-text", "max_tokens": 10, "messages": USER, "metadata": {"user_id": "a\u0000b"}},

@@ -3,6 +3,8 @@ canonical one, let the serving core answer it, encode the answer as Anthropic's.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from ...errors import ParrotError
@@ -35,7 +37,7 @@ async def create_message(http: web.Request) -> web.StreamResponse:
                                        native=NativeBody(DIALECT, raw, native_headers(http.headers),
                                                          prompt_bound=native_prompt_bound(raw, size)),
                                        routing_body=raw, id_prefix="msg_")
-    ctx.principal.policy.check_features(features(request, payload))
+    ctx.principal.policy.check_features(features(request, payload, raw))
     policy = parse_policy(http.headers, request.routing)
     if not request.stream:
         return json_response(to_message(await answer(state, ctx, request, policy)))
@@ -45,12 +47,30 @@ async def create_message(http: web.Request) -> web.StreamResponse:
     return await relay(http, stream, encoder)
 
 
-def features(request: GenerationRequest, payload: MessagesRequest) -> list[str]:
-    """The key-permission features used; Anthropic's server tools (which only it runs) are tools too."""
+def features(request: GenerationRequest, payload: MessagesRequest, raw: dict[str, Any]) -> list[str]:
+    """The key-permission features used, of the client's own body too (what an Anthropic deployment
+    reads): server tools and MCP servers (which only Anthropic runs) are tools, an image from
+    Anthropic's Files API is vision."""
     used = request.features()
-    if payload.tools and "tools" not in used:
+    if "tools" not in used and (payload.tools or raw.get("mcp_servers")):
         used.append("tools")
+    if "vision" not in used and has_image(raw.get("messages")):
+        used.append("vision")
     return used
+
+
+def has_image(messages: Any) -> bool:
+    """Whether any content block of the messages, nested ones included, is an image."""
+    stack = [messages]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            if item.get("type") == "image":
+                return True
+            stack.extend(item.values())
+    return False
 
 
 def output_cap(state: AppState, model: str) -> int | None:
