@@ -56,9 +56,11 @@ class NativeBody:
     # express): counted as prompt, so reservations and estimates do not miss it (the inbound API
     # includes it in the request's `body_size`).
     counted: str = ""
-    # An upper bound of the prompt tokens a deployment taking the body natively bills, where the
-    # translated body shows less of it (0: the translated body's bound holds).
+    # Upper bounds of the prompt and output tokens a deployment taking the body natively bills,
+    # where the translated body shows less (0: the translated body's bound holds). The output's:
+    # the client's own cap, which the translation may have lowered to the catalog's.
     prompt_bound: int = 0
+    output_bound: int = 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -181,9 +183,9 @@ class GenerationRequest:
     def _native_bound(self, translated: Billable) -> Billable:
         """A native body can bill more than its translation shows (whichever route serves it)."""
         native = self.native
-        if native is None or native.prompt_bound <= translated.prompt:
+        if native is None:
             return translated
-        return Billable(native.prompt_bound, translated.output)
+        return Billable(max(translated.prompt, native.prompt_bound), max(translated.output, native.output_bound))
 
     # ------------------------------------------------------------------ the provider call
     def _native_call(self, candidate: Candidate) -> NativeCall | None:

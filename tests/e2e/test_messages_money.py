@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import Gateway, fake_config
@@ -65,7 +66,7 @@ def test_the_reservation_covers_what_anthropic_reads_natively(gw: Gateway, claud
     upstream is not called."""
     key = key_with(gw, "0.01")  # 3,333 prompt tokens at $3/M
     sent = len(claude.requests)
-    with gw.http() as http:
+    with httpx.Client(base_url=gw.url, timeout=30) as http:  # the key alone (gw.http() sends the master key)
         resp = http.post("/v1/messages", headers={"Authorization": f"Bearer {key}"},
                          json={"model": "claude-text", "max_tokens": 10, "messages": user_blocks(hidden)})
         assert error_of(resp) == (402, "billing_error"), resp.text
@@ -87,3 +88,18 @@ def test_a_native_stream_cut_after_it_started_is_billed_for_the_prompt_anthropic
     assert row["ended_by"] == "client", row
     assert row["usage"]["prompt_tokens"] == 90_000, row  # input + cache reads + cache writes
     assert row["usage"]["completion_tokens"] >= 1
+
+
+def test_the_reservation_covers_the_max_tokens_anthropic_gets(gw: Gateway, claude: fa.FakeAnthropic) -> None:
+    """The catalog caps max_tokens at 8,192 for translated models; an Anthropic deployment gets the
+    client's 64,000 (it may generate them all): the reservation holds those."""
+    key = key_with(gw, "0.5")  # 8,192 output tokens at $15/M cost $0.12; 64,000 cost $0.96
+    sent = len(claude.requests)
+    with httpx.Client(base_url=gw.url, timeout=30) as http:
+        resp = http.post("/v1/messages", headers={"x-api-key": key},
+                         json={"model": "claude-text", "max_tokens": 64_000, "messages": USER})
+        assert error_of(resp) == (402, "billing_error"), resp.text
+        assert len(claude.requests) == sent
+        ok = http.post("/v1/messages", headers={"x-api-key": key},
+                       json={"model": "claude-text", "max_tokens": 8_000, "messages": USER})
+        assert ok.status_code == 200, ok.text

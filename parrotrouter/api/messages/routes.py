@@ -35,7 +35,8 @@ async def create_message(http: web.Request) -> web.StreamResponse:
     translated = to_chat(payload, output_cap(state, payload.model))
     request = GenerationRequest.decode(translated.canonical, translated.raw, size, endpoint="messages",
                                        native=NativeBody(DIALECT, raw, native_headers(http.headers),
-                                                         prompt_bound=native_prompt_bound(raw, size)),
+                                                         prompt_bound=native_prompt_bound(raw, size),
+                                                         output_bound=payload.max_tokens),
                                        routing_body=raw, id_prefix="msg_")
     ctx.principal.policy.check_features(features(request, payload, raw))
     policy = parse_policy(http.headers, request.routing)
