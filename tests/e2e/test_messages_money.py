@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -103,3 +104,23 @@ def test_the_reservation_covers_the_max_tokens_anthropic_gets(gw: Gateway, claud
         ok = http.post("/v1/messages", headers={"x-api-key": key},
                        json={"model": "claude-text", "max_tokens": 8_000, "messages": USER})
         assert ok.status_code == 200, ok.text
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_an_answer_without_usage_is_counted_not_free(gw: Gateway, stream: bool) -> None:
+    """An Anthropic-compatible upstream that reports no usage: the gateway counts the prompt and
+    the answer itself (as for any upstream), it does not bill zero tokens."""
+    with gw.http() as http:
+        resp = http.post("/v1/messages", json={"model": "claude-nousage", "max_tokens": 100, "messages": USER,
+                                               "stream": stream})
+        assert resp.status_code == 200, resp.text
+    message_id = resp.json()["id"] if not stream else resp.text.split('"id":"', 1)[1].split('"', 1)[0]
+    row = generation(gw, message_id)
+    assert row["usage"]["prompt_tokens"] > 0 and row["usage"]["completion_tokens"] > 0, row
+    assert Decimal(str(row["cost"])) > 0
+
+
+def test_an_answer_the_gateway_cannot_read_is_a_502_not_a_500(gw: Gateway) -> None:
+    with gw.http() as http:
+        resp = http.post("/v1/messages", json={"model": "claude-odd", "max_tokens": 100, "messages": USER})
+    assert error_of(resp) == (502, "api_error"), resp.text

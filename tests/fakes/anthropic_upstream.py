@@ -51,6 +51,12 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     # a long prompt (most of it cached), paced: a client that hangs up midway saw its real size
     "claude-paced-long": {"content": [{"type": "text", "text": "One two three four five six seven eight nine ten."}],
                           "stop_reason": "end_turn", "usage": _usage(50_000, 20, read=30_000, write=10_000)},
+    # an Anthropic-compatible server that reports no usage
+    "claude-nousage": {"content": [{"type": "text", "text": "An answer nobody counted for us."}],
+                       "stop_reason": "end_turn", "usage": None},
+    # an answer this gateway cannot read (a tool_use block without its id): JSON only
+    "claude-odd": {"content": [{"type": "tool_use", "name": "get_weather", "input": {}}], "stop_reason": "tool_use",
+                   "usage": _usage()},
     "claude-stopseq": {"content": [{"type": "text", "text": "One, two"}], "stop_reason": "stop_sequence",
                        "stop_sequence": "three", "usage": _usage()},
 }
@@ -81,8 +87,9 @@ def _pieces(text: str, size: int = 7) -> list[str]:
 
 def events(model: str, error_midway: bool = False) -> list[bytes]:
     msg = message(model if not error_midway else "claude-text")
+    usage = msg["usage"]
     start = {**msg, "content": [], "stop_reason": None, "stop_sequence": None,
-             "usage": {**msg["usage"], "output_tokens": 1}}
+             "usage": {**usage, "output_tokens": 1} if usage else None}
     out = [_event("message_start", {"message": start}), _event("ping", {})]
     for index, block in enumerate(msg["content"]):
         if block["type"] == "text":
@@ -110,7 +117,7 @@ def events(model: str, error_midway: bool = False) -> list[bytes]:
         out.append(_event("content_block_stop", {"index": index}))
     out.append(_event("message_delta", {"delta": {"stop_reason": msg["stop_reason"],
                                                   "stop_sequence": msg["stop_sequence"]},
-                                        "usage": {"output_tokens": msg["usage"]["output_tokens"]}}))
+                                        "usage": {"output_tokens": usage["output_tokens"]} if usage else None}))
     out.append(_event("message_stop", {}))
     return out
 

@@ -104,10 +104,10 @@ class NativeStream(AnthropicStream):
         chunks = self.translate(data)
         if not isinstance(data, dict):
             return chunks
-        if data.get("type") == "message_start" and chunks and self.usage:
+        if data.get("type") == "message_start" and chunks and (usage := usage_of(self.usage)) is not None:
             # the prompt's real size (cache reads and writes too), known now: a stream cut before
             # message_stop is billed for it, not for the estimate of the translated body
-            chunks[0]["usage"] = usage_of(self.usage)
+            chunks[0]["usage"] = usage
         if chunks:
             chunks[0]["native"] = [data]
         else:
@@ -136,7 +136,10 @@ class AnthropicProvider(HttpProvider):
         msg = json_object(await self._call(self._native_request(call)), "message")
         if msg.get("type") != "message":
             raise malformed("message")
-        out = from_anthropic(msg)
+        try:
+            out = from_anthropic(msg)
+        except (AttributeError, KeyError, TypeError, ValueError):  # as HttpProvider.chat: fail over
+            raise malformed("message") from None
         out["native"] = msg
         return out
 

@@ -23,15 +23,24 @@ ERROR_KINDS = {"rate_limit_error": FailureKind.RATE_LIMIT, "overloaded_error": F
                "invalid_request_error": FailureKind.BAD_REQUEST, "request_too_large": FailureKind.BAD_REQUEST}
 
 
-def usage_of(usage: Mapping[str, Any]) -> dict[str, Any]:
+def usage_of(usage: Any) -> dict[str, Any] | None:
     """Anthropic counts cache reads and writes apart from `input_tokens`; OpenAI's prompt_tokens
-    includes them, with the cached part in `prompt_tokens_details`."""
-    read = usage.get("cache_read_input_tokens") or 0
-    write = usage.get("cache_creation_input_tokens") or 0
-    prompt = (usage.get("input_tokens") or 0) + read + write
-    completion = usage.get("output_tokens") or 0
+    includes them, with the cached part in `prompt_tokens_details`. None when the upstream
+    reported no counts (an Anthropic-compatible server may not): the core counts them then."""
+    if not isinstance(usage, Mapping):
+        return None
+    uncached, completion = _count(usage.get("input_tokens")), _count(usage.get("output_tokens"))
+    if uncached is None or completion is None:
+        return None
+    read = _count(usage.get("cache_read_input_tokens")) or 0
+    write = _count(usage.get("cache_creation_input_tokens")) or 0
+    prompt = uncached + read + write
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
             "prompt_tokens_details": {"cached_tokens": read, "cache_write_tokens": write}}
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def finish_of(stop_reason: str | None) -> tuple[str, str | None]:
@@ -64,10 +73,12 @@ def from_anthropic(msg: Mapping[str, Any]) -> dict[str, Any]:
     if details:
         message["reasoning"] = "".join(reasoning)
         message["reasoning_details"] = details
-    return {"object": "chat.completion",
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish,
-                         "native_finish_reason": native}],
-            "usage": usage_of(msg.get("usage") or {})}
+    out: dict[str, Any] = {"object": "chat.completion",
+                           "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish,
+                                        "native_finish_reason": native}]}
+    if (usage := usage_of(msg.get("usage"))) is not None:
+        out["usage"] = usage
+    return out
 
 
 def parse_event(event: ServerSentEvent) -> Any:
@@ -159,7 +170,10 @@ class AnthropicStream:
 
     def _on_message_stop(self, data: dict[str, Any]) -> list[dict[str, Any]]:
         self.done = True
-        return [{"object": "chat.completion.chunk", "choices": [], "usage": usage_of(self.usage)}]
+        chunk: dict[str, Any] = {"object": "chat.completion.chunk", "choices": []}
+        if (usage := usage_of(self.usage)) is not None:
+            chunk["usage"] = usage
+        return [chunk]
 
     def _on_error(self, data: dict[str, Any]) -> list[dict[str, Any]]:
         err = data.get("error") or {}
