@@ -9,10 +9,10 @@ names its `param`. Content blocks are checked one by one (`blocks.py`), with the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Struct
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from ...protocol.chat import MAX_OUTPUT_TOKENS, MAX_STOP_CHARS, MAX_TOOLS
 
@@ -33,9 +33,11 @@ NATIVE_HEADERS = ("anthropic-version", "anthropic-beta")
 MAX_HEADER = 2048
 
 
-def native_headers(headers: Mapping[str, str]) -> dict[str, str]:
+def native_headers(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> dict[str, str]:
+    """The client's Anthropic headers, each sent once or more (`anthropic-beta: a` and
+    `anthropic-beta: b` are `a,b`, as HTTP joins them), when printable and at most MAX_HEADER."""
     return {name: value for name in NATIVE_HEADERS
-            if (value := headers.get(name)) and len(value) <= MAX_HEADER and value.isprintable()}
+            if (value := ",".join(headers.getall(name, ()))) and len(value) <= MAX_HEADER and value.isprintable()}
 
 
 Name = Annotated[str, Meta(min_length=1, max_length=MAX_NAME)]
