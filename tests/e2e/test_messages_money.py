@@ -4,6 +4,7 @@ midway (billed for the prompt Anthropic reported when the stream started)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -12,8 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Gateway, fake_config
+from tests.conftest import MASTER_KEY, Gateway, fake_config
 from tests.e2e.test_messages_api import CLAUDE, PRICE, USER, error_of, generation, sse_events
+from tests.e2e.test_money_paths import ledger_rows
 from tests.fakes import anthropic_upstream as fa
 from tests.fakes.openai_upstream import FakeOpenAI
 
@@ -35,6 +37,7 @@ def gw(claude: fa.FakeAnthropic, fake_upstream: FakeOpenAI,
     config["models"] += [{"id": m, "deployments": [{"provider": "claude", "model": m}], "pricing": PRICE,
                           "max_output_tokens": 8192} for m in CLAUDE]
     gateway = Gateway(home, config, env={"FAKE_UPSTREAM_KEY": "sk-upstream", "FAKE_ANTHROPIC_KEY": "vendor-secret"})
+    gateway.database_url = config["server"]["database_url"]  # type: ignore[attr-defined]  # for ledger_rows
     yield gateway.start()
     gateway.stop()
 
@@ -124,3 +127,21 @@ def test_an_answer_the_gateway_cannot_read_is_a_502_not_a_500(gw: Gateway) -> No
     with gw.http() as http:
         resp = http.post("/v1/messages", json={"model": "claude-odd", "max_tokens": 100, "messages": USER})
     assert error_of(resp) == (502, "api_error"), resp.text
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_a_client_that_leaves_before_the_answer_is_billed_for_what_anthropic_read(gw: Gateway, claude: fa.FakeAnthropic,
+                                                                                  stream: bool) -> None:
+    """Anthropic had the whole prompt, search results included (8,000 words the translated body
+    drops); the client hangs up before the first byte: the row counts those words too."""
+    sent = len(claude.requests)
+    request_id = f"req_leaves_{stream}"
+    with httpx.Client(base_url=gw.url, timeout=httpx.Timeout(30, read=0.5)) as http, pytest.raises(httpx.ReadTimeout):
+        http.post("/v1/messages", headers={"x-api-key": MASTER_KEY, "x-request-id": request_id}, json={
+            "model": "claude-thinks", "max_tokens": 100, "messages": user_blocks(SEARCH_RESULT), "stream": stream})
+    assert len(claude.requests) == sent + 1  # Anthropic got it
+    deadline = time.time() + 5
+    while not (rows := [r for r in asyncio.run(ledger_rows(gw)) if r.request_id == request_id]):
+        assert time.time() < deadline
+        time.sleep(0.2)
+    assert rows[0].ended_by == "client" and rows[0].prompt_tokens >= 8_000, rows[0]

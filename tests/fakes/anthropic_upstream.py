@@ -1,10 +1,11 @@
 """A fake Anthropic Messages API speaking the documented wire format (JSON and SSE events).
 
 The model name picks the scenario; streams are generated from the same message the JSON answer
-returns, event by event, so stream and non-stream can be compared. `claude-paced` (and `claude-paced-long`)
-stream one event every 0.2 s (for clients that hang up midway). Every request body, path and header set is
-recorded; `/v1/messages/count_tokens` answers `COUNT_TOKENS` (a number no tokenizer would give
-for a short prompt, so a test knows who counted), but 404 for `claude-nocount`."""
+returns, event by event, so stream and non-stream can be compared. `claude-paced` (and
+`claude-paced-long`) stream one event every 0.2 s (for clients that hang up midway);
+`claude-thinks` answers after 1.5 s. Every request body, path and header set is recorded;
+`/v1/messages/count_tokens` answers `COUNT_TOKENS` (a number no tokenizer would give for a short
+prompt, so a test knows who counted), but 404 for `claude-nocount`."""
 
 from __future__ import annotations
 
@@ -57,6 +58,8 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     # an answer this gateway cannot read (a tool_use block without its id): JSON only
     "claude-odd": {"content": [{"type": "tool_use", "name": "get_weather", "input": {}}], "stop_reason": "tool_use",
                    "usage": _usage()},
+    "claude-thinks": {"content": [{"type": "text", "text": "After a long thought: yes."}], "stop_reason": "end_turn",
+                      "usage": _usage()},
     "claude-stopseq": {"content": [{"type": "text", "text": "One, two"}], "stop_reason": "stop_sequence",
                        "stop_sequence": "three", "usage": _usage()},
 }
@@ -149,6 +152,8 @@ class FakeAnthropic(ThreadedServer):
             status, kind, text, headers = ERRORS[model]
             return web.json_response({"type": "error", "error": {"type": kind, "message": text}}, status=status,
                                      headers=headers)
+        if model == "claude-thinks":  # a long time to the first byte (a big prompt, a long thought)
+            await asyncio.sleep(1.5)
         if not body.get("stream"):
             return web.json_response(message(model))
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})

@@ -1,5 +1,7 @@
-"""An upper bound of the prompt tokens an Anthropic deployment bills for the client's own body,
-for credit reservations. The translated chat body does not show all of it: block types the
+"""What an Anthropic deployment reads of the client's own body that the translated chat body does
+not show: an upper bound of its prompt tokens, for credit reservations, and the text of the
+blocks the translation drops, for counting a prompt whose usage Anthropic did not report (the
+client left first). The translated chat body does not show all of it: block types the
 gateway does not translate (search results, ...) are dropped, and documents and images Anthropic
 fetches by URL or from its Files API have no chat equivalent. Counted as `accounting/bounds.py`
 counts Claude's prompts: text by its UTF-8 bytes (the body's JSON has at least as many), an image
@@ -9,7 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from ...accounting.bounds import PER_FILE_REF, PER_IMAGE
+from .protocol import BLOCK_TYPES
 
 TEMPLATE = 64  # per request (as accounting/bounds.py)
 PER_MESSAGE = 8
@@ -50,3 +55,28 @@ def _source(block_type: Any, source: dict[str, Any]) -> int:
     if source.get("type") in ("url", "file"):
         return PER_IMAGE if image else PER_FILE_REF
     return 0
+
+
+def unseen_text(body: dict[str, Any]) -> str:
+    """The JSON of the content blocks the translation drops (types it does not translate, such as
+    search results, inside tool results and documents too) and of Anthropic's server tools."""
+    dropped: list[Any] = []
+    stack: list[Any] = [body.get("system"), *(m.get("content") for m in _listed(body.get("messages"))
+                                               if isinstance(m, dict))]
+    while stack:
+        content = stack.pop()
+        for block in _listed(content):
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") not in BLOCK_TYPES:
+                dropped.append(block)
+            elif block.get("type") == "tool_result":
+                stack.append(block.get("content"))
+            elif block.get("type") == "document" and isinstance(block.get("source"), dict):
+                stack.append(block["source"].get("content"))
+    dropped += [t for t in _listed(body.get("tools")) if isinstance(t, dict) and t.get("type") not in (None, "custom")]
+    return orjson.dumps(dropped).decode() if dropped else ""
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []

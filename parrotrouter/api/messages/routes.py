@@ -17,7 +17,7 @@ from ..errors import ERROR_SHAPES
 from ..generate import relay
 from ..json import json_response
 from ..request import app_state, authenticated, read_json_sized
-from .bounds import native_prompt_bound
+from .bounds import native_prompt_bound, unseen_text
 from .count import count_tokens
 from .decode import check_body, to_chat
 from .encode import to_message
@@ -36,7 +36,7 @@ async def create_message(http: web.Request) -> web.StreamResponse:
     request = GenerationRequest.decode(translated.canonical, translated.raw, size, endpoint="messages",
                                        native=NativeBody(DIALECT, raw, native_headers(http.headers),
                                                          prompt_bound=native_prompt_bound(raw, size),
-                                                         output_bound=payload.max_tokens),
+                                                         output_bound=payload.max_tokens, counted=unseen_text(raw)),
                                        routing_body=raw, id_prefix="msg_")
     ctx.principal.policy.check_features(features(request, payload, raw))
     policy = parse_policy(http.headers, request.routing)
