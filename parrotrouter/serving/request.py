@@ -58,7 +58,8 @@ class NativeBody:
     counted: str = ""
     # Upper bounds of the prompt and output tokens a deployment taking the body natively bills,
     # where the translated body shows less (0: the translated body's bound holds). The output's:
-    # the client's own cap, which the translation may have lowered to the catalog's.
+    # the client's own cap, which the translation may have lowered to the catalog's (reservations
+    # and token rate limits take it: `GenerationRequest.output_limit`).
     prompt_bound: int = 0
     output_bound: int = 0
 
@@ -119,8 +120,13 @@ class GenerationRequest:
 
     @property
     def output_limit(self) -> int | None:
-        """The client's cap on generated tokens, per answer."""
-        return self.payload.output_limit
+        """The client's cap on generated tokens, per answer (of its native body, when that is
+        higher: a deployment taking it natively gets that one)."""
+        limit = self.payload.output_limit
+        native = self.native
+        if native is not None and native.output_bound and (limit is None or native.output_bound > limit):
+            return native.output_bound
+        return limit
 
     @property
     def user(self) -> str | None:
@@ -188,9 +194,9 @@ class GenerationRequest:
     def _native_bound(self, translated: Billable) -> Billable:
         """A native body can bill more than its translation shows (whichever route serves it)."""
         native = self.native
-        if native is None:
+        if native is None or native.prompt_bound <= translated.prompt:
             return translated
-        return Billable(max(translated.prompt, native.prompt_bound), max(translated.output, native.output_bound))
+        return Billable(native.prompt_bound, translated.output)
 
     # ------------------------------------------------------------------ the provider call
     def _native_call(self, candidate: Candidate) -> NativeCall | None:

@@ -145,3 +145,20 @@ def test_a_client_that_leaves_before_the_answer_is_billed_for_what_anthropic_rea
         assert time.time() < deadline
         time.sleep(0.2)
     assert rows[0].ended_by == "client" and rows[0].prompt_tokens >= 8_000, rows[0]
+
+
+def test_token_rate_limits_take_the_max_tokens_anthropic_gets(gw: Gateway, claude: fa.FakeAnthropic) -> None:
+    with gw.http() as http:
+        resp = http.post("/v1/keys", json={"name": "20k tokens a minute", "credits": "100",
+                                           "permissions": {"max_tokens_per_minute": 20_000}})
+    time.sleep(0.5)
+    key = resp.json()["key"]
+    sent = len(claude.requests)
+    with httpx.Client(base_url=gw.url, timeout=30) as http:
+        big = http.post("/v1/messages", headers={"x-api-key": key},
+                        json={"model": "claude-text", "max_tokens": 64_000, "messages": USER})
+        assert big.status_code == 429 and error_of(big)[1] == "rate_limit_error", big.text
+        assert len(claude.requests) == sent
+        ok = http.post("/v1/messages", headers={"x-api-key": key},
+                       json={"model": "claude-text", "max_tokens": 8_000, "messages": USER})
+        assert ok.status_code == 200, ok.text
