@@ -39,17 +39,21 @@ def block(raw: Any, where: str) -> KnownBlock | None:
     return found
 
 
+_CONTAINERS = (dict, list)  # decoded JSON's: compared by type, twice as fast as isinstance on millions
+
+
 def check_depth(value: Any, where: str, limit: int = MAX_DEPTH) -> None:
-    """400 when free-form JSON nests deeper than `limit` (no recursion: any depth is safe)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
+    """400 when free-form JSON nests deeper than `limit` (no recursion: any depth is safe). Level
+    by level, holding only the containers of one level: a body of millions of scalars costs no
+    record per scalar."""
+    level: list[Any] = [value] if type(value) in _CONTAINERS else []
+    depth = 1
+    while level:
         if depth > limit:
             raise InvalidRequest(f"'{where}' nests deeper than {limit} levels.", param=where)
-        stack.extend((child, depth + 1) for child in children)
+        below: list[Any] = []
+        for item in level:
+            below += [child for child in (item.values() if type(item) is dict else item)
+                      if type(child) in _CONTAINERS]
+        level = below
+        depth += 1
