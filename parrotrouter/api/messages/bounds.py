@@ -9,6 +9,7 @@ counts Claude's prompts: text by its UTF-8 bytes (the body's JSON has at least a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -27,20 +28,12 @@ def native_prompt_bound(body: dict[str, Any], body_size: int) -> int:
     total = body_size + TEMPLATE + PER_MESSAGE * (len(messages) if isinstance(messages, list) else 0)
     if body.get("tools") or body.get("mcp_servers"):
         total += WITH_TOOLS
-    stack: list[Any] = [body]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, list):
-            stack.extend(item)
-            continue
-        if not isinstance(item, dict):
-            continue
-        source = item.get("source")
+    for block in content_blocks(body):
+        source = block.get("source")
         if isinstance(source, dict):
-            total += _source(item.get("type"), source)
-        elif "file_id" in item and item.get("type") != "file":  # e.g. a container upload
+            total += _source(block.get("type"), source)
+        elif "file_id" in block:  # e.g. a container upload
             total += PER_FILE_REF
-        stack.extend(item.values())
     return max(total, 0)
 
 
@@ -60,22 +53,25 @@ def _source(block_type: Any, source: dict[str, Any]) -> int:
 def unseen_text(body: dict[str, Any]) -> str:
     """The JSON of the content blocks the translation drops (types it does not translate, such as
     search results, inside tool results and documents too) and of Anthropic's server tools."""
-    dropped: list[Any] = []
+    dropped: list[Any] = [block for block in content_blocks(body) if block.get("type") not in BLOCK_TYPES]
+    dropped += [t for t in _listed(body.get("tools")) if isinstance(t, dict) and t.get("type") not in (None, "custom")]
+    return orjson.dumps(dropped).decode() if dropped else ""
+
+
+def content_blocks(body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every content block of the system prompt and the messages, those inside tool results and
+    document content sources too (block by block: the free-form JSON inside is not walked)."""
     stack: list[Any] = [body.get("system"), *(m.get("content") for m in _listed(body.get("messages"))
                                                if isinstance(m, dict))]
     while stack:
-        content = stack.pop()
-        for block in _listed(content):
+        for block in _listed(stack.pop()):
             if not isinstance(block, dict):
                 continue
-            if block.get("type") not in BLOCK_TYPES:
-                dropped.append(block)
-            elif block.get("type") == "tool_result":
+            yield block
+            if block.get("type") == "tool_result":
                 stack.append(block.get("content"))
             elif block.get("type") == "document" and isinstance(block.get("source"), dict):
                 stack.append(block["source"].get("content"))
-    dropped += [t for t in _listed(body.get("tools")) if isinstance(t, dict) and t.get("type") not in (None, "custom")]
-    return orjson.dumps(dropped).decode() if dropped else ""
 
 
 def _listed(value: Any) -> list[Any]:

@@ -17,7 +17,7 @@ from ..errors import ERROR_SHAPES
 from ..generate import relay
 from ..json import json_response
 from ..request import app_state, authenticated, read_json_sized
-from .bounds import native_prompt_bound, unseen_text
+from .bounds import content_blocks, native_prompt_bound, unseen_text
 from .count import count_tokens
 from .decode import check_body, to_chat
 from .encode import to_message
@@ -55,23 +55,14 @@ def features(request: GenerationRequest, payload: MessagesRequest, raw: dict[str
     used = request.features()
     if "tools" not in used and (payload.tools or raw.get("mcp_servers")):
         used.append("tools")
-    if "vision" not in used and has_image(raw.get("messages")):
+    if "vision" not in used and has_image(raw):
         used.append("vision")
     return used
 
 
-def has_image(messages: Any) -> bool:
-    """Whether any content block of the messages, nested ones included, is an image."""
-    stack = [messages]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, dict):
-            if item.get("type") == "image":
-                return True
-            stack.extend(item.values())
-    return False
+def has_image(body: dict[str, Any]) -> bool:
+    """Whether any content block, nested ones included, is an image."""
+    return any(block.get("type") == "image" for block in content_blocks(body))
 
 
 def output_cap(state: AppState, model: str) -> int | None:
