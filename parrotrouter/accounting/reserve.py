@@ -73,3 +73,19 @@ async def reserve_max_cost(credits: CreditManager, principal: Principal, request
         return precise_now()
 
     return await credits.reserve(principal, bound, precise)
+
+
+NANO = Decimal("0.000000001")  # the smallest amount a budget books
+
+
+async def require_credit(credits: CreditManager, principal: Principal) -> None:
+    """402 unless the caller's budget has credit left, for a service that costs the operator an
+    upstream call but is not billed (e.g. Anthropic's count_tokens): a nano-dollar is reserved
+    and given back at once."""
+
+    async def smallest() -> Decimal:
+        return NANO
+
+    reservation = await credits.reserve(principal, NANO, smallest)
+    if reservation is not None:
+        credits.settled([(reservation, Decimal(0))])  # nothing spent: only the hold is released

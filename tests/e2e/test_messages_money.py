@@ -162,3 +162,20 @@ def test_token_rate_limits_take_the_max_tokens_anthropic_gets(gw: Gateway, claud
         ok = http.post("/v1/messages", headers={"x-api-key": key},
                        json={"model": "claude-text", "max_tokens": 8_000, "messages": USER})
         assert ok.status_code == 200, ok.text
+
+
+def test_a_spent_key_cannot_spend_the_operators_count_tokens_quota(gw: Gateway, claude: fa.FakeAnthropic) -> None:
+    spent, funded = key_with(gw, "0"), key_with(gw, "0.01")
+    with httpx.Client(base_url=gw.url, timeout=30) as http:
+        sent = len(claude.requests)
+        resp = http.post("/v1/messages/count_tokens", headers={"x-api-key": spent},
+                         json={"model": "claude-text", "messages": USER})
+        assert error_of(resp) == (402, "billing_error"), resp.text
+        assert len(claude.requests) == sent
+        for _ in range(3):  # the hold is given back each time
+            resp = http.post("/v1/messages/count_tokens", headers={"x-api-key": funded},
+                             json={"model": "claude-text", "messages": USER})
+            assert resp.json() == {"input_tokens": fa.COUNT_TOKENS}, resp.text
+        estimate = http.post("/v1/messages/count_tokens", headers={"x-api-key": spent},  # no upstream call
+                             json={"model": "gpt-4o-mini", "messages": USER})
+        assert estimate.status_code == 200 and estimate.headers["x-parrotrouter-estimate"] == "true"

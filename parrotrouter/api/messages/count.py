@@ -2,7 +2,8 @@
 with Anthropic's own endpoint; any other model (or an Anthropic-compatible upstream that has no
 count_tokens endpoint) with the gateway's tokenizer, an estimate the answer marks with
 `x-parrotrouter-estimate: true`. Keys, model permissions and request rate
-limits apply as for a generation; nothing is generated, so nothing is billed."""
+limits apply as for a generation; nothing is generated, so nothing is billed, but a key whose
+credits are spent gets a 402 rather than a call on the operator's Anthropic quota."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Protocol, runtime_checkable
 
 from aiohttp import web
 
+from ...accounting.reserve import require_credit
 from ...errors import FailureKind, UpstreamFailure
 from ...protocol.validation import convert
 from ...providers.base import ChatCall, NativeCall
@@ -52,6 +54,8 @@ async def count_tokens(http: web.Request) -> web.StreamResponse:
     first = plan.candidates[0]
     provider = first.provider
     if DIALECT in provider.native_dialects and isinstance(provider, NativeCounter):
+        if state.accounts is not None:  # Anthropic's count is free, its quota is not: not for a spent key
+            await require_credit(state.accounts.credits, principal)
         chat = ChatCall(translated.canonical, translated.raw, first.model, first.deployment)
         try:
             counted = await provider.count_tokens(NativeCall(DIALECT, raw, chat, native_headers(http.headers)))
