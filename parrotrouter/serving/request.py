@@ -14,6 +14,7 @@ from ..accounting.bounds import (
     chat_cheap_billable,
     completion_billable,
     completion_cheap_billable,
+    exact_tokenizer,
 )
 from ..catalog import ModelSpec
 from ..errors import echo
@@ -177,7 +178,10 @@ class GenerationRequest:
         raw = self.raw
         if isinstance(self.payload, ChatCompletionRequest):
             billable = chat_billable(self.payload, raw, model, output_cap)
-            return self._native_bound(dataclasses.replace(billable, prompt=billable.prompt + self._uncounted(model)))
+            billable = dataclasses.replace(billable, prompt=billable.prompt + self._uncounted(model))
+            # OpenAI's families (counted exactly, by tokens) are not served by a deployment that
+            # takes a native body other than OpenAI's own: the bytes of one do not bound them
+            return billable if exact_tokenizer(model) else self._native_bound(billable)
         return completion_billable(self.payload, raw, model, output_cap)
 
     def cheap_billable(self, output_cap: int) -> Billable:
