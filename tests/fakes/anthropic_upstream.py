@@ -3,7 +3,7 @@
 The model name picks the scenario; streams are generated from the same message the JSON answer
 returns, event by event, so stream and non-stream can be compared. `claude-paced` (and
 `claude-paced-long`) stream one event every 0.2 s (for clients that hang up midway);
-`claude-thinks` answers after 1.5 s. Every request body, path and header set is recorded;
+`claude-thinks` answers after 1.5 s (a client may hang up first). Every request body, path and header set is recorded;
 `/v1/messages/count_tokens` answers `COUNT_TOKENS` (a number no tokenizer would give for a short
 prompt, so a test knows who counted), but 404 for `claude-nocount`."""
 
