@@ -104,7 +104,7 @@ def test_native_request_reaches_anthropic_intact(client: Client, gw: Gateway, cl
              "service_tier": "auto", "some_field_from_2027": {"nested": [1, {"x": None}]}}
     system = [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
     tools = [{**WEATHER, "cache_control": {"type": "ephemeral"}, "defer_loading": True},
-             {"type": "web_search_20250305", "name": "web_search", "max_uses": 2}]
+             {"type": "web_fetch_20250910", "name": "web_fetch", "max_uses": 2}]
     message = client().messages.create(
         model="claude-cache", max_tokens=2048, system=system, messages=USER, tools=tools,  # type: ignore[arg-type]
         thinking={"type": "enabled", "budget_tokens": 1024},
@@ -320,7 +320,7 @@ def test_model_permissions_apply(client: Client, gw: Gateway) -> None:
     time.sleep(0.5)
     no_tools = client(resp.json()["key"])
     assert no_tools.messages.create(model="claude-text", max_tokens=10, messages=USER).content
-    for tools in ([WEATHER], [{"type": "web_search_20250305", "name": "web_search"}]):  # server tools are tools
+    for tools in ([WEATHER], [{"type": "web_fetch_20250910", "name": "web_fetch"}]):  # server tools are tools
         with pytest.raises(anthropic.PermissionDeniedError):
             no_tools.messages.create(model="claude-text", max_tokens=10, messages=USER, tools=tools)  # type: ignore[arg-type]
 

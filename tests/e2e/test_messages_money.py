@@ -188,3 +188,19 @@ def test_a_spent_key_cannot_spend_the_operators_count_tokens_quota(gw: Gateway, 
         estimate = http.post("/v1/messages/count_tokens", headers={"x-api-key": spent},  # no upstream call
                              json={"model": "gpt-4o-mini", "messages": USER})
         assert estimate.status_code == 200 and estimate.headers["x-parrotrouter-estimate"] == "true"
+
+
+@pytest.mark.parametrize("tool", [{"type": "web_search_20250305", "name": "web_search", "max_uses": 5},
+                                  {"type": "code_execution_20250825", "name": "code_execution"}],
+                         ids=["web-search", "code-execution"])
+def test_server_tools_anthropic_bills_per_use_are_refused(gw: Gateway, claude: fa.FakeAnthropic,
+                                                         tool: dict[str, Any]) -> None:
+    """Anthropic bills them on top of the tokens ($10 per 1,000 searches, container hours), which
+    the ledger cannot price: a 400 naming the tool, nothing sent upstream."""
+    sent = len(claude.requests)
+    with gw.http() as http:
+        resp = http.post("/v1/messages", json={"model": "claude-text", "max_tokens": 10, "messages": USER,
+                                               "tools": [{"name": "f", "input_schema": {"type": "object"}}, tool]})
+    assert error_of(resp) == (400, "invalid_request_error"), resp.text
+    assert "tools[1]" in resp.json()["error"]["message"] or tool["type"] in resp.json()["error"]["message"]
+    assert len(claude.requests) == sent

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from ...errors import InvalidRequest
+from ...errors import InvalidRequest, echo
 from ...protocol.chat import ChatCompletionRequest
 from ...protocol.validation import check_storable, convert
 from .blocks import block, check_depth, checked
@@ -88,6 +88,21 @@ def to_chat(req: MessagesRequest | CountTokensRequest, output_cap: int | None = 
         canonical["reasoning"] = reasoning
     body["messages"] = [_plain(m) for m in messages]
     return Translated(_convert(canonical), body)
+
+
+# Anthropic's server tools it bills per use on top of the tokens (web search: $10 per 1,000
+# searches; code execution: container hours): the ledger prices tokens only, so they are refused
+# rather than served unbilled. Tools billed by their tokens alone (web fetch, ...) go through.
+PER_USE_TOOLS = ("web_search_", "code_execution_")
+
+
+def check_tools_billable(req: MessagesRequest) -> None:
+    """400 for a server tool Anthropic bills per use (`PER_USE_TOOLS`)."""
+    for i, raw in enumerate(req.tools or ()):
+        kind = raw.get("type") if isinstance(raw, dict) else None
+        if isinstance(kind, str) and kind.startswith(PER_USE_TOOLS):
+            raise InvalidRequest(f"The server tool '{echo(kind)}' is billed by Anthropic per use, which this "
+                                 "gateway cannot bill; it is not offered.", param=f"tools[{i}]")
 
 
 def check_body(raw: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ from ..json import json_response
 from ..request import app_state, authenticated, read_json_sized
 from .bounds import content_blocks, native_prompt_bound, unseen_text
 from .count import count_tokens
-from .decode import check_body, to_chat
+from .decode import check_body, check_tools_billable, to_chat
 from .encode import to_message
 from .errors import anthropic_request_id, error_response, on_messages_path
 from .protocol import DIALECT, MessagesRequest, native_headers
@@ -32,6 +32,7 @@ async def create_message(http: web.Request) -> web.StreamResponse:
     check_body(raw)
     state = app_state(http)
     payload = convert(raw, MessagesRequest)
+    check_tools_billable(payload)
     translated = to_chat(payload, output_cap(state, payload.model))
     request = GenerationRequest.decode(translated.canonical, translated.raw, size, endpoint="messages",
                                        native=NativeBody(DIALECT, raw, native_headers(http.headers),
