@@ -342,6 +342,22 @@ def test_feature_permissions_see_what_only_anthropic_reads(client: Client, gw: G
             sdk.messages.create(model="claude-text", max_tokens=10, messages=messages, extra_body=extra)  # type: ignore[arg-type]
 
 
+def test_a_conversation_only_anthropic_can_read_goes_to_anthropic_only(gw: Gateway, claude: fa.FakeAnthropic) -> None:
+    """A user turn of a Files API image alone has no chat translation: Anthropic gets it as sent,
+    a translated model (asked for, or a fallback) is refused instead of answering an empty turn."""
+    messages = [{"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "file_01"}}]}]
+    with gw.http() as http:
+        ok = http.post("/v1/messages", json={"model": "claude-text", "max_tokens": 10, "messages": messages})
+        assert ok.status_code == 200 and ok.json()["type"] == "message", ok.text
+        assert claude.requests[-1]["messages"] == messages
+        counted = http.post("/v1/messages/count_tokens", json={"model": "claude-text", "messages": messages})
+        assert counted.json() == {"input_tokens": fa.COUNT_TOKENS}
+        for body in ({"model": "gpt-4o-mini"}, {"model": "claude-text", "models": ["claude-text", "gpt-4o-mini"]}):
+            refused = http.post("/v1/messages", json={**body, "max_tokens": 10, "messages": messages})
+            assert error_of(refused) == (400, "invalid_request_error"), refused.text
+            assert "gpt-4o-mini" in refused.json()["error"]["message"]
+
+
 HOSTILE = [
     {"model": "claude-text", "max_tokens": 10, "messages": [{"role": "user", "content": [{"type": "text"}]}]},
     {"model": "claude-text", "max_tokens": 10, "messages": USER, "metadata": {"user_id": "a\u0000b"}},

@@ -54,6 +54,10 @@ ChatMessage = dict[str, Any]
 class Translated:
     canonical: ChatCompletionRequest
     raw: dict[str, Any]  # a valid OpenAI chat body
+    # No user or assistant turn is left: every block is one only Anthropic reads (a Files API
+    # image, a document by URL, ...). The chat body has an empty user turn, for accounting only:
+    # no translated model may serve it.
+    native_only: bool = False
 
 
 def to_chat(req: MessagesRequest | CountTokensRequest, output_cap: int | None = None) -> Translated:
@@ -69,6 +73,9 @@ def to_chat(req: MessagesRequest | CountTokensRequest, output_cap: int | None = 
             messages.append({"role": "system", "content": _text_of(message.content, where)})
         else:
             messages += _user(message.content, where)
+    native_only = all(m["role"] == "system" for m in messages)
+    if native_only:
+        messages.append({"role": "user", "content": ""})
     body: dict[str, Any] = {"model": req.model, "messages": messages}
     tools = _tools(req)
     if tools:
@@ -87,7 +94,7 @@ def to_chat(req: MessagesRequest | CountTokensRequest, output_cap: int | None = 
     if reasoning is not None:
         canonical["reasoning"] = reasoning
     body["messages"] = [_plain(m) for m in messages]
-    return Translated(_convert(canonical), body)
+    return Translated(_convert(canonical), body, native_only)
 
 
 # Anthropic's server tools it bills per use on top of the tokens (web search: $10 per 1,000
