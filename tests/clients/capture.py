@@ -21,7 +21,7 @@ KEY = "pr-capture-key"
 
 
 def _claude(rec: Recorder, root: Path) -> Any:
-    return launch.claude(root, rec.url, KEY, "claude-sonnet-4-5", small_model="claude-haiku-4-5")
+    return launch.claude(root, rec.url, KEY, "claude-sonnet-4-6", small_model="claude-haiku-4-5")
 
 
 def _codex(rec: Recorder, root: Path) -> Any:

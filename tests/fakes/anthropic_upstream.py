@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import agent
 from .threaded import ThreadedServer
 
 
@@ -89,7 +90,11 @@ def _pieces(text: str, size: int = 7) -> list[str]:
 
 
 def events(model: str, error_midway: bool = False) -> list[bytes]:
-    msg = message(model if not error_midway else "claude-text")
+    return message_events(message(model if not error_midway else "claude-text"), error_midway)
+
+
+def message_events(msg: dict[str, Any], error_midway: bool = False) -> list[bytes]:
+    """The stream of events that builds `msg`."""
     usage = msg["usage"]
     start = {**msg, "content": [], "stop_reason": None, "stop_sequence": None,
              "usage": {**usage, "output_tokens": 1} if usage else None}
@@ -125,6 +130,7 @@ def events(model: str, error_midway: bool = False) -> list[bytes]:
     return out
 
 
+AGENT_MODEL = "claude-agent"  # one tool round trip for the coding clients (tests/fakes/agent.py)
 COUNT_TOKENS = 4321
 
 
@@ -148,6 +154,8 @@ class FakeAnthropic(ThreadedServer):
     async def messages(self, request: web.Request) -> web.StreamResponse:
         body = await self.record(request)
         model = body.get("model", "")
+        if model == AGENT_MODEL:
+            return await self._agent(request, body)
         if model in ERRORS:
             status, kind, text, headers = ERRORS[model]
             return web.json_response({"type": "error", "error": {"type": kind, "message": text}}, status=status,
@@ -163,4 +171,15 @@ class FakeAnthropic(ThreadedServer):
             await resp.write(chunk)
             if model.startswith("claude-paced"):
                 await asyncio.sleep(0.2)
+        return resp
+
+    async def _agent(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        content, stop = agent.anthropic_turn(body)
+        msg = {**message("claude-text"), "model": body["model"], "content": content, "stop_reason": stop}
+        if not body.get("stream"):
+            return web.json_response(msg)
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for chunk in message_events(msg):
+            await resp.write(chunk)
         return resp

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from . import agent
 from .threaded import ThreadedServer
 
 ANSWER = "Hello from the fake upstream. It has several words in it."
@@ -155,6 +156,8 @@ class FakeOpenAI(ThreadedServer):
         if scenario.startswith("fake-"):
             scenario = scenario[5:]
         self.calls[scenario] = self.calls.get(scenario, 0) + 1
+        if scenario == "agent":  # one tool round trip for the coding clients (tests/fakes/agent.py)
+            return await self._agent(request, body)
         if scenario == "flaky" and self.calls[scenario] % 2 == 1:  # every other call: 429, retry in 1 s
             return web.json_response({"error": {"message": "Slow down", "type": "requests",
                                                 "code": "rate_limit_exceeded"}}, status=429,
@@ -289,6 +292,31 @@ class FakeOpenAI(ThreadedServer):
         if include_usage and scenario != "no-usage":
             yield _chunk(model, None, usage=_usage(body, len(WORDS) * n))
         yield b"data: [DONE]\n\n"
+
+    async def _agent(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        message, finish = agent.chat_turn(body)
+        usage = _usage(body, 12)
+        if not body.get("stream"):
+            return web.json_response({
+                "id": "chatcmpl-upstream", "object": "chat.completion", "created": 1, "model": body["model"],
+                "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+                "usage": usage})
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        model = body["model"]
+        await resp.write(_chunk(model, {"role": "assistant", "content": ""}))
+        for index, call in enumerate(message.get("tool_calls") or []):
+            await resp.write(_chunk(model, {"tool_calls": [{"index": index, **call, "function": {
+                "name": call["function"]["name"], "arguments": ""}}]}))
+            await resp.write(_chunk(model, {"tool_calls": [{"index": index, "function": {
+                "arguments": call["function"]["arguments"]}}]}))
+        if message.get("content"):
+            await resp.write(_chunk(model, {"content": message["content"]}))
+        await resp.write(_chunk(model, {}, finish))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            await resp.write(_chunk(model, None, usage=usage))
+        await resp.write(b"data: [DONE]\n\n")
+        return resp
 
 
 if __name__ == "__main__":  # manual use: python -m tests.fakes.openai_upstream
