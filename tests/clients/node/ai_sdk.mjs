@@ -31,20 +31,26 @@ const options = {
   ...(spec.tool ? { tools, stopWhen: isStepCount(2) } : {}),
 };
 
+const steps = (all) => ({
+  steps: all.length,
+  toolCalls: all.flatMap((s) => s.toolCalls.map((c) => ({ name: c.toolName, input: c.input }))),
+  toolResults: all.flatMap((s) => s.toolResults.map((r) => r.output)),
+});
+
 let result;
 if (spec.call === 'stream') {
+  // A stream that fails is reported, not thrown: the test asserts how the SDK saw it end.
   const errors = [];
   const stream = streamText({ ...options, onError: ({ error }) => errors.push(String(error)) });
   const deltas = [];
   for await (const delta of stream.textStream) deltas.push(delta);
+  const settled = async (promise) => promise.then((v) => v, (e) => { errors.push(String(e)); return null; });
   result = {
     deltas,
-    text: await stream.text,
-    finishReason: await stream.finishReason,
-    usage: await stream.totalUsage,
-    steps: (await stream.steps).length,
-    toolCalls: (await stream.steps).flatMap((s) => s.toolCalls.map((c) => ({ name: c.toolName, input: c.input }))),
-    toolResults: (await stream.steps).flatMap((s) => s.toolResults.map((r) => r.output)),
+    text: deltas.join(''),
+    finishReason: await settled(stream.finishReason),
+    usage: await settled(stream.totalUsage),
+    ...steps((await settled(stream.steps)) ?? []),
     errors,
   };
 } else {
@@ -53,9 +59,7 @@ if (spec.call === 'stream') {
     text: out.text,
     finishReason: out.finishReason,
     usage: out.totalUsage,
-    steps: out.steps.length,
-    toolCalls: out.steps.flatMap((s) => s.toolCalls.map((c) => ({ name: c.toolName, input: c.input }))),
-    toolResults: out.steps.flatMap((s) => s.toolResults.map((r) => r.output)),
+    ...steps(out.steps),
     responseId: out.response.id,
   };
 }
