@@ -125,7 +125,7 @@ def message_events(msg: dict[str, Any], error_midway: bool = False) -> list[byte
         out.append(_event("content_block_stop", {"index": index}))
     out.append(_event("message_delta", {"delta": {"stop_reason": msg["stop_reason"],
                                                   "stop_sequence": msg["stop_sequence"]},
-                                        "usage": {"output_tokens": usage["output_tokens"]} if usage else None}))
+                                        "usage": usage}))  # cumulative, input included, as Anthropic sends it
     out.append(_event("message_stop", {}))
     return out
 
