@@ -26,13 +26,16 @@ def install() -> None:
     npm = shutil.which("npm")
     if npm is None or shutil.which("node") is None:
         raise RuntimeError("node and npm are needed for the client tests (tests/clients/node)")
-    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--prefix", str(NODE_DIR)], check=True,
-                   capture_output=True, timeout=600)
+    done = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--prefix", str(NODE_DIR)], capture_output=True,
+                          text=True, timeout=600, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise RuntimeError(f"npm ci in {NODE_DIR} failed ({done.returncode}):\n{done.stderr[-4000:]}")
 
 
 def _base_env(home: Path) -> dict[str, str]:
+    # Nothing of the caller's own client setup leaks in; CI too, so a run under CI is the same run.
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("ANTHROPIC_", "OPENAI_", "CLAUDE_", "CODEX_")) and k not in ("CI",)}
+           if not k.startswith(("ANTHROPIC_", "OPENAI_", "CLAUDE_", "CODEX_")) and k != "CI"}
     return {**env, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
             "XDG_CACHE_HOME": str(home / ".cache"), "NO_COLOR": "1"}
 

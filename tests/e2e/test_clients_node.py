@@ -1,5 +1,5 @@
 """The clients from npm, unchanged, as callers of the real gateway: the AI SDK (`ai` with the
-`@ai-sdk/openai` default provider, i.e. the Responses API, and `@ai-sdk/anthropic`), Claude Code
+`@ai-sdk/openai` default provider, i.e. the Responses API, its chat provider, and `@ai-sdk/anthropic`), Claude Code
 (`claude -p`) and Codex (`codex exec`), each on a model served by an Anthropic-format upstream and on
 one served by an OpenAI-format upstream. The pinned packages (tests/clients/node/package-lock.json)
 are installed with `npm ci` when missing; without node and npm these tests fail."""
@@ -19,8 +19,13 @@ from tests.fakes.anthropic_upstream import SCENARIOS
 from tests.fakes.openai_upstream import ANSWER
 
 __all__ = ["gw", "upstreams"]  # module fixtures
+# The first test may install the clients (`npm ci`, minutes on a cold cache); each client run has
+# its own time limit (tests/clients/launch.py).
+pytestmark = pytest.mark.timeout(600)
 
-FORMATS = ["anthropic", "openai"]
+FORMATS = ["anthropic", "openai"]  # of the upstream serving the model
+# The AI SDK's providers: `openai(model)` (Responses), `openai.chat(model)`, `anthropic(model)` (Messages).
+PROVIDERS = ["openai", "openai.chat", "anthropic"]
 EXPECTED_TEXT = {"anthropic": SCENARIOS["claude-text"]["content"][0]["text"], "openai": ANSWER}
 CAPTURED = Path(__file__).resolve().parent.parent / "data" / "clients"
 
@@ -31,7 +36,7 @@ def installed() -> None:
 
 
 def tool_output_seen(body: dict[str, Any]) -> str:
-    """The tool result the upstream got back, in either wire format ('' if none)."""
+    """The tool results the upstream got back in the last message, in either wire format."""
     last = body["messages"][-1]
     if last.get("role") == "tool":  # chat completions
         return str(last["content"])
@@ -45,7 +50,7 @@ def offered_tools(body: dict[str, Any]) -> set[str]:
 # ------------------------------------------------------------------ the AI SDK
 @pytest.mark.parametrize("call", ["generate", "stream"])
 @pytest.mark.parametrize("upstream", FORMATS)
-@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+@pytest.mark.parametrize("provider", PROVIDERS)
 def test_ai_sdk_text_and_usage(gw: Gateway, provider: str, upstream: str, call: str) -> None:
     key = new_key(gw)
     out = launch.ai_sdk({"provider": provider, "baseURL": gw.base_url, "apiKey": key, "model": TEXT[upstream],
@@ -61,7 +66,7 @@ def test_ai_sdk_text_and_usage(gw: Gateway, provider: str, upstream: str, call: 
 
 @pytest.mark.parametrize("call", ["generate", "stream"])
 @pytest.mark.parametrize("upstream", FORMATS)
-@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+@pytest.mark.parametrize("provider", PROVIDERS)
 def test_ai_sdk_tool_round_trip(gw: Gateway, upstreams: dict[str, Any], provider: str, upstream: str,
                                 call: str) -> None:
     key = new_key(gw)
@@ -81,12 +86,13 @@ def test_ai_sdk_tool_round_trip(gw: Gateway, upstreams: dict[str, Any], provider
 
 
 @pytest.mark.parametrize("upstream", FORMATS)
-@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+@pytest.mark.parametrize("provider", PROVIDERS)
 def test_ai_sdk_sees_a_stream_cut_by_the_upstream_as_an_error(gw: Gateway, provider: str, upstream: str) -> None:
     key = new_key(gw)
     out = launch.ai_sdk({"provider": provider, "baseURL": gw.base_url, "apiKey": key, "model": CUT[upstream],
                          "call": "stream"})
-    assert out["errors"] and out["finishReason"] in ("error", None), out
+    assert out["finishReason"] == "error" and out["errors"], out  # not a clean finish
+    assert out["text"] and EXPECTED_TEXT[upstream].startswith(out["text"]), out  # what came before the cut
     usage(gw, key, requests=1)  # billed all the same
 
 
@@ -107,6 +113,8 @@ def test_claude_code_runs_a_tool_and_answers(gw: Gateway, upstreams: dict[str, A
         assert set(captured) <= set(bodies[0]), set(captured) - set(bodies[0])
         assert bodies[0]["thinking"] == captured["thinking"]
         assert bodies[0]["context_management"] == captured["context_management"]
+    else:  # translated to chat: nothing only Anthropic takes is forwarded
+        assert not {"thinking", "context_management", "system", "metadata"} & set(bodies[0]), sorted(bodies[0])
     usage(gw, key, requests=2)
 
 

@@ -1,15 +1,17 @@
 // The AI SDK as a caller of the gateway: one call, described by a JSON argument, printed as JSON.
-//   node ai_sdk.mjs '{"provider": "openai"|"anthropic", "baseURL": "...", "apiKey": "...",
+//   node ai_sdk.mjs '{"provider": "openai"|"openai.chat"|"anthropic", "baseURL": "...", "apiKey": "...",
 //                     "model": "...", "call": "generate"|"stream", "tool": true|false}'
-// `openai(model)` is the provider's default, the Responses API; `anthropic(model)` is Messages.
-// With "tool", the model gets one tool (get_weather) that the SDK runs, then a second step.
+// `openai(model)` is the provider's default, the Responses API; `openai.chat(model)` is Chat
+// Completions; `anthropic(model)` is Messages. With "tool", the model gets one tool (get_weather)
+// that the SDK runs, then a second step.
 import { createAnthropic } from '@ai-sdk/anthropic';
 import { createOpenAI } from '@ai-sdk/openai';
 import { generateText, isStepCount, jsonSchema, streamText, tool } from 'ai';
 
 const spec = JSON.parse(process.argv[2]);
-const make = spec.provider === 'anthropic' ? createAnthropic : createOpenAI;
-const provider = make({ baseURL: spec.baseURL, apiKey: spec.apiKey });
+const [family, api] = spec.provider.split('.');
+const provider = (family === 'anthropic' ? createAnthropic : createOpenAI)({ baseURL: spec.baseURL, apiKey: spec.apiKey });
+const model = api === 'chat' ? provider.chat(spec.model) : provider(spec.model);
 
 const tools = {
   get_weather: tool({
@@ -25,7 +27,7 @@ const tools = {
 };
 
 const options = {
-  model: provider(spec.model),
+  model,
   prompt: spec.prompt ?? 'What is the weather in Paris?',
   maxRetries: 0,
   ...(spec.tool ? { tools, stopWhen: isStepCount(2) } : {}),
