@@ -1,5 +1,7 @@
 """The gateway the client tests talk to: every model served once by an Anthropic-format upstream
-(tests/fakes/anthropic_upstream.py) and once by an OpenAI-format one (tests/fakes/openai_upstream.py)."""
+(tests/fakes/anthropic_upstream.py) and once by an OpenAI-format one (tests/fakes/openai_upstream.py,
+Chat Completions); the agent model also by an upstream that speaks the Responses API natively, as
+OpenAI does (tests/clients/recorder.py behind a provider named `openai`)."""
 
 from __future__ import annotations
 
@@ -10,18 +12,19 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.clients.recorder import Recorder
 from tests.conftest import Gateway
 from tests.fakes.anthropic_upstream import AGENT_MODEL, FakeAnthropic
 from tests.fakes.openai_upstream import FakeOpenAI
 
 # Gateway model id per upstream format: one tool round trip (tests/fakes/agent.py), and plain text.
-AGENT = {"anthropic": "claude-agent", "openai": "gpt-agent"}
+AGENT = {"anthropic": "claude-agent", "openai": "gpt-agent", "responses": "gpt-agent-native"}
 TEXT = {"anthropic": "claude-text", "openai": "gpt-4o-mini"}
 CUT = {"anthropic": "claude-midstream", "openai": "fake-error-in-stream"}  # streams broken after some text
 PRICING = {"prompt": "3", "completion": "15"}
 
 
-def config(anthropic: FakeAnthropic, openai: FakeOpenAI) -> dict[str, Any]:
+def config(anthropic: FakeAnthropic, openai: FakeOpenAI, responses: Recorder) -> dict[str, Any]:
     def model(model_id: str, provider: str, upstream_model: str) -> dict[str, Any]:
         return {"id": model_id, "deployments": [{"provider": provider, "model": upstream_model}],
                 "pricing": PRICING, "context_length": 200_000, "max_output_tokens": 64_000}
@@ -30,26 +33,33 @@ def config(anthropic: FakeAnthropic, openai: FakeOpenAI) -> dict[str, Any]:
             "providers": [{"name": "claude", "type": "anthropic", "base_url": anthropic.url,
                            "api_key": {"$env": "FAKE_KEY"}},
                           {"name": "fake", "type": "openai", "base_url": openai.base_url,
+                           "api_key": {"$env": "FAKE_KEY"}},
+                          {"name": "openai", "type": "openai", "base_url": responses.url + "/v1",
                            "api_key": {"$env": "FAKE_KEY"}}],
             "models": [model(AGENT["anthropic"], "claude", AGENT_MODEL), model(AGENT["openai"], "fake", "agent"),
+                       model(AGENT["responses"], "openai", "agent"),
                        model(TEXT["anthropic"], "claude", "claude-text"),
                        model(TEXT["openai"], "fake", "gpt-4o-mini"),
                        model(CUT["anthropic"], "claude", CUT["anthropic"]),
                        model(CUT["openai"], "fake", CUT["openai"])]}
 
 
+Upstream = FakeAnthropic | FakeOpenAI | Recorder
+
+
 @pytest.fixture(scope="module")
-def upstreams() -> Iterator[dict[str, FakeAnthropic | FakeOpenAI]]:
-    anthropic, openai = FakeAnthropic().start(), FakeOpenAI().start()
-    yield {"anthropic": anthropic, "openai": openai}
-    anthropic.stop()
-    openai.stop()
+def upstreams() -> Iterator[dict[str, Upstream]]:
+    started: dict[str, Upstream] = {"anthropic": FakeAnthropic().start(), "openai": FakeOpenAI().start(),
+                                    "responses": Recorder().start()}
+    yield started
+    for upstream in started.values():
+        upstream.stop()
 
 
 @pytest.fixture(scope="module")
 def gw(upstreams: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    gateway = Gateway(tmp_path_factory.mktemp("clients"), config(upstreams["anthropic"], upstreams["openai"]),
-                      env={"FAKE_KEY": "vendor-secret"}).start()
+    gateway = Gateway(tmp_path_factory.mktemp("clients"), config(**upstreams), env={"FAKE_KEY": "vendor-secret"})
+    gateway.start()
     yield gateway
     gateway.stop()
 
@@ -76,6 +86,6 @@ def usage(gw: Gateway, key: str, requests: int, timeout: float = 10) -> dict[str
         time.sleep(0.1)
 
 
-def received(fake: FakeAnthropic | FakeOpenAI, since: int) -> list[dict[str, Any]]:
+def received(fake: Upstream, since: int) -> list[dict[str, Any]]:
     """The bodies the fake upstream received from request number `since` on."""
     return fake.requests[since:]

@@ -1,7 +1,8 @@
 """A recording model server on loopback: it logs every request a client sends (method, path, headers
 without secrets, body) and answers plausibly in the Anthropic Messages or OpenAI Responses format,
-with one shell-tool round trip (tests/fakes/agent.py). Used to capture what the real clients send
-(tests/clients/capture.py writes tests/data/clients/); the gateway is not involved."""
+with one tool round trip (tests/fakes/agent.py). It captures what the real clients send
+(tests/clients/capture.py writes tests/data/clients/), and in the client tests it is the upstream
+that speaks the Responses API natively, as OpenAI does."""
 
 from __future__ import annotations
 
@@ -82,6 +83,7 @@ class Recorder(ThreadedServer):
             body = raw.decode(errors="replace")
         headers = {k.lower(): ("<secret>" if k.lower() in SECRET_HEADERS else v) for k, v in request.headers.items()}
         self.log.append({"method": request.method, "path": request.path_qs, "headers": headers, "body": body})
+        self.requests.append(body if isinstance(body, dict) else {})
         path = request.path
         if request.method == "POST" and path.endswith("/messages/count_tokens"):
             return web.json_response({"input_tokens": 42})

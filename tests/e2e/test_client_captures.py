@@ -1,7 +1,7 @@
 """Every request the real clients were recorded sending (tests/data/clients/, see
-tests/clients/capture.py), replayed byte for byte to the gateway — same path, headers and body, only
-the key and the model changed — on a model behind each upstream format: each is answered in full,
-in the client's own format."""
+tests/clients/capture.py), replayed to the gateway — same path, headers and body, only the key and the
+model changed — on a model behind each upstream format: each is answered in full, in the client's
+own format, and billed."""
 
 from __future__ import annotations
 
@@ -36,8 +36,15 @@ def sse_events(text: str) -> list[dict[str, Any]]:
     return [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: ") and line != "data: [DONE]"]
 
 
-@pytest.mark.parametrize("upstream", ["anthropic", "openai"])
-@pytest.mark.parametrize(("capture", "index", "request_"), RECORDED, ids=[f"{c}-{i}" for c, i, _ in RECORDED])
+# Each request on a model behind an Anthropic-format and a Chat Completions upstream; Responses
+# requests also on one that speaks the Responses API natively.
+CASES = [(upstream, capture, index, request_) for capture, index, request_ in RECORDED
+         for upstream in ("anthropic", "openai", "responses")
+         if upstream != "responses" or request_["path"].startswith("/v1/responses")]
+
+
+@pytest.mark.parametrize(("upstream", "capture", "index", "request_"), CASES,
+                         ids=[f"{c}-{i}-{u}" for u, c, i, _ in CASES])
 def test_recorded_request_is_served(gw: Gateway, upstream: str, capture: str, index: int,
                                     request_: dict[str, Any]) -> None:
     key = new_key(gw)

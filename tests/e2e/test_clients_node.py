@@ -36,7 +36,9 @@ def installed() -> None:
 
 
 def tool_output_seen(body: dict[str, Any]) -> str:
-    """The tool results the upstream got back in the last message, in either wire format."""
+    """The tool results the upstream got back at the end of the conversation, in any wire format."""
+    if "input" in body:  # responses
+        return json.dumps([i for i in body["input"] if i.get("type") == "function_call_output"])
     last = body["messages"][-1]
     if last.get("role") == "tool":  # chat completions
         return str(last["content"])
@@ -44,7 +46,13 @@ def tool_output_seen(body: dict[str, Any]) -> str:
 
 
 def offered_tools(body: dict[str, Any]) -> set[str]:
-    return {t["function"]["name"] if "function" in t else t["name"] for t in body.get("tools") or []}
+    return {t.get("function", t).get("name") or t.get("type") for t in body.get("tools") or []}
+
+
+def captured(name: str) -> dict[str, Any]:
+    """The first request of a recorded client run (tests/data/clients/)."""
+    body: dict[str, Any] = json.loads((CAPTURED / f"{name}.json").read_text())[0]["body"]
+    return body
 
 
 # ------------------------------------------------------------------ the AI SDK
@@ -109,17 +117,17 @@ def test_claude_code_runs_a_tool_and_answers(gw: Gateway, upstreams: dict[str, A
     assert "Bash" in offered_tools(bodies[0])
     assert launch.SECRET in tool_output_seen(bodies[1])
     if upstream == "anthropic":  # served natively: Claude Code's own fields reach Anthropic intact
-        captured = json.loads((CAPTURED / "claude_code_tool_round_trip.json").read_text())[0]["body"]
-        assert set(captured) <= set(bodies[0]), set(captured) - set(bodies[0])
-        assert bodies[0]["thinking"] == captured["thinking"]
-        assert bodies[0]["context_management"] == captured["context_management"]
+        recorded = captured("claude_code_tool_round_trip")
+        assert set(recorded) <= set(bodies[0]), set(recorded) - set(bodies[0])
+        assert bodies[0]["thinking"] == recorded["thinking"]
+        assert bodies[0]["context_management"] == recorded["context_management"]
     else:  # translated to chat: nothing only Anthropic takes is forwarded
         assert not {"thinking", "context_management", "system", "metadata"} & set(bodies[0]), sorted(bodies[0])
     usage(gw, key, requests=2)
 
 
 # ------------------------------------------------------------------ Codex
-@pytest.mark.parametrize("upstream", FORMATS)
+@pytest.mark.parametrize("upstream", [*FORMATS, "responses"])
 def test_codex_runs_a_tool_and_answers(gw: Gateway, upstreams: dict[str, Any], upstream: str, tmp_path: Path) -> None:
     key = new_key(gw)
     since = len(upstreams[upstream].requests)
@@ -129,4 +137,9 @@ def test_codex_runs_a_tool_and_answers(gw: Gateway, upstreams: dict[str, Any], u
     assert len(bodies) == 2, [b.get("model") for b in bodies]
     assert "exec_command" in offered_tools(bodies[0])
     assert launch.SECRET in tool_output_seen(bodies[1])
+    if upstream == "responses":  # served natively: Codex's own body reaches the upstream intact
+        recorded = captured("codex_tool_round_trip")
+        assert set(recorded) <= set(bodies[0]), set(recorded) - set(bodies[0])
+        assert bodies[0]["tools"] == recorded["tools"]
+        assert bodies[0]["client_metadata"].keys() == recorded["client_metadata"].keys()
     usage(gw, key, requests=2)
