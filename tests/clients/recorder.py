@@ -18,9 +18,8 @@ from tests.fakes.threaded import ThreadedServer
 SECRET_HEADERS = {"authorization", "x-api-key", "cookie", "proxy-authorization"}
 
 
-def _sse(kind: str | None, data: dict[str, Any]) -> bytes:
-    head = f"event: {kind}\n" if kind else ""
-    return f"{head}data: {json.dumps(data)}\n\n".encode()
+def _sse(kind: str, data: dict[str, Any]) -> bytes:
+    return f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
 
 
 # ------------------------------------------------------------------ OpenAI Responses
