@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.clients import launch
+from tests.clients.gateway import CODEX_CATALOG_MODEL
 from tests.clients.recorder import Recorder
 
 OUT = Path(__file__).resolve().parent.parent / "data" / "clients"
@@ -24,8 +25,10 @@ def _claude(rec: Recorder, root: Path) -> Any:
     return launch.claude(root, rec.url, KEY, "claude-sonnet-4-6", small_model="claude-haiku-4-5")
 
 
-def _codex(rec: Recorder, root: Path) -> Any:
-    return launch.codex(root, rec.url + "/v1", KEY, "gpt-5-codex")
+def _codex(model: str) -> Callable[[Recorder, Path], Any]:
+    def run(rec: Recorder, root: Path) -> Any:
+        return launch.codex(root, rec.url + "/v1", KEY, model)
+    return run
 
 
 def _ai_sdk(provider: str, call: str, tool: bool) -> Callable[[Recorder, Path], Any]:
@@ -57,7 +60,8 @@ def _langchain(provider: str) -> Callable[[Recorder, Path], Any]:
 
 CASES: dict[str, Callable[[Recorder, Path], Any]] = {
     "claude_code_tool_round_trip": _claude,
-    "codex_tool_round_trip": _codex,
+    "codex_tool_round_trip": _codex("gpt-5-codex"),  # a model id Codex does not know
+    "codex_catalog_model_tool_round_trip": _codex(CODEX_CATALOG_MODEL),
     "ai_sdk_openai_generate": _ai_sdk("openai", "generate", False),
     "ai_sdk_openai_stream_tool": _ai_sdk("openai", "stream", True),
     "ai_sdk_anthropic_generate_tool": _ai_sdk("anthropic", "generate", True),

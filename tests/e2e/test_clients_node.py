@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.clients import launch
-from tests.clients.gateway import AGENT, CUT, TEXT, gw, new_key, received, upstreams, usage
+from tests.clients.gateway import AGENT, CODEX_CATALOG_MODEL, CUT, TEXT, gw, new_key, received, upstreams, usage
 from tests.conftest import Gateway
 from tests.fakes.anthropic_upstream import SCENARIOS
 from tests.fakes.openai_upstream import ANSWER
@@ -127,11 +127,16 @@ def test_claude_code_runs_a_tool_and_answers(gw: Gateway, upstreams: dict[str, A
 
 
 # ------------------------------------------------------------------ Codex
-@pytest.mark.parametrize("upstream", [*FORMATS, "responses"])
-def test_codex_runs_a_tool_and_answers(gw: Gateway, upstreams: dict[str, Any], upstream: str, tmp_path: Path) -> None:
+# The model on each upstream format, and one whose id Codex knows (it then offers more tools).
+CODEX_MODELS = [(upstream, AGENT[upstream]) for upstream in (*FORMATS, "responses")] + [("openai", CODEX_CATALOG_MODEL)]
+
+
+@pytest.mark.parametrize(("upstream", "model"), CODEX_MODELS, ids=[m for _, m in CODEX_MODELS])
+def test_codex_runs_a_tool_and_answers(gw: Gateway, upstreams: dict[str, Any], upstream: str, model: str,
+                                       tmp_path: Path) -> None:
     key = new_key(gw)
     since = len(upstreams[upstream].requests)
-    run = launch.codex(tmp_path, gw.base_url, key, AGENT[upstream]).check()
+    run = launch.codex(tmp_path, gw.base_url, key, model).check()
     assert launch.SECRET in run.stdout, run
     bodies = received(upstreams[upstream], since)
     assert len(bodies) == 2, [b.get("model") for b in bodies]
