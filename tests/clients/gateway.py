@@ -20,8 +20,10 @@ from tests.fakes.openai_upstream import FakeOpenAI
 # Gateway model id per upstream format: one tool round trip (tests/fakes/agent.py), and plain text.
 AGENT = {"anthropic": "claude-agent", "openai": "gpt-agent", "responses": "gpt-agent-native"}
 TEXT = {"anthropic": "claude-text", "openai": "gpt-4o-mini"}
-# A model id in Codex's own catalog: Codex then sends more tools (apply_patch, tool_search, web_search).
+# Model ids the clients know, which changes what they send: Codex offers more tools (apply_patch,
+# tool_search, web_search), Claude Code asks for 128k output tokens.
 CODEX_CATALOG_MODEL = "gpt-5.5"
+CLAUDE_CATALOG_MODEL = "claude-opus-5-5"
 CUT = {"anthropic": "claude-midstream", "openai": "fake-error-in-stream"}  # streams broken after some text
 PRICING = {"prompt": "3", "completion": "15"}
 
@@ -40,6 +42,7 @@ def config(anthropic: FakeAnthropic, openai: FakeOpenAI, responses: Recorder) ->
                            "api_key": {"$env": "FAKE_KEY"}}],
             "models": [model(AGENT["anthropic"], "claude", AGENT_MODEL), model(AGENT["openai"], "fake", "agent"),
                        model(AGENT["responses"], "openai", "agent"), model(CODEX_CATALOG_MODEL, "fake", "agent"),
+                       model(CLAUDE_CATALOG_MODEL, "fake", "agent"),
                        model(TEXT["anthropic"], "claude", "claude-text"),
                        model(TEXT["openai"], "fake", "gpt-4o-mini"),
                        model(CUT["anthropic"], "claude", CUT["anthropic"]),

@@ -13,7 +13,18 @@ from typing import Any
 import pytest
 
 from tests.clients import launch
-from tests.clients.gateway import AGENT, CODEX_CATALOG_MODEL, CUT, TEXT, gw, new_key, received, upstreams, usage
+from tests.clients.gateway import (
+    AGENT,
+    CLAUDE_CATALOG_MODEL,
+    CODEX_CATALOG_MODEL,
+    CUT,
+    TEXT,
+    gw,
+    new_key,
+    received,
+    upstreams,
+    usage,
+)
 from tests.conftest import Gateway
 from tests.fakes.anthropic_upstream import SCENARIOS
 from tests.fakes.openai_upstream import ANSWER
@@ -105,12 +116,16 @@ def test_ai_sdk_sees_a_stream_cut_by_the_upstream_as_an_error(gw: Gateway, provi
 
 
 # ------------------------------------------------------------------ Claude Code
-@pytest.mark.parametrize("upstream", FORMATS)
-def test_claude_code_runs_a_tool_and_answers(gw: Gateway, upstreams: dict[str, Any], upstream: str,
+# The model on each upstream format, and one whose id Claude Code knows (it then asks for 128k tokens).
+CLAUDE_MODELS = [(upstream, AGENT[upstream]) for upstream in FORMATS] + [("openai", CLAUDE_CATALOG_MODEL)]
+
+
+@pytest.mark.parametrize(("upstream", "model"), CLAUDE_MODELS, ids=[m for _, m in CLAUDE_MODELS])
+def test_claude_code_runs_a_tool_and_answers(gw: Gateway, upstreams: dict[str, Any], upstream: str, model: str,
                                              tmp_path: Path) -> None:
     key = new_key(gw)
     since = len(upstreams[upstream].requests)
-    run = launch.claude(tmp_path, gw.url, key, AGENT[upstream]).check()
+    run = launch.claude(tmp_path, gw.url, key, model).check()
     assert launch.SECRET in run.stdout, run
     bodies = received(upstreams[upstream], since)
     assert len(bodies) == 2, [b.get("model") for b in bodies]
@@ -122,7 +137,8 @@ def test_claude_code_runs_a_tool_and_answers(gw: Gateway, upstreams: dict[str, A
         assert bodies[0]["thinking"] == recorded["thinking"]
         assert bodies[0]["context_management"] == recorded["context_management"]
     else:  # translated to chat: nothing only Anthropic takes is forwarded
-        assert not {"thinking", "context_management", "system", "metadata"} & set(bodies[0]), sorted(bodies[0])
+        only_anthropic = {"thinking", "context_management", "output_config", "system", "metadata"}
+        assert not only_anthropic & set(bodies[0]), sorted(bodies[0])
     usage(gw, key, requests=2)
 
 
