@@ -199,7 +199,7 @@ def _tools(raw: list[dict[str, Any]] | None) -> tuple[list[dict[str, Any]], enco
         kind = tool.get("type") if isinstance(tool, dict) else None
         if not isinstance(kind, str):
             raise InvalidRequest(f"'tools[{i}]' must be an object with a 'type'.", param=f"tools[{i}]")
-        if kind in p.OPTIONAL_TOOLS:
+        if kind in p.OPTIONAL_TOOLS or kind in p.CLIENT_ONLY_TOOLS:
             continue
         if kind in p.PER_CALL_TOOLS:
             raise InvalidRequest(f"Tools of type '{kind}' (tools[{i}]) are billed by the provider per call, "

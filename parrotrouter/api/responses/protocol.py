@@ -166,6 +166,9 @@ OPTIONAL_TOOLS = frozenset({"web_search", "web_search_preview", "web_search_2025
 # table for: never forwarded, so nothing is served unbilled. Web search is left out (as for any
 # translated model: the model answers without it); the others are refused.
 PER_CALL_TOOLS = OPTIONAL_TOOLS | frozenset({"file_search", "code_interpreter", "image_generation"})
+# Codex's tool_search runs on the client (over the tools it defers) and costs nothing: forwarded to a
+# native upstream, left out for a translated model (Codex offers it for every model id it knows).
+CLIENT_ONLY_TOOLS = frozenset({"tool_search"})
 
 
 class NamedTool(Struct):
