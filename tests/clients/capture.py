@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.clients import launch
-from tests.clients.gateway import CODEX_CATALOG_MODEL
+from tests.clients.gateway import CODEX_CATALOG_MODEL, CODEX_LITE_MODEL
 from tests.clients.recorder import Recorder
 
 OUT = Path(__file__).resolve().parent.parent / "data" / "clients"
@@ -62,6 +62,8 @@ CASES: dict[str, Callable[[Recorder, Path], Any]] = {
     "claude_code_tool_round_trip": _claude,
     "codex_tool_round_trip": _codex("gpt-5-codex"),  # a model id Codex does not know
     "codex_catalog_model_tool_round_trip": _codex(CODEX_CATALOG_MODEL),
+    # Codex's newest ids: tools in an `additional_tools` input item (no tool is called: not one the recorder knows)
+    "codex_responses_lite": _codex(CODEX_LITE_MODEL),
     "ai_sdk_openai_generate": _ai_sdk("openai", "generate", False),
     "ai_sdk_openai_stream_tool": _ai_sdk("openai", "stream", True),
     "ai_sdk_anthropic_generate_tool": _ai_sdk("anthropic", "generate", True),

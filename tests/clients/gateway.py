@@ -23,6 +23,7 @@ TEXT = {"anthropic": "claude-text", "openai": "gpt-4o-mini"}
 # Model ids the clients know, which changes what they send: Codex offers more tools (apply_patch,
 # tool_search, web_search), Claude Code asks for 128k output tokens.
 CODEX_CATALOG_MODEL = "gpt-5.5"
+CODEX_LITE_MODEL = "gpt-6.2-sol"  # Codex sends its tools as an `additional_tools` input item
 CLAUDE_CATALOG_MODEL = "claude-opus-5-5"
 CUT = {"anthropic": "claude-midstream", "openai": "fake-error-in-stream"}  # streams broken after some text
 PRICING = {"prompt": "3", "completion": "15"}
