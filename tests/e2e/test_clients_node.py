@@ -158,9 +158,10 @@ def test_codex_runs_a_tool_and_answers(gw: Gateway, upstreams: dict[str, Any], u
     assert len(bodies) == 2, [b.get("model") for b in bodies]
     assert "exec_command" in offered_tools(bodies[0])
     assert launch.SECRET in tool_output_seen(bodies[1])
-    if upstream == "responses":  # served natively: Codex's own body reaches the upstream intact
+    if upstream == "responses":  # served natively: Codex's own body reaches the upstream intact...
         recorded = captured("codex_tool_round_trip")
         assert set(recorded) <= set(bodies[0]), set(recorded) - set(bodies[0])
-        assert bodies[0]["tools"] == recorded["tools"]
+        # ...but for the hosted web search, billed per call, which the gateway never passes on (README)
+        assert bodies[0]["tools"] == [t for t in recorded["tools"] if t["type"] != "web_search"]
         assert bodies[0]["client_metadata"].keys() == recorded["client_metadata"].keys()
     usage(gw, key, requests=2)
