@@ -279,9 +279,13 @@ def test_zero_config_from_environment(make_gateway: Any, fake: fc.FakeCohere, ke
     gateway: Gateway = make_gateway(None, env={key_env: "ck-" + key_env, "CO_API_URL": fake.url})
     gateway.start()
     client = gateway.client()
-    ids = {m.id for m in client.models.list()}
+    models = {m.id: m for m in client.models.list()}
+    ids = set(models)
     assert {"command-a", "command-r", "command-r-plus", "command-r7b"} <= ids
-    assert not any(i.startswith(("embed", "command-light", "c4ai")) for i in ids)
+    assert not any(i.startswith(("command-light", "c4ai")) for i in ids)
+    embedders = [m.model_extra or {} for i, m in models.items() if i.startswith("embed")]
+    assert embedders and all(e["capabilities"]["embeddings"] and not e["capabilities"]["chat"]
+                             and e["endpoints"] == ["/v1/embeddings"] for e in embedders)
     for name, upstream in [("command-a", "command-a-03-2025"), ("command-r7b-12-2024", "command-r7b-12-2024"),
                            ("cohere/command-r-plus", "command-r-plus-08-2024")]:
         resp = client.chat.completions.create(model=name, messages=USER)
