@@ -229,14 +229,21 @@ def pricing_from_table(info: gp_types.ModelInfo) -> ModelPricing | None:
     )
 
 
-def input_only_pricing(model: str, genai_provider_id: str | None) -> ModelPricing | None:
-    """The price of a model billed for its input only (an embedding model: the table has no output
-    price), or None when the table does not list it."""
+def _table_entry(model: str, genai_provider_id: str | None) -> Any:
+    """The price table's entry of `model` at a provider, or None."""
     if genai_provider_id is None:
         return None
     try:
-        _, info = get_snapshot().find_provider_model(model, None, genai_provider_id, None)
+        return get_snapshot().find_provider_model(model, None, genai_provider_id, None)[1]
     except LookupError:
+        return None
+
+
+def input_only_pricing(model: str, genai_provider_id: str | None) -> ModelPricing | None:
+    """The price of a model billed for its input only (an embedding model: the table has no output
+    price), or None when the table does not list it."""
+    info = _table_entry(model, genai_provider_id)
+    if info is None:
         return None
     price = _current_price(info)
     prompt = _base(price.input_mtok)
@@ -250,13 +257,8 @@ def input_only_pricing(model: str, genai_provider_id: str | None) -> ModelPricin
 
 def lookup_pricing(model: str, genai_provider_id: str | None) -> ModelPricing | None:
     """Price of `model` at a provider from the table, or None when the table has no price."""
-    if genai_provider_id is None:
-        return None
-    try:
-        _, info = get_snapshot().find_provider_model(model, None, genai_provider_id, None)
-    except LookupError:
-        return None
-    return pricing_from_table(info)
+    info = _table_entry(model, genai_provider_id)
+    return None if info is None else pricing_from_table(info)
 
 
 def pricing_override(prompt: Decimal, completion: Decimal, cached: Decimal | None, unit: str) -> ModelPricing:

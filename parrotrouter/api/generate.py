@@ -13,11 +13,13 @@ from typing import Protocol
 import orjson
 from aiohttp import web
 
-from ..routing.policy import parse_policy
+from ..errors import ParrotError
+from ..routing.policy import RoutingPolicy, parse_policy
 from ..serving.context import RequestContext
 from ..serving.core import Done, Failed, Frames, Stream, StreamEvent, answer, open_stream
 from ..serving.request import GenerationRequest
 from ..serving.types import JSONObject
+from ..state import AppState
 from .request import app_state
 
 SSE_HEADERS = {
@@ -115,3 +117,22 @@ async def relay(http: web.Request, stream: Stream, encoder: StreamEncoder) -> we
             state.streams.discard(task)
         await stream.finish()
     return response
+
+
+def serves_natively(state: AppState, model: str, dialect: str) -> bool:
+    """Whether every deployment of `model` takes the wire format `dialect` natively."""
+    try:
+        deployments = state.catalog.resolve(model).deployments()
+    except ParrotError:
+        return False
+    providers = state.providers
+    return bool(deployments) and all(
+        d.provider in providers and dialect in providers[d.provider].native_dialects for d in deployments)
+
+
+def translated_fallback(state: AppState, model: str, policy: RoutingPolicy, dialect: str) -> str | None:
+    """A model the request may be served by (the body's `models`, X-Failover-Config, ...) that
+    does not take `dialect` natively: what only a native upstream reads would be lost there."""
+    names = [policy.primary_model or model, *policy.fallback_models,
+             *(fb.model for fb in policy.conditional_fallbacks if fb.model)]
+    return next((name for name in names if not serves_natively(state, name, dialect)), None)

@@ -87,8 +87,9 @@ class GenerationRequest:
     shape: Shape = dataclasses.field(init=False)
     model: str = dataclasses.field(init=False)
     stream: bool = dataclasses.field(init=False)
-    # Whether the last provider call took the native body (count_prompt counts `native.counted` then).
-    served_natively: list[bool] = dataclasses.field(init=False, default_factory=list, compare=False)
+    # Whether the last provider call took the native body (None: no call yet); count_prompt counts
+    # `native.counted` unless it was translated. Set per attempt, hence not frozen in effect.
+    served_natively: bool | None = dataclasses.field(init=False, default=None, compare=False)
 
     def __post_init__(self) -> None:
         kind: Kind = "chat" if isinstance(self.payload, ChatCompletionRequest) else "completions"
@@ -165,7 +166,7 @@ class GenerationRequest:
             counted = estimate_chat_prompt_tokens(payload.messages, payload.tools, model)
             # what only a native upstream reads: not when the last call was translated (it never
             # got that text), but before any call and after a native one
-            return counted + (self._uncounted(model) if self.served_natively != [False] else 0)
+            return counted + (self._uncounted(model) if self.served_natively is not False else 0)
         prompt = payload.prompt
         if isinstance(prompt, str):
             return count_text(prompt, model)
@@ -206,9 +207,9 @@ class GenerationRequest:
     def _native_call(self, candidate: Candidate) -> NativeCall | None:
         native = self.native
         if native is None or native.dialect not in candidate.provider.native_dialects:
-            self.served_natively[:] = [False]
+            object.__setattr__(self, "served_natively", False)
             return None
-        self.served_natively[:] = [True]
+        object.__setattr__(self, "served_natively", True)
         assert isinstance(self.payload, ChatCompletionRequest)
         return NativeCall(native.dialect, native.body,
                           ChatCall(self.payload, self.raw, candidate.model, candidate.deployment), native.headers)

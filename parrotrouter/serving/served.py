@@ -52,6 +52,8 @@ class Served(Protocol):
 def keep_serving(request: Served, plan: Plan) -> None:
     """Only the plan's models that serve this kind of request (chat, completions, embeddings);
     400 naming `model` when none does."""
+    if all(request.mismatch(cand.model) is None for cand in plan.candidates):
+        return  # the usual case: nothing to drop
     kept = [cand for cand in plan.candidates if request.mismatch(cand.model) is None]
     if not kept:
         reason = request.mismatch(plan.candidates[0].model)

@@ -54,9 +54,12 @@ def gw(fake_upstream: FakeOpenAI, anthropic_fake: fa.FakeAnthropic,
     gateway.stop()
 
 
-def create_key(gw: Gateway, credits: str = "5") -> str:
+def create_key(gw: Gateway, credits: str = "5", permissions: dict[str, Any] | None = None) -> str:
+    body: dict[str, Any] = {"name": "responses-test", "credits": credits}
+    if permissions is not None:
+        body["permissions"] = permissions
     with gw.http() as http:
-        resp = http.post("/v1/keys", json={"name": "responses-test", "credits": credits})
+        resp = http.post("/v1/keys", json=body)
     assert resp.status_code == 201, resp.text
     key = str(resp.json()["key"])
     deadline = time.time() + 10

@@ -38,16 +38,22 @@ def claude() -> Iterator[fa.FakeAnthropic]:
     fake.stop()
 
 
-@pytest.fixture(scope="module")
-def gw(claude: fa.FakeAnthropic, fake_upstream: FakeOpenAI,
-       tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    home = tmp_path_factory.mktemp("messages")
+def messages_gateway(home: Path, claude: fa.FakeAnthropic, fake_upstream: FakeOpenAI) -> Gateway:
+    """A gateway (SQLite ledger) with the fake OpenAI models and the Claude models of `claude`."""
     config = fake_config(fake_upstream, database_url=f"sqlite:///{home / 'state.db'}", key_refresh_seconds=0.2)
     config["providers"].append({"name": "claude", "type": "anthropic", "base_url": claude.url,
                                 "api_key": {"$env": "FAKE_ANTHROPIC_KEY"}})
     config["models"] += [{"id": m, "deployments": [{"provider": "claude", "model": m}], "pricing": PRICE,
                           "max_output_tokens": 8192} for m in CLAUDE]
     gateway = Gateway(home, config, env={"FAKE_UPSTREAM_KEY": "sk-upstream", "FAKE_ANTHROPIC_KEY": "vendor-secret"})
+    gateway.database_url = config["server"]["database_url"]  # type: ignore[attr-defined]  # for ledger_rows
+    return gateway
+
+
+@pytest.fixture(scope="module")
+def gw(claude: fa.FakeAnthropic, fake_upstream: FakeOpenAI,
+       tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    gateway = messages_gateway(tmp_path_factory.mktemp("messages"), claude, fake_upstream)
     yield gateway.start()
     gateway.stop()
 

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import MASTER_KEY, Gateway, fake_config
-from tests.e2e.test_messages_api import CLAUDE, PRICE, USER, error_of, generation, sse_events
+from tests.conftest import MASTER_KEY, Gateway
+from tests.e2e.test_messages_api import USER, error_of, generation, messages_gateway, sse_events
 from tests.e2e.test_money_paths import ledger_rows
 from tests.fakes import anthropic_upstream as fa
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -32,14 +32,7 @@ def claude() -> Iterator[fa.FakeAnthropic]:
 @pytest.fixture(scope="module")
 def gw(claude: fa.FakeAnthropic, fake_upstream: FakeOpenAI,
        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    home = tmp_path_factory.mktemp("messages-money")
-    config = fake_config(fake_upstream, database_url=f"sqlite:///{home / 'state.db'}", key_refresh_seconds=0.2)
-    config["providers"].append({"name": "claude", "type": "anthropic", "base_url": claude.url,
-                                "api_key": {"$env": "FAKE_ANTHROPIC_KEY"}})
-    config["models"] += [{"id": m, "deployments": [{"provider": "claude", "model": m}], "pricing": PRICE,
-                          "max_output_tokens": 8192} for m in CLAUDE]
-    gateway = Gateway(home, config, env={"FAKE_UPSTREAM_KEY": "sk-upstream", "FAKE_ANTHROPIC_KEY": "vendor-secret"})
-    gateway.database_url = config["server"]["database_url"]  # type: ignore[attr-defined]  # for ledger_rows
+    gateway = messages_gateway(tmp_path_factory.mktemp("messages-money"), claude, fake_upstream)
     yield gateway.start()
     gateway.stop()
 

@@ -9,24 +9,14 @@ import time
 from typing import Any
 
 from tests.conftest import Gateway
-from tests.e2e.responses_world import anthropic_fake, gw, ledger_row, sse_events
+from tests.e2e.responses_world import anthropic_fake, create_key, gw, ledger_row, sse_events
 from tests.fakes.openai_upstream import FakeOpenAI
 
 __all__ = ["anthropic_fake", "gw"]  # fixtures
 
 
 def key_with(gw: Gateway, permissions: dict[str, Any]) -> str:
-    with gw.http() as http:
-        resp = http.post("/v1/keys", json={"name": "responses-perms", "credits": "5", "permissions": permissions})
-    assert resp.status_code == 201, resp.text
-    key = str(resp.json()["key"])
-    deadline = time.time() + 10
-    while time.time() < deadline:  # the key cache refreshes every second
-        with gw.http(key) as http:
-            if http.get("/v1/models").status_code == 200:
-                return key
-        time.sleep(0.1)
-    raise AssertionError("the new key never worked")
+    return create_key(gw, permissions=permissions)
 
 
 def test_hosted_tools_need_the_tools_feature(gw: Gateway) -> None:

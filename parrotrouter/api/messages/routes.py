@@ -9,12 +9,12 @@ from aiohttp import web
 
 from ...errors import InvalidRequest, ParrotError, echo
 from ...protocol.validation import convert
-from ...routing.policy import RoutingPolicy, parse_policy
+from ...routing.policy import parse_policy
 from ...serving.core import answer, open_stream
 from ...serving.request import GenerationRequest, NativeBody
 from ...state import AppState
 from ..errors import ERROR_SHAPES
-from ..generate import relay
+from ..generate import relay, translated_fallback
 from ..json import json_response
 from ..request import app_state, authenticated, read_json_sized
 from .bounds import content_blocks, native_prompt_bound, unseen_text
@@ -41,7 +41,7 @@ async def create_message(http: web.Request) -> web.StreamResponse:
                                        routing_body=raw, id_prefix="msg_")
     ctx.principal.policy.check_features(features(request, payload, raw))
     policy = parse_policy(http.headers, request.routing)
-    if translated.native_only and (other := translated_model(state, payload.model, policy)) is not None:
+    if translated.native_only and (other := translated_fallback(state, payload.model, policy, DIALECT)) is not None:
         raise InvalidRequest("The messages hold only content Anthropic's models read (Files API images, documents "
                              f"by URL, ...); the model '{echo(other)}' is not served by one.", param="messages")
     if not request.stream:
@@ -67,25 +67,6 @@ def features(request: GenerationRequest, payload: MessagesRequest, raw: dict[str
 def has_image(body: dict[str, Any]) -> bool:
     """Whether any content block, nested ones included, is an image."""
     return any(block.get("type") == "image" for block in content_blocks(body))
-
-
-def translated_model(state: AppState, model: str, policy: RoutingPolicy) -> str | None:
-    """A model the request may be served by (its fallbacks too) that some deployment serves
-    translated, not natively."""
-    names = [policy.primary_model or model, *policy.fallback_models,
-             *(fb.model for fb in policy.conditional_fallbacks if fb.model)]
-    return next((name for name in names if not serves_natively(state, name)), None)
-
-
-def serves_natively(state: AppState, model: str) -> bool:
-    """Whether every deployment of `model` takes the Messages API natively."""
-    try:
-        deployments = state.catalog.resolve(model).deployments()
-    except ParrotError:
-        return False
-    providers = state.providers
-    return bool(deployments) and all(
-        d.provider in providers and DIALECT in providers[d.provider].native_dialects for d in deployments)
 
 
 def output_cap(state: AppState, model: str) -> int | None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...errors import ParrotError
-from ...state import AppState
 from .encode import unpack_details
 from .protocol import PER_CALL_TOOLS
 
@@ -15,17 +13,6 @@ DIALECT = "openai.responses"
 # Items whose upstream ids mean nothing once the upstream stores nothing.
 _ID_FREE = frozenset({"message", "function_call", "function_call_output", "custom_tool_call",
                       "custom_tool_call_output"})
-
-
-def serves_natively(state: AppState, model: str) -> bool:
-    """Whether every deployment of `model` takes the Responses API natively."""
-    try:
-        deployments = state.catalog.resolve(model).deployments()
-    except ParrotError:
-        return False
-    providers = state.providers
-    return bool(deployments) and all(
-        d.provider in providers and DIALECT in providers[d.provider].native_dialects for d in deployments)
 
 
 def _replayable(item: dict[str, Any]) -> dict[str, Any] | None:

@@ -20,19 +20,18 @@ from ...accounting.usage import OFF_LOOP_COUNT
 from ...errors import InvalidRequest, NotFound, ParrotError, echo
 from ...protocol.chat import ChatCompletionRequest
 from ...protocol.validation import convert
-from ...routing.policy import RoutingPolicy, parse_policy
+from ...routing.policy import parse_policy
 from ...serving.context import RequestContext
 from ...serving.core import Done, Frames, StreamEvent, answer, open_stream
 from ...serving.request import GenerationRequest, NativeBody
-from ...state import AppState
-from ..generate import relay
+from ..generate import relay, serves_natively, translated_fallback
 from ..json import json_response
 from ..request import app_state, authenticate, authenticated, read_json_sized
 from . import encode
 from . import protocol as p
 from .decode import Decoded, check_depth, check_request, decode, native_extras
 from .events import StreamEncoder, frame
-from .native import DIALECT, serves_natively, upstream_body
+from .native import DIALECT, upstream_body
 from .state import STORE_KEY, build_store, conversation, keep, known_id, listed_items, owner_of, reach
 
 log = logging.getLogger("parrotrouter.api.responses")
@@ -82,7 +81,7 @@ async def create_response(http: web.Request) -> web.StreamResponse:
                                  state.settings.max_body_bytes)
     decoded = await _walked(size + (OFF_LOOP_COUNT if len(history) > _HISTORY_ON_LOOP else 0), decode,
                             request, history)
-    native = serves_natively(state, request.model)
+    native = serves_natively(state, request.model, DIALECT)
     if decoded.native_only and not native:
         raise InvalidRequest(f"{decoded.native_only} need a model served by the Responses API natively (an "
                              f"OpenAI or Azure deployment); '{echo(request.model)}' is translated to chat.")
@@ -96,7 +95,7 @@ async def create_response(http: web.Request) -> web.StreamResponse:
         ctx.principal.policy.check_features([*generation.features(), *features])
     call = _Call(http, ctx, decoded)
     policy = parse_policy(http.headers, generation.routing)
-    if decoded.native_only and (other := _translated_fallback(state, request.model, policy)) is not None:
+    if decoded.native_only and (other := translated_fallback(state, request.model, policy, DIALECT)) is not None:
         raise InvalidRequest(f"{decoded.native_only} need a model served by the Responses API natively; the "
                              f"fallback model '{echo(other)}' is translated to chat.", param="models")
     if not generation.stream:
@@ -112,14 +111,6 @@ async def create_response(http: web.Request) -> web.StreamResponse:
     rid = encode.response_id(str(stream.relay.meta["id"]))
     encoder = StreamEncoder(request, rid, stream.candidate.model.id, decoded.tools)
     return await relay(http, stream, _Wire(call, encoder))
-
-
-def _translated_fallback(state: AppState, model: str, policy: RoutingPolicy) -> str | None:
-    """A model the request may fall back to (the body's `models`, X-Failover-Config) that does not
-    take the Responses API natively."""
-    names = [policy.primary_model or model, *policy.fallback_models,
-             *(fb.model for fb in policy.conditional_fallbacks if fb.model)]
-    return next((name for name in names if not serves_natively(state, name)), None)
 
 
 class _Wire:
