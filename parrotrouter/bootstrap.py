@@ -14,6 +14,7 @@ from .catalog import Catalog
 from .config import ResolvedConfig, load_config
 from .errors import ConfigError
 from .home import Home, hash_key
+from .observe import Observers
 from .providers.http import build_provider
 from .ratelimit.limiter import RateLimiter
 from .ratelimit.memory import MemoryRateLimiter
@@ -58,7 +59,7 @@ def build_state(prepared: Prepared) -> AppState:
     if not settings.accounting:
         return AppState(settings=settings, catalog=catalog, providers=providers, router=Router(catalog, providers),
                         authenticator=MasterKeyAuthenticator(secret, master_hash), usage=NullSink(),
-                        budget=Budget.from_settings(settings))
+                        budget=Budget.from_settings(settings), observers=build_observers(settings))
     engine = create_engine(database_url(settings.database_url, home.path))
     cache = KeyCache(engine, interval=settings.key_refresh_seconds)
     credits = CreditManager(engine)
@@ -76,7 +77,14 @@ def build_state(prepared: Prepared) -> AppState:
         accounts=accounts,
         limiter=build_limiter(settings),
         budget=Budget.from_settings(settings),
+        observers=build_observers(settings),
     )
+
+
+def build_observers(settings: Settings) -> Observers:
+    """Metrics, traces and the request log, each as its settings ask (observe/)."""
+    observers = Observers(strict=settings.accounting_strict)
+    return observers
 
 
 def build_health(settings: Settings) -> Health:

@@ -13,6 +13,7 @@ from .accounting.usage import UsageSink
 from .auth.keystore import KeyCache, KeyStore
 from .auth.principal import Authenticator
 from .catalog import Catalog
+from .observe import Observers
 from .providers.base import Provider
 from .ratelimit.limiter import RateLimiter
 from .routing.policy import DEFAULT_BUDGET, Budget
@@ -59,3 +60,5 @@ class AppState:
     # (each ends with an error frame and is billed as ended by "shutdown").
     stopping: bool = False
     streams: set[asyncio.Task[object]] = dataclasses.field(default_factory=set)
+    # Metrics, traces, the request log (observe/): told of every request the serving core records.
+    observers: Observers = dataclasses.field(default_factory=Observers)

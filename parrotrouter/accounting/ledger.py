@@ -28,7 +28,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import chain
@@ -152,6 +152,9 @@ class Ledger:
         self._writing: list[UsageRecord] = []  # the batch being written (still findable by `pending`)
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        # Told of each batch of completed records (tokens and cost final): the observers (metrics,
+        # the request log). Never raises into the writer (Observers swallows, or raises in strict mode).
+        self.on_completed: Callable[[list[UsageRecord]], None] | None = None
 
     @property
     def accepting(self) -> bool:
@@ -236,6 +239,9 @@ class Ledger:
         broken = await _finalize(batch)
         if broken and self.strict:
             raise broken[0][1]  # a bug in our own accounting code: loud in tests
+        if self.on_completed is not None:
+            skipped = {id(rec) for rec, _ in broken}
+            self.on_completed([rec for rec in batch if id(rec) not in skipped] if broken else batch)
         if broken:
             skip = {id(rec) for rec, _ in broken}
             refused, error = await self._write([rec for rec in batch if id(rec) not in skip], done)

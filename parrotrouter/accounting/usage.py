@@ -89,6 +89,7 @@ class UsageRecord:
     finalized: bool = False
     reservation: Reservation | None = None  # credits held for this request, settled by the ledger
     limit_ticket: Ticket | None = None  # tokens taken from token rate limits, reconciled after
+    observed: bool = False  # passed to the observers' `completed` (observe/__init__.py), once
 
     def observe_usage(self, usage: dict[str, Any] | None) -> None:
         """Take the usage an upstream reported (OpenAI shape), each count bounded."""

@@ -35,6 +35,9 @@ async def _start(app: web.Application) -> None:
     await state.router.health.start()
     for provider in state.providers.values():
         await provider.start()
+    if state.accounts is not None:
+        state.accounts.ledger.on_completed = state.observers.completed
+    await state.observers.start(completes_itself=state.accounts is None)
     state.started = True
 
 
@@ -52,6 +55,10 @@ async def _stop(app: web.Application) -> None:
             await state.accounts.stop()
         except Exception:
             log.exception("stopping accounting failed")
+    try:
+        await state.observers.aclose()  # after the ledger's last flush: every record was observed
+    except Exception:
+        log.exception("stopping the observers failed")
     if state.limiter is not None:
         await state.limiter.aclose()
     await state.router.health.aclose()

@@ -151,6 +151,8 @@ class _Work(Generic[_R]):
         record.settle()
         if record.limit_ticket is not None and state.limiter is not None:
             _reconcile_later(state, record)
+        if state.observers:
+            state.observers.finished(record, self.ctx)
         state.usage.record(record)
 
 
