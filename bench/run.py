@@ -19,6 +19,8 @@ Variants (same mock, same run):
     limits-memory  as `key`, the key with a requests-per-minute limit (memory storage)
     limits-redis   as `key`, the limit counted in Redis (bench/mock-redis.yaml)
     tpm-redis      as limits-redis, plus a tokens-per-minute limit (prompt counted, reconciled)
+    on, off        as `key`, with metrics on (the default) or off (PARROTROUTER_METRICS=false):
+                   `python bench/run.py on off`; the report then compares each to `off`
 
 A variant may name another checkout of the code as `VARIANT@PATH` (e.g. `key@../base`, a `git
 worktree` of an older commit): that gateway runs that checkout's code with this checkout's bench
@@ -128,6 +130,12 @@ VARIANTS: dict[str, tuple[str, dict[str, int] | None]] = {
     "tpm-redis": ("mock-redis.yaml", {"max_requests_per_minute": HUGE, "max_tokens_per_minute": HUGE}),
 }
 DEFAULT_VARIANTS = ["stateless", "master", "key", "limits-memory", "limits-redis"]
+# Settings a variant runs with (environment), beside its config file.
+VARIANT_ENV: dict[str, dict[str, str]] = {
+    "on": {"PARROTROUTER_METRICS": "true"},
+    "off": {"PARROTROUTER_METRICS": "false"},
+}
+VARIANTS.update({name: ("mock.yaml", {}) for name in VARIANT_ENV})
 
 
 def ordinary_key(port: int, limits: dict[str, int]) -> str:
@@ -148,7 +156,7 @@ def start_gateway(variant: str, port: int) -> tuple[subprocess.Popen[bytes], dic
     config, key_limits = VARIANTS[name]
     code = Path(checkout).resolve() if checkout else REPO  # `python -m` imports from its cwd first
     home = Path(tempfile.mkdtemp(prefix="pr-home-"))
-    env = {**os.environ, "PARROTROUTER_HOME": str(home), "PARROTROUTER_MASTER_KEY": KEY}
+    env = {**os.environ, "PARROTROUTER_HOME": str(home), "PARROTROUTER_MASTER_KEY": KEY, **VARIANT_ENV.get(name, {})}
     gw = subprocess.Popen([*GATEWAY_CPUS, sys.executable, "-m", "parrotrouter", "serve", "--config", str(HERE / config),
                            "--port", str(port)], env=env, cwd=code, stdout=subprocess.DEVNULL)
     wait(f"http://127.0.0.1:{port}/ready")
@@ -195,14 +203,17 @@ def main() -> None:
 
 
 def report(results: dict[str, dict[str, list[tuple[float, float, float]]]]) -> None:
-    """Medians over the rounds, and their ratios to `stateless`. CPU per
+    """Medians over the rounds, and their ratios to `stateless` (else `off`). CPU per
     request (all the gateway's threads) is the steadier figure on a noisy machine: it is what
     limits throughput when every core runs a worker."""
-    direct, base = results["direct (mock)"], results.get("stateless")
+    direct = results["direct (mock)"]
+    base_name = next((n for n in results if n.partition("@")[0] == "stateless"),
+                     next((n for n in results if n.partition("@")[0] == "off"), None))
+    base = results[base_name] if base_name else None
     pinned = f"gateways pinned to {GATEWAY_CPUS[-1]}, wrk and mock to {LOAD_CPUS[-1]}" if PIN else "nothing pinned"
     print(f"\nmedians of {ROUNDS} interleaved rounds of {DURATION} s; {pinned}")
-    print("| variant | scenario | req/s | p50 ms | added p50 ms | req/s vs stateless | CPU µs/req | "
-          "stateless CPU / this CPU |")
+    print(f"| variant | scenario | req/s | p50 ms | added p50 ms | req/s vs {base_name} | CPU µs/req | "
+          f"{base_name} CPU / this CPU |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for name, res in results.items():
         for scenario, runs in res.items():
