@@ -146,6 +146,17 @@ class Metrics:
         return generate_latest(self.exposition_registry)
 
 
+def local_queues(state: AppState) -> dict[str, int]:
+    """Requests queued or running, per local model this process runs (a llama.cpp provider's
+    `worker`; not imported here: it needs the `local` extra)."""
+    queues = {}
+    for name, provider in state.providers.items():
+        pending = getattr(getattr(provider, "worker", None), "pending", None)
+        if isinstance(pending, int):
+            queues[name] = pending
+    return queues
+
+
 def _child(cache: dict[tuple[str, ...], Any], family: Any, key: tuple[str, ...]) -> Any:
     child = cache.get(key)
     if child is None:
@@ -178,10 +189,10 @@ class MetricsObserver:
             upstream = 0.0
             for attempt in record.attempts:
                 upstream += attempt.latency_ms
-            if record.streamed:
-                outside = (record.ttft_ms if record.ttft_ms is not None else record.latency_ms) - upstream
-                _child(self._ttfts, m.ttft, (endpoint, model, provider)).observe(
-                    (record.ttft_ms or record.latency_ms) / 1000)
+            ttft = record.ttft_ms
+            if record.streamed and ttft is not None:
+                outside = ttft - upstream
+                _child(self._ttfts, m.ttft, (endpoint, model, provider)).observe(ttft / 1000)
             else:
                 outside = record.latency_ms - upstream
             _child(self._overheads, m.overhead, (endpoint, "true" if record.streamed else "false")).observe(
@@ -246,6 +257,7 @@ class ProcessGauges:
         self.worker = worker  # serves clients (the model host only runs local models)
         self._seen = {"written": 0, "rejected": 0, "dropped": 0, "unobserved": 0}
         self._task: asyncio.Task[None] | None = None
+        self._deployments = {d.id: d.provider for m in state.catalog.models.values() for d in m.deployments}
         ledger = state.accounts.ledger if state.accounts is not None else None
         if ledger is not None:
             ledger.on_flushed = self.flushed
@@ -255,11 +267,8 @@ class ProcessGauges:
 
     def refresh(self) -> None:
         m, state = self.metrics, self.state
-        for name, provider in state.providers.items():
-            worker = getattr(provider, "worker", None)
-            pending = getattr(worker, "pending", None)
-            if isinstance(pending, int):
-                m.local_queue.labels(name).set(pending)
+        for name, pending in local_queues(state).items():
+            m.local_queue.labels(name).set(pending)
         if not self.worker:
             return
         m.processes.set(1)
@@ -280,15 +289,16 @@ class ProcessGauges:
             self._seen[name] = total
 
     def _breakers(self) -> None:
-        """Every deployment of the catalog (0 when its breaker never opened)."""
+        """Every catalog deployment this process has heard of (called, or shared through Redis)."""
         health, now = self.state.router.health, time.monotonic()
-        for model in self.state.catalog.models.values():
-            for deployment in model.deployments:
-                dep = health.states.get(deployment.id)
-                value = BREAKER_CLOSED
-                if dep is not None and dep.open_until:
-                    value = BREAKER_OPEN if dep.open_until > now else BREAKER_HALF_OPEN
-                self.metrics.breaker.labels(deployment.provider, deployment.id).set(value)
+        for name, dep in list(health.states.items()):
+            provider = self._deployments.get(name)
+            if provider is None:  # a name from Redis this catalog does not have: never a label
+                continue
+            value = BREAKER_CLOSED
+            if dep.open_until:
+                value = BREAKER_OPEN if dep.open_until > now else BREAKER_HALF_OPEN
+            self.metrics.breaker.labels(provider, name).set(value)
 
     async def start(self) -> None:
         self.refresh()

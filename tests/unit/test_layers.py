@@ -16,7 +16,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("composition", {"cli", "cli_keys", "server", "bootstrap", "__main__"}),
     ("api", {"api"}),  # HTTP only: decode, authenticate, call the serving core, encode
     ("serving", {"serving"}),  # the core: no HTTP framework
-    ("state", {"state"}),  # the app's state object, created by the composition root
+    ("state", {"state", "observe"}),  # the app's state object (its observers: metrics, traces, logs)
     ("config", {"config"}),  # the config file and the environment, into a catalog
     ("limits and credits", {"ratelimit", "accounting"}),
     ("auth", {"auth"}),
@@ -33,6 +33,8 @@ FORBIDDEN_LIBRARIES = {"serving": {"aiohttp"}, "routing": {"aiohttp"}, "provider
 ALLOWED = {
     # Settings build the rate-limit defaults once, lazily (a cached property asked per request).
     ("settings", "ratelimit"),
+    # Observers are told of a request with its context (a type hint: observe/ never calls serving).
+    ("observe", "serving"),
 }
 
 

@@ -13,7 +13,6 @@ from ..request import CONTEXT_KEY, STATE_KEY
 
 if TYPE_CHECKING:
     from ...observe.metrics import ProcessGauges
-    from ...state import AppState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 GAUGES_KEY: web.AppKey[ProcessGauges] = web.AppKey("parrotrouter_metrics_gauges")
@@ -63,11 +62,11 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", scrape)  # always there (the OpenAPI document lists it): 404 when off
     if not state.settings.metrics:
         return
-    from ...observe.metrics import Metrics, MetricsObserver, ProcessGauges, multiprocess_dir
+    from ...observe.metrics import Metrics, MetricsObserver, ProcessGauges, local_queues, multiprocess_dir
 
     observer = next((o for o in state.observers.observers if isinstance(o, MetricsObserver)), None)
     if observer is None:
-        if multiprocess_dir() is not None and _has_local_models(state):
+        if multiprocess_dir() is not None and local_queues(state):
             _run_gauges(app, ProcessGauges(Metrics(), state, worker=False))
         return
     gauges = ProcessGauges(observer.metrics, state, worker=True)
@@ -92,10 +91,6 @@ def add_routes(app: web.Application) -> None:
         child.inc()
 
     app.on_response_prepare.append(count_refused)
-
-
-def _has_local_models(state: AppState) -> bool:
-    return any(hasattr(p, "worker") for p in state.providers.values())
 
 
 def _run_gauges(app: web.Application, gauges: ProcessGauges) -> None:
