@@ -21,7 +21,9 @@ import asyncio
 import logging
 import os
 import time
+from bisect import bisect_left
 from collections import Counter as Tally
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
@@ -64,16 +66,6 @@ def _error_codes() -> frozenset[str]:
 ERROR_CODES = _error_codes()
 ATTEMPT_OUTCOMES = frozenset(kind.value for kind in FailureKind)
 STATUS_CLASSES = ("0xx", "1xx", "2xx", "3xx", "4xx", "5xx")
-
-
-def status_class(status: int) -> str:
-    return STATUS_CLASSES[status // 100] if 0 <= status < 600 else OTHER
-
-
-def error_label(code: str | None) -> str:
-    if code is None:
-        return NONE
-    return code if code in ERROR_CODES else OTHER
 
 
 def multiprocess_dir() -> str | None:
@@ -157,11 +149,52 @@ def local_queues(state: AppState) -> dict[str, int]:
     return queues
 
 
-def _child(cache: dict[tuple[str, ...], Any], family: Any, key: tuple[str, ...]) -> Any:
-    child = cache.get(key)
-    if child is None:
-        child = cache[key] = family.labels(*key)
-    return child
+class Tallies:
+    """Counts and observations summed per label set on the request path, added to their metrics in
+    batches (`flush`: every ledger batch, once a second, before every scrape).
+
+    One prometheus-client update costs about a microsecond (`labels()` ten; a histogram's `observe`
+    two: a lock and, with several processes, a write to a mapped file per value), and the library
+    has no "add n observations": a batch adds each bucket's count to the child's bucket values
+    (`_buckets`, `_sum`: the library's layout for years; checked, and the e2e tests count exactly)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[Any, tuple[str, ...]], float] = {}
+        self.observed: dict[tuple[Any, tuple[str, ...]], list[float]] = {}
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+
+    def count(self, family: Any, labels: tuple[str, ...]) -> None:
+        key = (family, labels)
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def observe(self, family: Any, bounds: tuple[float, ...], labels: tuple[str, ...], value: float) -> None:
+        key = (family, labels)
+        sums = self.observed.get(key)
+        if sums is None:
+            sums = self.observed[key] = [0.0] * (len(bounds) + 2)  # each bucket, +Inf, the sum
+        sums[bisect_left(bounds, value)] += 1
+        sums[-1] += value
+
+    def flush(self) -> None:
+        counts, self.counts = self.counts, {}
+        observed, self.observed = self.observed, {}
+        for key, n in counts.items():
+            self._child(key).inc(n)
+        for key, sums in observed.items():
+            child = self._child(key)
+            if len(child._buckets) != len(sums) - 1:
+                raise RuntimeError("prometheus-client's histogram layout changed: see observe/metrics.py Tallies")
+            for value, n in zip(child._buckets, sums, strict=False):  # sums has one more: the sum
+                if n:
+                    value.inc(n)
+            child._sum.inc(sums[-1])
+
+    def _child(self, key: tuple[Any, tuple[str, ...]]) -> Any:
+        child = self._children.get(key)
+        if child is None:
+            family, labels = key
+            child = self._children[key] = family.labels(*labels)
+        return child
 
 
 class MetricsObserver:
@@ -171,20 +204,18 @@ class MetricsObserver:
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
-        # Pre-bound children by label values; bounded as the labels are.
-        self._requests: dict[tuple[str, ...], Any] = {}
-        self._durations: dict[tuple[str, ...], Any] = {}
-        self._overheads: dict[tuple[str, ...], Any] = {}
-        self._ttfts: dict[tuple[str, ...], Any] = {}
+        self.tallies = Tallies()
 
     def finished(self, record: UsageRecord, ctx: RequestContext) -> None:
         ctx.recorded = True
-        m = self.metrics
+        m, tallies = self.metrics, self.tallies
         endpoint, model, provider = record.endpoint, record.served_model or UNKNOWN, record.provider or NONE
         status = record.status
         klass = STATUS_CLASSES[status // 100] if 0 <= status < 600 else OTHER
-        _child(self._requests, m.requests, (endpoint, model, provider, klass, error_label(record.error_code))).inc()
-        _child(self._durations, m.duration, (endpoint, model, provider, klass)).observe(record.latency_ms / 1000)
+        code = record.error_code
+        tallies.count(m.requests, (endpoint, model, provider, klass,
+                                   NONE if code is None else code if code in ERROR_CODES else OTHER))
+        tallies.observe(m.duration, LATENCY_BUCKETS, (endpoint, model, provider, klass), record.latency_ms / 1000)
         if record.attempts:
             upstream = 0.0
             for attempt in record.attempts:
@@ -192,15 +223,18 @@ class MetricsObserver:
             ttft = record.ttft_ms
             if record.streamed and ttft is not None:
                 outside = ttft - upstream
-                _child(self._ttfts, m.ttft, (endpoint, model, provider)).observe(ttft / 1000)
+                tallies.observe(m.ttft, LATENCY_BUCKETS, (endpoint, model, provider), ttft / 1000)
             else:
                 outside = record.latency_ms - upstream
-            _child(self._overheads, m.overhead, (endpoint, "true" if record.streamed else "false")).observe(
-                max(outside, 0.0) / 1000)
-        elif status == 429 and record.error_code == "rate_limit_exceeded":
-            m.rate_limited.labels(endpoint).inc()
+            tallies.observe(m.overhead, OVERHEAD_BUCKETS, (endpoint, "true" if record.streamed else "false"),
+                            max(outside, 0.0) / 1000)
+        elif status == 429 and code == "rate_limit_exceeded":
+            tallies.count(m.rate_limited, (endpoint,))
         elif status == 402:
-            m.credit_refused.labels(endpoint).inc()
+            tallies.count(m.credit_refused, (endpoint,))
+
+    def flush(self) -> None:
+        self.tallies.flush()
 
     def completed(self, records: list[UsageRecord]) -> None:
         """Tokens, cost and attempts, summed over the batch before they are counted."""
@@ -239,6 +273,7 @@ class MetricsObserver:
             m.retries.labels(*pair).inc(count)
         for pair, count in failovers.items():
             m.failovers.labels(*pair).inc(count)
+        self.flush()
 
     async def start(self) -> None:
         pass
@@ -251,9 +286,11 @@ class ProcessGauges:
     """This process's part of the gauges (and the ledger's counters), read from the state that holds
     them: once a second and before every scrape, never on the request path."""
 
-    def __init__(self, metrics: Metrics, state: AppState, *, worker: bool) -> None:
+    def __init__(self, metrics: Metrics, state: AppState, *, worker: bool,
+                 flush: Callable[[], None] | None = None) -> None:
         self.metrics = metrics
         self.state = state
+        self.flush = flush  # the observer's tallies
         self.worker = worker  # serves clients (the model host only runs local models)
         self._seen = {"written": 0, "rejected": 0, "dropped": 0, "unobserved": 0}
         self._task: asyncio.Task[None] | None = None
@@ -267,6 +304,8 @@ class ProcessGauges:
 
     def refresh(self) -> None:
         m, state = self.metrics, self.state
+        if self.flush is not None:
+            self.flush()
         for name, pending in local_queues(state).items():
             m.local_queue.labels(name).set(pending)
         if not self.worker:

@@ -69,7 +69,7 @@ def add_routes(app: web.Application) -> None:
         if multiprocess_dir() is not None and local_queues(state):
             _run_gauges(app, ProcessGauges(Metrics(), state, worker=False))
         return
-    gauges = ProcessGauges(observer.metrics, state, worker=True)
+    gauges = ProcessGauges(observer.metrics, state, worker=True, flush=observer.flush)
     app[GAUGES_KEY] = gauges
     _run_gauges(app, gauges)
     refused = observer.metrics.refused
