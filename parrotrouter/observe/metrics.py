@@ -22,7 +22,6 @@ import logging
 import os
 import time
 from bisect import bisect_left
-from collections import Counter as Tally
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -163,9 +162,9 @@ class Tallies:
         self.observed: dict[tuple[Any, tuple[str, ...]], list[float]] = {}
         self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
 
-    def count(self, family: Any, labels: tuple[str, ...]) -> None:
+    def count(self, family: Any, labels: tuple[str, ...], amount: float = 1) -> None:
         key = (family, labels)
-        self.counts[key] = self.counts.get(key, 0) + 1
+        self.counts[key] = self.counts.get(key, 0) + amount
 
     def observe(self, family: Any, bounds: tuple[float, ...], labels: tuple[str, ...], value: float) -> None:
         key = (family, labels)
@@ -237,42 +236,27 @@ class MetricsObserver:
         self.tallies.flush()
 
     def completed(self, records: list[UsageRecord]) -> None:
-        """Tokens, cost and attempts, summed over the batch before they are counted."""
-        tokens: Tally[tuple[str, str, str]] = Tally()
-        cost: dict[tuple[str, str], float] = {}
-        attempts: Tally[tuple[str, str, str]] = Tally()
-        retries: Tally[tuple[str, str]] = Tally()
-        failovers: Tally[tuple[str, str]] = Tally()
+        """Tokens, cost and attempts (final now), summed over the batch, then counted."""
+        m, count = self.metrics, self.tallies.count
         for rec in records:
             model, provider = rec.served_model or UNKNOWN, rec.provider or NONE
             if rec.prompt_tokens:
-                tokens[model, provider, "prompt"] += rec.prompt_tokens
+                count(m.tokens, (model, provider, "prompt"), rec.prompt_tokens)
             if rec.completion_tokens:
-                tokens[model, provider, "completion"] += rec.completion_tokens
+                count(m.tokens, (model, provider, "completion"), rec.completion_tokens)
             if rec.cost:
-                cost[model, provider] = cost.get((model, provider), 0.0) + float(rec.cost)
+                count(m.cost, (model, provider), float(rec.cost))
             previous = None
             for attempt in rec.attempts:
-                outcome = "ok" if attempt.error_code is None else (
-                    attempt.error_code if attempt.error_code in ATTEMPT_OUTCOMES else OTHER)
-                attempts[attempt.provider, attempt.deployment, outcome] += 1
+                code = attempt.error_code
+                outcome = "ok" if code is None else code if code in ATTEMPT_OUTCOMES else OTHER
+                count(m.attempts, (attempt.provider, attempt.deployment, outcome))
                 if previous is not None:
                     if previous.deployment == attempt.deployment:
-                        retries[attempt.provider, attempt.deployment] += 1
+                        count(m.retries, (attempt.provider, attempt.deployment))
                     else:
-                        failovers[previous.provider, previous.deployment] += 1
+                        count(m.failovers, (previous.provider, previous.deployment))
                 previous = attempt
-        m = self.metrics
-        for key, count in tokens.items():
-            m.tokens.labels(*key).inc(count)
-        for (model, provider), usd in cost.items():
-            m.cost.labels(model, provider).inc(usd)
-        for key, count in attempts.items():
-            m.attempts.labels(*key).inc(count)
-        for pair, count in retries.items():
-            m.retries.labels(*pair).inc(count)
-        for pair, count in failovers.items():
-            m.failovers.labels(*pair).inc(count)
         self.flush()
 
     async def start(self) -> None:
