@@ -116,6 +116,16 @@ def _parse_networks(value: Any) -> tuple[IPNetwork, ...]:
         raise ValueError(f"not a network (CIDR): {exc}") from None
 
 
+def _parse_token(value: Any) -> Secret | None:
+    """A bearer token of our own: 16-256 visible ASCII characters (a header value; guessable if short)."""
+    if value in (None, ""):
+        return None
+    text = str(value)
+    if not (16 <= len(text) <= 256 and text.isascii() and text.isprintable() and " " not in text):
+        raise ValueError("must be 16 to 256 visible ASCII characters without spaces")
+    return Secret(text)
+
+
 def _default_home() -> Path:
     return Path(os.path.expanduser("~/.parrotrouter"))
 
@@ -223,7 +233,7 @@ class Settings:
     # Metrics (observe/metrics.py, api/metrics/): GET /metrics in Prometheus format.
     metrics: bool = setting(True, parse_bool, "Serve GET /metrics (Prometheus) and count every request for it "
                             "(false: no /metrics, nothing counted).")
-    metrics_token: Secret | None = setting(None, _parse_secret, "Bearer token that may read /metrics (besides "
+    metrics_token: Secret | None = setting(None, _parse_token, "Bearer token that may read /metrics (besides "
                                            "the master key).", cli=False)
     metrics_public_networks: tuple[IPNetwork, ...] = setting((), _parse_networks, "Comma-separated networks "
                                                              "(CIDR) that may read /metrics without a key, e.g. "
