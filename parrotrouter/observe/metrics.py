@@ -150,7 +150,7 @@ def local_queues(state: AppState) -> dict[str, int]:
 
 class Tallies:
     """Counts and observations summed per label set on the request path, added to their metrics in
-    batches (`flush`: every ledger batch, once a second, before every scrape).
+    batches (`flush`: once a second, and before every scrape).
 
     One prometheus-client update costs about a microsecond (`labels()` ten; a histogram's `observe`
     two: a lock and, with several processes, a write to a mapped file per value), and the library
@@ -236,7 +236,7 @@ class MetricsObserver:
         self.tallies.flush()
 
     def completed(self, records: list[UsageRecord]) -> None:
-        """Tokens, cost and attempts (final now), summed over the batch, then counted."""
+        """Tokens, cost and attempts (final now), summed with the rest until the next flush."""
         m, count = self.metrics, self.tallies.count
         for rec in records:
             model, provider = rec.served_model or UNKNOWN, rec.provider or NONE
@@ -257,13 +257,12 @@ class MetricsObserver:
                     else:
                         count(m.failovers, (previous.provider, previous.deployment))
                 previous = attempt
-        self.flush()
 
     async def start(self) -> None:
         pass
 
     async def aclose(self) -> None:
-        pass
+        self.flush()  # the ledger's last batch, completed at shutdown
 
 
 class ProcessGauges:
