@@ -35,7 +35,7 @@ import run as bench  # noqa: E402  (bench/run.py: mock, variants, keys)
 N = int(os.environ.get("N", "300"))
 WARMUP = int(os.environ.get("WARMUP", "100"))
 STREAM = os.environ.get("STREAM", "0") == "1"
-PORT = 8100
+PORT = int(os.environ.get("CALLGRIND_PORT", "8100"))
 
 
 def _count(out_dir: Path, pid: int) -> int:
@@ -54,10 +54,10 @@ def measure(variant: str) -> float:
     home = Path(tempfile.mkdtemp(prefix="pr-home-"))
     out_dir = Path(tempfile.mkdtemp(prefix="pr-cg-"))
     env = {**os.environ, "PARROTROUTER_HOME": str(home), "PARROTROUTER_MASTER_KEY": bench.KEY,
-           "PYTHONHASHSEED": "0"}
+           "PYTHONHASHSEED": "0", **bench.VARIANT_ENV.get(name, {})}
     gw = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=no",
                            f"--callgrind-out-file={out_dir}/callgrind.out.%p", sys.executable, "-m", "parrotrouter",
-                           "serve", "--config", str(HERE / config), "--port", str(PORT)],
+                           "serve", "--config", str(bench.config_path(config, home)), "--port", str(PORT)],
                           env=env, cwd=code, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         bench.wait(f"http://127.0.0.1:{PORT}/ready", timeout=600)

@@ -19,6 +19,8 @@ Variants (same mock, same run):
     limits-memory  as `key`, the key with a requests-per-minute limit (memory storage)
     limits-redis   as `key`, the limit counted in Redis (bench/mock-redis.yaml)
     tpm-redis      as limits-redis, plus a tokens-per-minute limit (prompt counted, reconciled)
+    on, off        as `key`, with metrics on (the default) or off (PARROTROUTER_METRICS=false):
+                   `python bench/run.py on off`; the report then compares each to `off`
 
 A variant may name another checkout of the code as `VARIANT@PATH` (e.g. `key@../base`, a `git
 worktree` of an older commit): that gateway runs that checkout's code with this checkout's bench
@@ -50,7 +52,10 @@ DURATION = int(os.environ.get("DURATION", "4"))
 ROUNDS = int(os.environ.get("ROUNDS", "5"))
 CONCS = [int(c) for c in os.environ.get("CONCS", "1 64").split()]
 STREAM_CONCS = [int(c) for c in os.environ.get("STREAM_CONCS", "16").split()]
-PORT = 8000  # variants listen on 8000, 8001, ...
+PORT = int(os.environ.get("PORT", "8000"))  # variants listen on PORT, PORT+1, ...
+# The mock's port (the configs name 18000; another port is written into copies of them), so that
+# two benchmarks can run on one machine.
+MOCK_PORT = int(os.environ.get("MOCK_PORT", "18000"))
 # With PIN=1 (the default on machines with 2+ CPUs) each gateway runs on the last CPU, wrk and the
 # mock on the others: a gateway's own threads (the ledger writer's included) share one core, as
 # when every core runs a worker, and it does not fight the load generator for CPU time.
@@ -58,7 +63,7 @@ _CPUS = sorted(os.sched_getaffinity(0))
 PIN = os.environ.get("PIN", "1") == "1" and len(_CPUS) >= 2
 GATEWAY_CPUS = ["taskset", "-c", str(_CPUS[-1])] if PIN else []
 LOAD_CPUS = ["taskset", "-c", ",".join(map(str, _CPUS[:-1]))] if PIN else []
-MOCK = "http://127.0.0.1:18000/v1"
+MOCK = f"http://127.0.0.1:{MOCK_PORT}/v1"
 
 
 def wait(url: str, headers: dict[str, str] | None = None, timeout: float = 30) -> None:
@@ -83,7 +88,7 @@ def start_mock(run_dir: Path) -> subprocess.Popen[bytes]:
         (run_dir / "mock.js").write_text((SHARED / "mock" / "mock.js").read_text().replace("@BENCH@", str(SHARED)))
         proc = subprocess.Popen([*LOAD_CPUS, "nginx", "-p", str(run_dir), "-c", str(run_dir / "mock.conf")])
     else:
-        proc = subprocess.Popen([*LOAD_CPUS, sys.executable, str(HERE / "mock_upstream.py"), "--port", "18000"])
+        proc = subprocess.Popen([*LOAD_CPUS, sys.executable, str(HERE / "mock_upstream.py"), "--port", str(MOCK_PORT)])
     wait(MOCK + "/models")
     return proc
 
@@ -128,6 +133,12 @@ VARIANTS: dict[str, tuple[str, dict[str, int] | None]] = {
     "tpm-redis": ("mock-redis.yaml", {"max_requests_per_minute": HUGE, "max_tokens_per_minute": HUGE}),
 }
 DEFAULT_VARIANTS = ["stateless", "master", "key", "limits-memory", "limits-redis"]
+# Settings a variant runs with (environment), beside its config file.
+VARIANT_ENV: dict[str, dict[str, str]] = {
+    "on": {"PARROTROUTER_METRICS": "true"},
+    "off": {"PARROTROUTER_METRICS": "false"},
+}
+VARIANTS.update({name: ("mock.yaml", {}) for name in VARIANT_ENV})
 
 
 def ordinary_key(port: int, limits: dict[str, int]) -> str:
@@ -143,13 +154,23 @@ def scenarios() -> list[tuple[str, int, bool]]:
     return [(f"ns-c{c}", c, False) for c in CONCS] + [(f"st-c{c}", c, True) for c in STREAM_CONCS]
 
 
+def config_path(config: str, home: Path) -> Path:
+    """The variant's config file, naming the mock's port (a copy in `home` unless it is 18000)."""
+    if MOCK_PORT == 18000:
+        return HERE / config
+    path = home / config
+    path.write_text((HERE / config).read_text().replace("127.0.0.1:18000", f"127.0.0.1:{MOCK_PORT}"))
+    return path
+
+
 def start_gateway(variant: str, port: int) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
     name, _, checkout = variant.partition("@")
     config, key_limits = VARIANTS[name]
     code = Path(checkout).resolve() if checkout else REPO  # `python -m` imports from its cwd first
     home = Path(tempfile.mkdtemp(prefix="pr-home-"))
-    env = {**os.environ, "PARROTROUTER_HOME": str(home), "PARROTROUTER_MASTER_KEY": KEY}
-    gw = subprocess.Popen([*GATEWAY_CPUS, sys.executable, "-m", "parrotrouter", "serve", "--config", str(HERE / config),
+    env = {**os.environ, "PARROTROUTER_HOME": str(home), "PARROTROUTER_MASTER_KEY": KEY, **VARIANT_ENV.get(name, {})}
+    gw = subprocess.Popen([*GATEWAY_CPUS, sys.executable, "-m", "parrotrouter", "serve", "--config",
+                           str(config_path(config, home)),
                            "--port", str(port)], env=env, cwd=code, stdout=subprocess.DEVNULL)
     wait(f"http://127.0.0.1:{port}/ready")
     token = ordinary_key(port, key_limits) if key_limits is not None else KEY
@@ -195,14 +216,17 @@ def main() -> None:
 
 
 def report(results: dict[str, dict[str, list[tuple[float, float, float]]]]) -> None:
-    """Medians over the rounds, and their ratios to `stateless`. CPU per
+    """Medians over the rounds, and their ratios to `stateless` (else `off`). CPU per
     request (all the gateway's threads) is the steadier figure on a noisy machine: it is what
     limits throughput when every core runs a worker."""
-    direct, base = results["direct (mock)"], results.get("stateless")
+    direct = results["direct (mock)"]
+    base_name = next((n for n in results if n.partition("@")[0] == "stateless"),
+                     next((n for n in results if n.partition("@")[0] == "off"), None))
+    base = results[base_name] if base_name else None
     pinned = f"gateways pinned to {GATEWAY_CPUS[-1]}, wrk and mock to {LOAD_CPUS[-1]}" if PIN else "nothing pinned"
     print(f"\nmedians of {ROUNDS} interleaved rounds of {DURATION} s; {pinned}")
-    print("| variant | scenario | req/s | p50 ms | added p50 ms | req/s vs stateless | CPU µs/req | "
-          "stateless CPU / this CPU |")
+    print(f"| variant | scenario | req/s | p50 ms | added p50 ms | req/s vs {base_name} | CPU µs/req | "
+          f"{base_name} CPU / this CPU |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for name, res in results.items():
         for scenario, runs in res.items():

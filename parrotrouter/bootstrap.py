@@ -84,6 +84,10 @@ def build_state(prepared: Prepared) -> AppState:
 def build_observers(settings: Settings) -> Observers:
     """Metrics, traces and the request log, each as its settings ask (observe/)."""
     observers = Observers(strict=settings.accounting_strict)
+    if settings.metrics:
+        from .observe.metrics import Metrics, MetricsObserver  # imported only when on: it reads its env
+
+        observers.add(MetricsObserver(Metrics()))
     return observers
 
 

@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -29,6 +30,7 @@ from .bootstrap import (
     migrate_database,
     prepare,
 )
+from .observe import multiproc
 from .settings import Settings
 
 log = logging.getLogger("parrotrouter")
@@ -163,11 +165,13 @@ def _wait_host_ready(socket_path: str, proc: Any, timeout: float = 120.0) -> Non
 class Supervisor:
     """Start the processes, restart any that die, forward SIGTERM/SIGINT, wait for them to drain."""
 
-    def __init__(self, cli: dict[str, Any], workers: int, socket_path: str | None) -> None:
+    def __init__(self, cli: dict[str, Any], workers: int, socket_path: str | None,
+                 metrics_dir: Path | None = None) -> None:
         self.ctx = multiprocessing.get_context("spawn")
         self.cli = cli
         self.workers = workers
         self.socket_path = socket_path
+        self.metrics_dir = metrics_dir  # every process's metrics files (PROMETHEUS_MULTIPROC_DIR)
         self.host: Any = None
         self.procs: list[Any] = []
         self.stopping = False
@@ -204,6 +208,7 @@ class Supervisor:
             time.sleep(0.5)
             if self.host is not None and not self.host.is_alive() and not self.stopping:
                 log.error("the model host exited with %s; restarting it", self.host.exitcode)
+                multiproc.mark_dead(self.host.pid, self.metrics_dir)
                 self.host = self._start_host()
             for i, p in enumerate(self.procs):
                 if p.exitcode == EXIT_CANNOT_LISTEN and not self.stopping:
@@ -211,6 +216,7 @@ class Supervisor:
                     self.exit_code = 1
                 elif not p.is_alive() and not self.stopping:
                     log.error("worker %s exited with %s; restarting it", p.pid, p.exitcode)
+                    multiproc.mark_dead(p.pid, self.metrics_dir)
                     self.procs[i] = self._start_worker()
         for p in [*self.procs, self.host]:
             if p is not None:
@@ -228,11 +234,17 @@ def main_serve(cli: dict[str, Any]) -> int:
     check_limits_backend(prepared)
     workers = prepared.settings.workers
     if workers <= 1:
+        multiproc.use_directory(None)  # one process: its metrics in memory
         run_worker(cli)
         return 0
     has_local = local_only(prepared.config.catalog) is not None
     socket_path = str(prepared.home.path / "model-host.sock") if has_local else None
-    return Supervisor(cli, workers, socket_path).run()
+    metrics_dir = multiproc.fresh_directory(prepared.home.path) if prepared.settings.metrics else None
+    multiproc.use_directory(metrics_dir)  # the spawned processes inherit it
+    try:
+        return Supervisor(cli, workers, socket_path, metrics_dir).run()
+    finally:
+        multiproc.remove(metrics_dir)
 
 
 if __name__ == "__main__":  # pragma: no cover

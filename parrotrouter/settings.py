@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -97,6 +98,32 @@ class Secret:
 
 def _parse_secret(value: Any) -> Secret | None:
     return None if value in (None, "") else Secret(str(value))
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+MAX_NETWORKS = 64
+
+
+def _parse_networks(value: Any) -> tuple[IPNetwork, ...]:
+    """CIDR networks, as a comma-separated string or a list (an address alone is its own /32 or /128)."""
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    texts = [str(item).strip() for item in items if str(item).strip()]
+    if len(texts) > MAX_NETWORKS:
+        raise ValueError(f"at most {MAX_NETWORKS} networks, not {len(texts)}")
+    try:
+        return tuple(ipaddress.ip_network(text, strict=False) for text in texts)
+    except ValueError as exc:
+        raise ValueError(f"not a network (CIDR): {exc}") from None
+
+
+def _parse_token(value: Any) -> Secret | None:
+    """A bearer token of our own: 16-256 visible ASCII characters (a header value; guessable if short)."""
+    if value in (None, ""):
+        return None
+    text = str(value)
+    if not (16 <= len(text) <= 256 and text.isascii() and text.isprintable() and " " not in text):
+        raise ValueError("must be 16 to 256 visible ASCII characters without spaces")
+    return Secret(text)
 
 
 def _default_home() -> Path:
@@ -203,6 +230,14 @@ class Settings:
     responses_max_age_days: float = setting(30.0, _parse_positive, "Days a stored Responses API response "
                                             "(`store`, the default) is kept for previous_response_id and GET "
                                             "/v1/responses/{id}.")
+    # Metrics (observe/metrics.py, api/metrics/): GET /metrics in Prometheus format.
+    metrics: bool = setting(True, parse_bool, "Serve GET /metrics (Prometheus) and count every request for it "
+                            "(false: no /metrics, nothing counted).")
+    metrics_token: Secret | None = setting(None, _parse_token, "Bearer token that may read /metrics (besides "
+                                           "the master key).", cli=False)
+    metrics_public_networks: tuple[IPNetwork, ...] = setting((), _parse_networks, "Comma-separated networks "
+                                                             "(CIDR) that may read /metrics without a key, e.g. "
+                                                             "10.0.0.0/8.", shown="none")
 
     @functools.cached_property
     def limit_defaults(self) -> Defaults:  # asked on every request: built once

@@ -155,6 +155,8 @@ class Ledger:
         # Told of each batch of completed records (tokens and cost final): the observers (metrics,
         # the request log). Never raises into the writer (Observers swallows, or raises in strict mode).
         self.on_completed: Callable[[list[UsageRecord]], None] | None = None
+        # Told how long each write of a batch took, in seconds, and its rows (metrics).
+        self.on_flushed: Callable[[float, int], None] | None = None
 
     @property
     def accepting(self) -> bool:
@@ -206,6 +208,7 @@ class Ledger:
             self.queue.clear()
             self._writing = batch
             done: set[int] = set()  # id() of the records written or set aside
+            began = time.perf_counter()
             try:
                 error = await self._flush(batch, done)
             except BaseException as exc:  # cancelled, or a bug: nothing not yet written is lost
@@ -213,6 +216,8 @@ class Ledger:
                 raise
             finally:
                 self._writing = []
+            if self.on_flushed is not None:
+                self.on_flushed(time.perf_counter() - began, len(batch))
             if error is None:
                 if self.failing:
                     log.warning("usage ledger writes again (%d rows written)", len(batch))

@@ -18,6 +18,7 @@ from .generations import routes as generation_routes
 from .health import routes as health_routes
 from .keys import routes as key_routes
 from .messages import routes as messages_routes
+from .metrics import routes as metrics_routes
 from .models import routes as model_routes
 from .openapi import routes as openapi_routes
 from .request import CONTEXT_KEY, STATE_KEY, request_id
@@ -100,7 +101,7 @@ def create_app(state: AppState) -> web.Application:
     app[ERROR_SHAPES] = []
     for module in (chat_routes, completion_routes, model_routes, health_routes, key_routes, credit_routes,
                    generation_routes, usage_routes, explain_routes, openapi_routes, embedding_routes,
-                   responses_routes, messages_routes):
+                   responses_routes, messages_routes, metrics_routes):
         module.add_routes(app)
     app.on_response_prepare.append(_context_headers)
     app.on_startup.append(_start)

@@ -15,3 +15,4 @@ class RequestContext:
     # Headers the answer must carry whatever it turns out to be (X-RateLimit-*, the attempts).
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     limits_taken: bool = False  # the rate limits were taken (their headers are set)
+    recorded: bool = False  # the serving core recorded it (metrics count it there, not as a refusal)

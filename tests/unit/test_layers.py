@@ -16,8 +16,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("composition", {"cli", "cli_keys", "server", "bootstrap", "__main__"}),
     ("api", {"api"}),  # HTTP only: decode, authenticate, call the serving core, encode
     ("serving", {"serving"}),  # the core: no HTTP framework
-    ("state", {"state"}),  # the app's state object, created by the composition root
-    ("observe", {"observe"}),  # metrics, traces, the request log: watch requests, never serve them
+    ("state", {"state", "observe"}),  # the app's state object (its observers: metrics, traces, logs)
     ("config", {"config"}),  # the config file and the environment, into a catalog
     ("limits and credits", {"ratelimit", "accounting"}),
     ("auth", {"auth"}),
@@ -34,7 +33,7 @@ FORBIDDEN_LIBRARIES = {"serving": {"aiohttp"}, "routing": {"aiohttp"}, "provider
 ALLOWED = {
     # Settings build the rate-limit defaults once, lazily (a cached property asked per request).
     ("settings", "ratelimit"),
-    # Observers are handed the serving core's request context (a type import, under TYPE_CHECKING).
+    # Observers are told of a request with its context (a type hint: observe/ never calls serving).
     ("observe", "serving"),
 }
 

@@ -40,6 +40,7 @@ class Operation:
     authenticated: bool = True
     extra_responses: tuple[tuple[str, Schema], ...] = ()
     error_schema: str = "ErrorEnvelope"  # of its 4xx and 5xx answers
+    text: bool = False  # the 2xx answer is plain text (Prometheus' format), not JSON
 
 
 def query(name: str, schema: Schema, description: str, required: bool = False) -> Schema:
@@ -187,6 +188,8 @@ OPERATIONS: tuple[Operation, ...] = (
                   query("after", {"type": "string"}, "List items after this item id."),
                   query("before", {"type": "string"}, "List items before this item id."))),
     Operation("get", "/openapi.json", "getOpenAPI", "This document.", "operations", None, authenticated=False),
+    Operation("get", "/metrics", "metrics", "Prometheus metrics (master key, metrics token or a trusted network; "
+              "404 when the `metrics` setting is off).", "operations", None, text=True),
 )
 
 _ENVELOPE = {JSON: {"schema": ref("ErrorEnvelope")}}
@@ -205,6 +208,8 @@ def _errors(schema: str) -> dict[str, Schema]:
 
 def _operation(op: Operation) -> Schema:
     success: Schema = {JSON: {"schema": ref(op.response) if op.response else {"type": "object"}}}
+    if op.text:
+        success = {"text/plain": {"schema": {"type": "string"}}}
     if op.stream_event is not None:
         success[SSE] = {"schema": ref(op.stream_event)}
     out: Schema = {
