@@ -180,7 +180,7 @@ async def test_concurrent_requests_admit_exactly_what_the_balance_covers(acct_gw
                                  limits=httpx.Limits(max_connections=250)) as http:
         async def one() -> int:
             resp = await http.post("/v1/chat/completions", headers={"Authorization": f"Bearer {key['key']}"},
-                                   json={"model": "fake-slow", "messages": USER, "max_tokens": 1000})
+                                   json={"model": "fake-hold", "messages": USER, "max_tokens": 1000})
             return resp.status_code
 
         statuses = await asyncio.gather(*(one() for _ in range(200)))
