@@ -150,10 +150,11 @@ class _Work(Generic[_R]):
         self.record.deferred_size = self.request.body_size + _size(texts)
 
     def keep_answer(self, answer: Callable[[], str]) -> None:
-        """Store the answer with the record when the request asked and the operator allows it."""
-        logging, record = self.ctx.logging, self.record
-        if logging is not None and logging.keep_response and record.content is not None:
-            record.content.response = answer()
+        """Store the answer with the record when the request asked and the operator allows it
+        (`record.content` is None otherwise: callers test it first, so most requests pay nothing)."""
+        logging, content = self.ctx.logging, self.record.content
+        if logging is not None and logging.keep_response and content is not None:
+            content.response = answer()
 
     def record_usage(self) -> None:
         if self.recorded:
@@ -190,7 +191,8 @@ async def answer(state: AppState, ctx: RequestContext, request: GenerationReques
                 _deferred_count(request, cand.model.id, texts), request.body_size + _size(texts), cand.model.id)
         if "usage" not in body:
             body["usage"] = record.usage_payload()
-        work.keep_answer(lambda: orjson.dumps(body).decode())
+        if record.content is not None:
+            work.keep_answer(lambda: orjson.dumps(body).decode())
         out: JSONObject = body
         return out
     except ParrotError as err:
@@ -328,7 +330,8 @@ class Stream:
                 record.deferred_size = work.request.body_size + _size(self.relay.texts)
             await close_quietly(self._batches)
         finally:
-            work.keep_answer(lambda: "".join(self.relay.texts))  # what was relayed
+            if record.content is not None:
+                work.keep_answer(lambda: "".join(self.relay.texts))  # what was relayed
             work.record_usage()
 
 
