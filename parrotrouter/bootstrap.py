@@ -24,6 +24,7 @@ from .routing.policy import Budget
 from .routing.router import Router
 from .settings import Settings, load_settings
 from .state import Accounts, AppState
+from .store.content import ContentLog
 from .store.db import create_engine, database_url, migrate_sync
 
 
@@ -63,8 +64,10 @@ def build_state(prepared: Prepared) -> AppState:
     engine = create_engine(database_url(settings.database_url, home.path))
     cache = KeyCache(engine, interval=settings.key_refresh_seconds)
     credits = CreditManager(engine)
+    content = ContentLog(engine, retention_days=settings.content_retention_days, max_bytes=settings.content_max_bytes,
+                         purge_every=settings.content_purge_seconds, strict=settings.accounting_strict)
     ledger = Ledger(engine, credits, strict=settings.accounting_strict, interval=settings.ledger_flush_seconds,
-                    home=home.path)
+                    home=home.path, content=content)
     accounts = Accounts(engine=engine, keys=KeyStore(engine, secret), key_cache=cache, credits=credits,
                         ledger=ledger)
     return AppState(

@@ -238,6 +238,17 @@ class Settings:
     metrics_public_networks: tuple[IPNetwork, ...] = setting((), _parse_networks, "Comma-separated networks "
                                                              "(CIDR) that may read /metrics without a key, e.g. "
                                                              "10.0.0.0/8.", shown="none")
+    # Logging headers and content retention (api/logging_headers.py, accounting/content.py): no
+    # prompt or answer is stored unless the operator allows it here AND the request asks for it.
+    content_logging: bool = setting(False, parse_bool, "Allow a request to have its prompt and answer stored "
+                                    "(X-Logging-Level: debug with X-Log-Request / X-Log-Response); off: no "
+                                    "content is ever stored.")
+    content_retention_days: float = setting(30.0, _parse_positive, "Days stored prompts and answers are kept "
+                                            "(then deleted, and never shown).")
+    content_max_bytes: int = setting(1_048_576, _parse_count, "Bytes of a stored prompt, and of a stored answer, "
+                                     "at most (longer ones are cut and flagged as truncated).")
+    content_purge_seconds: float = setting(600.0, _parse_positive, "Seconds between deletions of expired "
+                                           "content (each process; safe with several).")
 
     @functools.cached_property
     def limit_defaults(self) -> Defaults:  # asked on every request: built once

@@ -47,6 +47,7 @@ FAKE_SCENARIOS = [
     "paced",
     "hold",
     "paced-slow",
+    "echo",
 ]
 
 

@@ -40,6 +40,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ..store.content import ContentLog
 from ..store.schema import usage, usage_rejects
 from .credits import CreditManager, Reservation
 from .ledger_rows import (
@@ -135,8 +136,9 @@ async def written_ids(conn: AsyncConnection, ids: list[str]) -> set[str]:
 
 class Ledger:
     def __init__(self, engine: AsyncEngine, credits: CreditManager, *, interval: float = 0.2,
-                 strict: bool = False, home: Path | None = None) -> None:
+                 strict: bool = False, home: Path | None = None, content: ContentLog | None = None) -> None:
         self.engine = engine
+        self.content = content  # stored prompts and answers, written after their rows (content_logging)
         self.credits = credits
         self.interval = interval
         self.strict = strict
@@ -188,6 +190,8 @@ class Ledger:
     async def start(self) -> None:
         await self.replay()
         self._task = asyncio.create_task(self._run(), name="usage-ledger")
+        if self.content is not None:
+            await self.content.start()
 
     async def _run(self) -> None:
         while True:
@@ -218,6 +222,8 @@ class Ledger:
                 self._writing = []
             if self.on_flushed is not None:
                 self.on_flushed(time.perf_counter() - began, len(batch))
+            if self.content is not None:
+                await self.content.write([r for r in batch if r.content is not None and id(r) in done])
             if error is None:
                 if self.failing:
                     log.warning("usage ledger writes again (%d rows written)", len(batch))
@@ -362,7 +368,9 @@ class Ledger:
     # ------------------------------------------------------------------ shutdown and restart
     async def stop(self) -> None:
         """Write everything still queued (SIGTERM path); what the database cannot take is saved
-        to a file in the data directory."""
+        to a file in the data directory (without any content: that is never written to a file)."""
+        if self.content is not None:
+            await self.content.stop()
         if self._task is not None:
             try:  # cancel the writer between batches (mid-batch, after a while: it puts the rows back)
                 await asyncio.wait_for(self._lock.acquire(), STOP_WAIT)

@@ -34,13 +34,15 @@ _ID, _ENDPOINT, _KEY, _ACCOUNT = _SIZE["id"], _SIZE["endpoint"], _SIZE["key_id"]
 _MODEL, _SERVED, _PROVIDER = _SIZE["requested_model"], _SIZE["served_model"], _SIZE["provider"]
 _DEPLOYMENT, _ERROR, _FINISH = _SIZE["deployment"], _SIZE["error_code"], _SIZE["finish_reason"]
 _USER, _ENDED, _REQUEST_ID = _SIZE["user"], _SIZE["ended_by"], _SIZE["request_id"]
+_SESSION = _SIZE["session_id"]
+_METADATA_TEXT = 4096  # X-Log-Metadata is at most 2 KiB as sent
 _ATTEMPT_TEXT = 300  # provider, deployment and error code inside the `attempts` JSON
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 COLUMNS = ("id", "endpoint", "key_id", "account_id", "requested_model", "served_model", "provider", "deployment",
            "prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens", "cost", "latency_ms",
            "ttft_ms", "status", "error_code", "streamed", "finish_reason", "user", "attempts", "created_at",
-           "ended_by", "request_id")
+           "ended_by", "request_id", "session_id", "log_metadata")
 
 
 def text(value: Any, size: int) -> str | None:
@@ -97,7 +99,19 @@ def row_of(rec: UsageRecord, sqlite: bool) -> tuple[Any, ...]:
         attempts_json(rec.attempts),
         _sqlite_time(rec.created_at) if sqlite else datetime.fromtimestamp(rec.created_at, UTC),
         text(rec.ended_by, _ENDED), text(rec.request_id, _REQUEST_ID),
+        text(rec.session_id, _SESSION) if rec.session_id is not None else None,
+        metadata_json(rec.log_metadata) if rec.log_metadata is not None else None,
     )
+
+
+def metadata_json(value: Any) -> str | None:
+    """X-Log-Metadata as the JSON text the ledger keeps (validated at the edge; cleaned again)."""
+    if not value:
+        return None
+    try:
+        return text(orjson.dumps(value).decode(), _METADATA_TEXT)
+    except (orjson.JSONEncodeError, TypeError):
+        return None
 
 
 def _sqlite_time(ts: float) -> str:
@@ -162,6 +176,7 @@ def _record_json(rec: UsageRecord) -> dict[str, Any]:
         "finish_reason": text(rec.finish_reason, _FINISH), "user": text(rec.user, _USER),
         "attempts": orjson.loads(attempts_json(rec.attempts)), "created_at": _number(rec.created_at) or 0.0,
         "ended_by": text(rec.ended_by, _ENDED), "request_id": text(rec.request_id, _REQUEST_ID),
+        "session_id": text(rec.session_id, _SESSION), "log_metadata": metadata_json(rec.log_metadata),
     }
     res = rec.reservation
     if res is not None:  # what the settlement needs, should the record be written by another process
@@ -185,6 +200,7 @@ def record_from_json(obj: dict[str, Any]) -> UsageRecord:
                       status=count(obj.get("status")), error_code=obj.get("error_code"),
                       streamed=bool(obj.get("streamed")), finish_reason=obj.get("finish_reason"),
                       user=obj.get("user"), ended_by=obj.get("ended_by"), request_id=obj.get("request_id"),
+                      session_id=obj.get("session_id"), log_metadata=metadata_of(obj.get("log_metadata")),
                       created_at=_number(obj.get("created_at")) or time.time(),
                       latency_ms=_number(obj.get("latency_ms")) or 0.0, ttft_ms=_number(obj.get("ttft_ms")),
                       attempts=[Attempt(str(a["provider"]), str(a["deployment"]), count(a["status"]),
@@ -197,6 +213,17 @@ def record_from_json(obj: dict[str, Any]) -> UsageRecord:
         rec.reservation = Reservation(Decimal(0), buckets, str(res["account_id"]), str(res["key_id"]),
                                       str(res["day"]))
     return rec
+
+
+def metadata_of(value: Any) -> dict[str, str] | None:
+    """Stored X-Log-Metadata JSON text back as a dict (None: none, or unreadable)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        loaded = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else None
 
 
 def row_view(obj: dict[str, Any]) -> SimpleNamespace:

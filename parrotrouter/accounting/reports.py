@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..store.schema import accounts, key_days, usage, usage_rejects
-from .ledger_rows import row_view
+from .ledger_rows import metadata_of, row_view
 
 GRANULARITIES = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
 
@@ -36,6 +36,7 @@ def generation_json(row: Any) -> dict[str, Any]:
         "time_to_first_token_ms": round(row.ttft_ms, 3) if row.ttft_ms is not None else None,
         "status": row.status, "error_code": row.error_code, "streamed": row.streamed,
         "finish_reason": row.finish_reason, "ended_by": row.ended_by, "request_id": row.request_id, "user": row.user,
+        "session_id": row.session_id, "metadata": metadata_of(row.log_metadata),
         "attempts": row.attempts,
         "created_at": _iso(row.created_at),
     }

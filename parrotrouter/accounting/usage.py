@@ -14,6 +14,7 @@ from ..tokens import encoding_ready
 
 if TYPE_CHECKING:
     from ..ratelimit.limiter import Ticket
+    from ..store.content import LoggedContent
     from .credits import Reservation
 
 STATUS_CLIENT_CLOSED = 499
@@ -73,6 +74,14 @@ class UsageRecord:
     # Who ended a stream that did not run to its end: "client", "upstream" or "shutdown".
     ended_by: str | None = None
     request_id: str | None = None  # the response's x-request-id (the client's own, when it sent one)
+    # The logging headers (api/logging_headers.py): X-Logging-Level, X-Log-Session-ID, X-Log-Metadata
+    # (X-Log-User-ID is `user`). Labels the caller chose, bounded; never content.
+    log_level: str = "error"
+    session_id: str | None = None
+    log_metadata: dict[str, str] | None = None
+    # The prompt and answer to store, when the request asked and the operator allows it (else None,
+    # always by default); written beside the ledger row, never in a repr, a log line or a spill file.
+    content: LoggedContent | None = dataclasses.field(default=None, repr=False)
     created_at: float = dataclasses.field(default_factory=time.time)
     started: float = dataclasses.field(default_factory=time.perf_counter)
     latency_ms: float = 0.0

@@ -8,6 +8,21 @@ import dataclasses
 from ..auth.principal import Principal
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class LogRequest:
+    """What the request's logging headers ask (api/logging_headers.py), already validated and
+    bounded, and already decided against the operator's `content_logging`."""
+
+    level: str = "error"  # X-Logging-Level: error, info or debug
+    user_id: str | None = None  # X-Log-User-ID (the ledger's `user`)
+    session_id: str | None = None  # X-Log-Session-ID
+    metadata: dict[str, str] | None = None  # X-Log-Metadata
+    # The client's request body to store (X-Log-Request at debug, operator allowing): content,
+    # never in a repr.
+    request_body: str | None = dataclasses.field(default=None, repr=False)
+    keep_response: bool = False  # store the answer (X-Log-Response at debug, operator allowing)
+
+
 @dataclasses.dataclass(slots=True)
 class RequestContext:
     principal: Principal
@@ -16,3 +31,4 @@ class RequestContext:
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     limits_taken: bool = False  # the rate limits were taken (their headers are set)
     recorded: bool = False  # the serving core recorded it (metrics count it there, not as a refusal)
+    logging: LogRequest | None = None  # the logging headers, when the request sent any

@@ -18,6 +18,8 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, Generic, TypeVar
 
+import orjson
+
 from ..accounting.reserve import PricedRoute, output_cap, reserve_max_cost
 from ..accounting.usage import OFF_LOOP_COUNT, STATUS_CLIENT_CLOSED, UsageRecord
 from ..catalog import AUTO
@@ -29,10 +31,11 @@ from ..routing.policy import DEFAULT as DEFAULT_POLICY
 from ..routing.policy import RoutingPolicy
 from ..routing.router import Candidate, Plan
 from ..state import AppState
+from ..store.content import LoggedContent
 from ..tokens import count_text, encoding_ready
 from .attempts import Attempts, attempts_header, close_quietly
 from .attempts import open_stream as open_upstream_stream
-from .context import RequestContext
+from .context import LogRequest, RequestContext
 from .relay import Relay, choice_text
 from .request import GenerationRequest
 from .served import Served, keep_serving
@@ -87,6 +90,9 @@ class _Work(Generic[_R]):
             id=new_id(request.shape.id_prefix), endpoint=request.shape.ledger_name, requested_model=request.model,
             key_id=principal.key_id, account_id=principal.account_id, streamed=request.stream, user=request.user,
             request_id=ctx.request_id)
+        ctx.headers["X-Generation-Id"] = self.record.id  # on the answer, a stream, an error alike
+        if ctx.logging is not None:
+            _label(self.record, ctx.logging)
         self.prompt = _PromptCount(request)
         self.attempts: Attempts | None = None
         self.recorded = False
@@ -143,6 +149,13 @@ class _Work(Generic[_R]):
         self.record.deferred_count = _deferred_count(self.request, model, texts)
         self.record.deferred_size = self.request.body_size + _size(texts)
 
+    def keep_answer(self, answer: Callable[[], str]) -> None:
+        """Store the answer with the record when the request asked and the operator allows it
+        (`record.content` is None otherwise: callers test it first, so most requests pay nothing)."""
+        logging, content = self.ctx.logging, self.record.content
+        if logging is not None and logging.keep_response and content is not None:
+            content.response = answer()
+
     def record_usage(self) -> None:
         if self.recorded:
             return
@@ -178,6 +191,8 @@ async def answer(state: AppState, ctx: RequestContext, request: GenerationReques
                 _deferred_count(request, cand.model.id, texts), request.body_size + _size(texts), cand.model.id)
         if "usage" not in body:
             body["usage"] = record.usage_payload()
+        if record.content is not None:
+            work.keep_answer(lambda: orjson.dumps(body).decode())
         out: JSONObject = body
         return out
     except ParrotError as err:
@@ -315,7 +330,18 @@ class Stream:
                 record.deferred_size = work.request.body_size + _size(self.relay.texts)
             await close_quietly(self._batches)
         finally:
+            if record.content is not None:
+                work.keep_answer(lambda: "".join(self.relay.texts))  # what was relayed
             work.record_usage()
+
+
+def _label(record: UsageRecord, logging: LogRequest) -> None:
+    """The logging headers' labels on the record, and the content to store (when asked and allowed)."""
+    record.log_level, record.session_id, record.log_metadata = logging.level, logging.session_id, logging.metadata
+    if logging.user_id is not None:
+        record.user = logging.user_id
+    if logging.request_body is not None or logging.keep_response:
+        record.content = LoggedContent(request=logging.request_body)
 
 
 def _priced_routes(request: Served, plan: Plan) -> list[PricedRoute]:

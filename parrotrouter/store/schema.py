@@ -140,6 +140,9 @@ usage = sa.Table(
     # The response's x-request-id: the client's own X-Request-Id when it sent one, else ours. Not
     # indexed: a random key in a B-tree costs every ledger write (+4% instructions per request).
     sa.Column("request_id", sa.String(128), nullable=True),
+    # The logging headers' labels (X-Log-Session-ID; X-Log-Metadata as JSON text): not content.
+    sa.Column("session_id", sa.String(128), nullable=True),
+    sa.Column("log_metadata", sa.Text, nullable=True),
     sa.Index("ix_usage_key_created", "key_id", "created_at"),
     sa.Index("ix_usage_created", "created_at"),
 )

@@ -2,7 +2,8 @@
 
 The upstream model name selects the behaviour, so one gateway config can reach every scenario:
 `ok` (default), `tools`, `n`, `429`, `500`, `503`, `401`, `400-context`, `400-leaky`, `stall`,
-`slow-first-byte`, `cut-N` (stream cut after N chunks, no [DONE]), `malformed`, `error-in-stream`,
+`slow-first-byte`, `cut-N` (stream cut after N chunks, no [DONE]), `malformed`, `error-in-stream`, `echo`
+(the answer repeats the last message's text: JSON and streams),
 `stall-after-N`, `no-usage`, `paced`, `paced-slow` (0.4 s a word), `hold` (answers after 4 s, so
 that concurrent requests overlap). A model name ending in `+greedy` (e.g. `gpt-4o+greedy`) answers
 after 2 s and bills the most a real upstream could (see `_greedy_usage`).
@@ -69,6 +70,18 @@ def _greedy_usage(body: dict[str, Any]) -> dict[str, Any]:
     assert isinstance(cap, int), "a greedy upstream needs max_tokens to know its worst case"
     completion = answers * (cap + thinking)
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def echoed(body: dict[str, Any]) -> str:
+    """The `echo` scenario's answer: the last message's text, repeated."""
+    content = (body.get("messages") or [{}])[-1].get("content")
+    parts = [content] if isinstance(content, str) else [p.get("text", "") for p in content or [] if isinstance(p, dict)]
+    return "You said: " + " ".join(parts)
+
+
+def _words(text: str) -> list[str]:
+    first, *rest = text.split(" ")
+    return [first, *(" " + w for w in rest)]
 
 
 def _chunk(model: str, delta: dict[str, Any] | None, finish: str | None = None, index: int = 0,
@@ -208,7 +221,7 @@ class FakeOpenAI(ThreadedServer):
             message: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": TOOL_CALLS}
             finish = "tool_calls"
         else:
-            message = {"role": "assistant", "content": ANSWER}
+            message = {"role": "assistant", "content": echoed(body) if scenario == "echo" else ANSWER}
             finish = "stop"
         out: dict[str, Any] = {
             "id": "chatcmpl-upstream", "object": "chat.completion", "created": 1, "model": body["model"],
@@ -272,7 +285,7 @@ class FakeOpenAI(ThreadedServer):
         else:
             for i in range(n):
                 yield _chunk(model, {"role": "assistant", "content": ""}, index=i)
-            for word in WORDS:
+            for word in (_words(echoed(body)) if scenario == "echo" else WORDS):
                 for i in range(n):
                     if cut is not None and sent >= cut:
                         yield None

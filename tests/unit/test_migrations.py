@@ -8,7 +8,8 @@ import sqlalchemy as sa
 
 from parrotrouter.store.db import MIGRATIONS, create_engine, database_url, migrate
 
-EXPECTED = {"meta", "accounts", "api_keys", "credit_leases", "key_days", "usage", "usage_rejects", "alembic_version"}
+EXPECTED = {"meta", "accounts", "api_keys", "credit_leases", "key_days", "usage", "usage_rejects", "alembic_version",
+            "generation_content"}
 
 
 async def _tables(url: str) -> set[str]:
@@ -114,6 +115,33 @@ async def test_ended_by_and_rejects_upgrade_and_downgrade_keep_ledger_rows(datab
         await migrate(engine)  # and up again
         assert {"ended_by"} <= await _columns(url, "usage")
         assert "usage_rejects" in await _tables(url)
+    finally:
+        await engine.dispose()
+
+
+async def test_logging_labels_and_content_upgrade_and_downgrade_keep_ledger_rows(database_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    url = database_url_for(database_url, tmp_path)
+    engine = create_engine(url)
+    now = datetime.now(UTC)
+    try:
+        await migrate(engine, "0005_responses")
+        async with engine.begin() as conn:
+            await conn.execute(sa.text(USAGE_ROW), {"id": "gen-before", "streamed": False, "now": now})
+        await migrate(engine)
+        assert {"session_id", "log_metadata"} <= await _columns(url, "usage")
+        assert {"id", "key_id", "account_id", "request", "response", "request_truncated", "response_truncated",
+                "created_at"} <= await _columns(url, "generation_content")
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("INSERT INTO generation_content (id, request, request_truncated, "
+                                       "response_truncated, created_at) VALUES ('gen-before', '{}', :f, :f, 1)"),
+                               {"f": False})
+            await conn.run_sync(_downgrade, "0005_responses")
+        assert "session_id" not in await _columns(url, "usage")
+        assert "generation_content" not in await _tables(url)
+        async with engine.connect() as conn:
+            assert set((await conn.execute(sa.text("SELECT id FROM usage"))).scalars()) == {"gen-before"}
+        await migrate(engine)  # and up again
+        assert "generation_content" in await _tables(url)
     finally:
         await engine.dispose()
 

@@ -148,7 +148,7 @@ async def test_migration_0005_up_and_down(database_url: str, tmp_path: Path) -> 
         await migrate(engine)
         assert "responses" in await _tables(url)
         async with engine.begin() as conn:
-            await conn.run_sync(_downgrade, "-1")
+            await conn.run_sync(_downgrade, "0004_usage_request_id")
         assert "responses" not in await _tables(url)
         await migrate(engine)
         assert "responses" in await _tables(url)

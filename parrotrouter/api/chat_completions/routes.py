@@ -9,6 +9,7 @@ from ...protocol.chat import ChatCompletionRequest
 from ...protocol.validation import convert
 from ...serving.request import GenerationRequest
 from ..generate import generate
+from ..logging_headers import read_logging
 from ..request import authenticated, read_json_sized
 
 
@@ -28,6 +29,7 @@ def check_semantics(request: ChatCompletionRequest) -> None:
 async def create_chat_completion(http: web.Request) -> web.StreamResponse:
     ctx = authenticated(http, write=True)
     raw, size = await read_json_sized(http)
+    ctx.logging = read_logging(http, raw)
     payload = convert(raw, ChatCompletionRequest)
     check_semantics(payload)
     request = GenerationRequest.decode(payload, raw, size)

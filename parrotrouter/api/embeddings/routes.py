@@ -11,6 +11,7 @@ from ...protocol.routing_fields import decode_routing
 from ...protocol.validation import convert
 from ...routing.policy import parse_policy
 from ...serving.embeddings import EmbeddingRequest, embed
+from ..logging_headers import read_logging
 from ..request import app_state, authenticated, read_json_sized
 from .protocol import COUNT_OFF_LOOP, EmbeddingsBody, count_tokens, inputs
 
@@ -18,6 +19,7 @@ from .protocol import COUNT_OFF_LOOP, EmbeddingsBody, count_tokens, inputs
 async def create_embeddings(http: web.Request) -> web.Response:
     ctx = authenticated(http, write=True)
     raw, size = await read_json_sized(http)
+    ctx.logging = read_logging(http, raw, answers=False)  # vectors are not content worth keeping
     body = convert(raw, EmbeddingsBody)
     items = inputs(body)
     policy = ctx.principal.policy

@@ -16,6 +16,7 @@ from ...state import AppState
 from ..errors import ERROR_SHAPES
 from ..generate import relay, translated_fallback
 from ..json import json_response
+from ..logging_headers import read_logging
 from ..request import app_state, authenticated, read_json_sized
 from .bounds import content_blocks, native_prompt_bound, unseen_text
 from .count import count_tokens
@@ -29,6 +30,7 @@ from .stream import MessageStream
 async def create_message(http: web.Request) -> web.StreamResponse:
     ctx = authenticated(http, write=True)
     raw, size = await read_json_sized(http)
+    ctx.logging = read_logging(http, raw)
     check_body(raw)
     state = app_state(http)
     payload = convert(raw, MessagesRequest)

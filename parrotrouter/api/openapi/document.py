@@ -97,6 +97,22 @@ ROUTING_HEADERS = (
            {"type": "string", "contentMediaType": JSON, "contentSchema": FAILOVER_CONFIG}),
 )
 
+# The logging headers (`api/logging_headers.py`), read on every generation request.
+PRINTABLE_ID: Schema = {"type": "string", "minLength": 1, "maxLength": 128,
+                        "pattern": "^[\\x21-\\x7e]([\\x20-\\x7e]*[\\x21-\\x7e])?$"}
+LOGGING_HEADERS = (
+    header("X-Logging-Level", "What may be kept of this request: `error` (default) and `info` keep the ledger row "
+           "and the labels below; `debug` also lets X-Log-Request/X-Log-Response store content, when the operator "
+           "allows it.", {"enum": ["error", "info", "debug"]}),
+    header("X-Log-Request", "With `debug`: store the request body.", {"enum": ["true", "false"]}),
+    header("X-Log-Response", "With `debug`: store the answer.", {"enum": ["true", "false"]}),
+    header("X-Log-Metadata", "Labels kept with the ledger row: a JSON object, at most 16 keys, string values of at "
+           "most 256 characters, 2 KiB in all.", {"type": "string", "contentMediaType": JSON, "maxLength": 2048}),
+    header("X-Log-User-ID", "The end user to record (the ledger's `user`).", PRINTABLE_ID),
+    header("X-Log-Session-ID", "The session to record with the ledger row.", PRINTABLE_ID),
+)
+GENERATION_HEADERS = ROUTING_HEADERS + LOGGING_HEADERS
+
 USER = [{"role": "user", "content": "Say hello."}]
 CHAT_EXAMPLES = {
     "chat": {"value": {"model": "auto", "messages": USER, "max_tokens": 64}},
@@ -116,12 +132,12 @@ RESPONSE_ID = path_param("response_id", "The response id (`resp_...`).")
 OPERATIONS: tuple[Operation, ...] = (
     Operation("post", "/v1/chat/completions", "createChatCompletion", "Create a chat completion (JSON, or SSE "
               "with `stream: true`).", "generation", "ChatCompletion", body="ChatCompletionRequest",
-              parameters=ROUTING_HEADERS, stream_event="ChatCompletionEvent", examples=CHAT_EXAMPLES),
+              parameters=GENERATION_HEADERS, stream_event="ChatCompletionEvent", examples=CHAT_EXAMPLES),
     Operation("post", "/v1/completions", "createCompletion", "Create a text completion (JSON, or SSE with "
               "`stream: true`).", "generation", "TextCompletion", body="CompletionRequest",
-              parameters=ROUTING_HEADERS, stream_event="TextCompletionEvent", examples=COMPLETION_EXAMPLES),
+              parameters=GENERATION_HEADERS, stream_event="TextCompletionEvent", examples=COMPLETION_EXAMPLES),
     Operation("post", "/v1/embeddings", "createEmbeddings", "Create embeddings of texts or token arrays.",
-              "generation", "EmbeddingList", body="EmbeddingsBody", parameters=ROUTING_HEADERS,
+              "generation", "EmbeddingList", body="EmbeddingsBody", parameters=GENERATION_HEADERS,
               examples={"texts": {"value": {"model": "text-embedding-3-small", "input": ["first", "second"]}}}),
     Operation("get", "/v1/models", "listModels", "List the models this key may use.", "models", "ModelList",
               parameters=(
@@ -167,7 +183,7 @@ OPERATIONS: tuple[Operation, ...] = (
               examples=CHAT_EXAMPLES),
     Operation("post", "/v1/messages", "createMessage", "Create a message (Anthropic's Messages API: JSON, or SSE "
               "events with `stream: true`; `x-api-key` is accepted too; errors in Anthropic's shape).", "anthropic",
-              "AnthropicMessage", body="MessagesRequest", parameters=ROUTING_HEADERS,
+              "AnthropicMessage", body="MessagesRequest", parameters=GENERATION_HEADERS,
               stream_event="AnthropicStreamEvent", examples=messages.EXAMPLES, error_schema="AnthropicError"),
     Operation("post", "/v1/messages/count_tokens", "countMessageTokens", "Count a message request's input tokens "
               "(Anthropic deployments: Anthropic's count; others: an estimate, marked `x-parrotrouter-estimate: "
@@ -175,7 +191,7 @@ OPERATIONS: tuple[Operation, ...] = (
               examples=messages.COUNT_EXAMPLES, error_schema="AnthropicError"),
     Operation("post", "/v1/responses", "createResponse", "Create a model response (OpenAI's Responses API; JSON, "
               "or typed SSE events with `stream: true`).", "generation", "ResponseObject", body="ResponsesRequest",
-              parameters=ROUTING_HEADERS, stream_event="ResponseStreamEvent"),
+              parameters=GENERATION_HEADERS, stream_event="ResponseStreamEvent"),
     Operation("get", "/v1/responses/{response_id}", "getResponse", "A stored response (this key's account's).",
               "generation", "ResponseObject", parameters=(RESPONSE_ID,)),
     Operation("delete", "/v1/responses/{response_id}", "deleteResponse", "Delete a stored response.",

@@ -175,7 +175,10 @@ GENERATION: Schema = obj({
                   "cached_tokens": COUNT, "reasoning_tokens": COUNT}),
     "cost": USD, "currency": CURRENCY, "latency_ms": NUMBER, "time_to_first_token_ms": nullable(NUMBER),
     "status": INT, "error_code": nullable(STRING), "streamed": BOOL, "finish_reason": nullable(STRING),
-    "user": nullable(STRING), "request_id": nullable(STRING),
+    "user": nullable(STRING), "request_id": nullable(STRING), "session_id": nullable(STRING),
+    "metadata": nullable({"type": "object", "additionalProperties": STRING}),
+    "content": nullable(obj({"request": nullable(STRING), "response": nullable(STRING),
+                             "request_truncated": BOOL, "response_truncated": BOOL})),
     "attempts": {"type": "array", "items": obj({
         "provider": STRING, "deployment": STRING, "status": INT, "error_code": nullable(STRING),
         "latency_ms": NUMBER})},

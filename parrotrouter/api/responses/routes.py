@@ -26,6 +26,7 @@ from ...serving.core import Done, Frames, StreamEvent, answer, open_stream
 from ...serving.request import GenerationRequest, NativeBody
 from ..generate import relay, serves_natively, translated_fallback
 from ..json import json_response
+from ..logging_headers import read_logging
 from ..request import app_state, authenticate, authenticated, read_json_sized
 from . import encode
 from . import protocol as p
@@ -73,6 +74,7 @@ async def _walked(size: int, work: Callable[..., _T], *args: Any) -> _T:
 async def create_response(http: web.Request) -> web.StreamResponse:
     ctx = authenticated(http, write=True)
     raw, size = await read_json_sized(http)
+    ctx.logging = read_logging(http, raw)
     state = app_state(http)
     # Checking and translating walk every item in Python: a large body is walked in a worker thread,
     # so the event loop keeps serving others meanwhile (as large prompts are counted).
