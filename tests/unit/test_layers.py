@@ -17,6 +17,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("api", {"api"}),  # HTTP only: decode, authenticate, call the serving core, encode
     ("serving", {"serving"}),  # the core: no HTTP framework
     ("state", {"state"}),  # the app's state object, created by the composition root
+    ("observe", {"observe"}),  # metrics, traces, logs, provider health: watch requests and providers
     ("config", {"config"}),  # the config file and the environment, into a catalog
     ("limits and credits", {"ratelimit", "accounting"}),
     ("auth", {"auth"}),
@@ -33,6 +34,8 @@ FORBIDDEN_LIBRARIES = {"serving": {"aiohttp"}, "routing": {"aiohttp"}, "provider
 ALLOWED = {
     # Settings build the rate-limit defaults once, lazily (a cached property asked per request).
     ("settings", "ratelimit"),
+    # Observers are told of a request with its context: a type hint only (under TYPE_CHECKING).
+    ("observe", "serving"),
 }
 
 
