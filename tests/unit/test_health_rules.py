@@ -1,0 +1,95 @@
+"""Which providers are probed and how, and the arithmetic of the performance block."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from parrotrouter.catalog import HealthCheck, ProviderSpec
+from parrotrouter.config.loader import read_config_file
+from parrotrouter.errors import ConfigError
+from parrotrouter.observe.performance import EDGES, bin_of, fold, percentile, performance_block, summarize
+from parrotrouter.observe.provider_health import probe_for, self_hosted
+from parrotrouter.settings import Secret
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000/v1", "http://localhost:11434/v1", "http://[::1]:1234/v1",
+                                 "http://10.0.0.5:8000/v1", "http://192.168.1.20/v1", "http://vllm:8000/v1",
+                                 "http://gpu-box.lan/v1", "http://llm.internal/v1", "http://169.254.1.1/v1"])
+def test_self_hosted_endpoints(url: str) -> None:
+    assert self_hosted(url)
+
+
+@pytest.mark.parametrize("url", ["https://api.openai.com/v1", "https://api.groq.com/openai/v1",
+                                 "https://8.8.8.8/v1", "not a url"])
+def test_cloud_endpoints(url: str) -> None:
+    assert not self_hosted(url)
+
+
+def spec(base_url: str | None, type: str = "openai", **check: object) -> ProviderSpec:
+    return ProviderSpec(name="p", type=type, display_name="p", base_url=base_url, api_key=Secret("sk-secret"),
+                        headers={"X-Team": "a"}, health_check=HealthCheck(**check))  # type: ignore[arg-type]
+
+
+def test_probe_defaults() -> None:
+    local = probe_for(spec("http://127.0.0.1:8000/v1"), 15, 2)
+    assert local is not None and local.url == "http://127.0.0.1:8000/v1/models" and local.lenient
+    assert local.headers == {"X-Team": "a", "Authorization": "Bearer sk-secret"}
+    assert (local.interval, local.timeout) == (15, 2)
+    assert probe_for(spec("https://api.openai.com/v1"), 15, 2) is None  # paid cloud: off unless asked
+    assert probe_for(spec("http://127.0.0.1:8000/v1"), 0, 2) is None  # probes switched off
+    assert probe_for(spec(None, type="llamacpp"), 15, 2) is None  # in-process: healthy when loaded
+
+
+def test_probe_as_configured() -> None:
+    cloud = probe_for(spec("https://api.anthropic.com/v1", type="anthropic", probe=True, interval=60, timeout=1),
+                      15, 2)
+    assert cloud is not None and cloud.interval == 60 and cloud.timeout == 1
+    assert cloud.headers["x-api-key"] == "sk-secret" and "anthropic-version" in cloud.headers
+    custom = probe_for(spec("http://127.0.0.1:8000/v1", url="http://127.0.0.1:8000/health"), 15, 2)
+    assert custom is not None and custom.url == "http://127.0.0.1:8000/health" and not custom.lenient
+    assert probe_for(spec("http://127.0.0.1:8000/v1", probe=False), 15, 2) is None
+    # Same name, other URL: another key (instances sharing Redis share only equal probes).
+    other = probe_for(spec("http://127.0.0.2:8000/v1"), 15, 2)
+    local = probe_for(spec("http://127.0.0.1:8000/v1"), 15, 2)
+    assert other is not None and local is not None and other.key != local.key
+
+
+def test_health_check_config_is_validated(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("providers:\n  - name: vllm\n    type: openai\n    base_url: http://10.0.0.5/v1\n"
+                    "    health_check: {url: ftp://x, path: models, interval: 0, timeout: 100, extra: 1}\n")
+    with pytest.raises(ConfigError) as err:
+        read_config_file(str(path))
+    text = str(err.value.problems)
+    for field in ("url", "path", "interval", "timeout", "extra"):
+        assert f"providers[0].health_check.{field}" in text
+
+
+def test_percentiles_come_from_the_histogram_within_a_bin() -> None:
+    bins: dict[int, int] = {}
+    for ms in [10.0] * 50 + [1000.0] * 50:
+        bins[bin_of(ms)] = bins.get(bin_of(ms), 0) + 1
+    p50, p95 = percentile(bins, 0.5), percentile(bins, 0.95)
+    assert p50 is not None and 10 / 1.25 <= p50 <= 10 * 1.25
+    assert p95 is not None and 1000 / 1.25 <= p95 <= 1000 * 1.25
+    assert percentile({}, 0.5) is None
+    assert bin_of(10 ** 9) == len(EDGES)  # beyond the last edge: the last bin
+
+
+def test_fold_counts_models_and_providers() -> None:
+    ok = ("m1", 200, 500.0, 100.0, 40, 1000.0, (("p1", True, False),))
+    failed = ("m1", 502, 50.0, None, None, 1001.0, (("p1", False, True),))
+    client_error = ("m1", 400, 5.0, None, None, 1002.0, (("p1", False, False),))
+    cancelled = ("m1", 499, 5.0, None, None, 1003.0, ())
+    buckets = fold([ok, failed, client_error, cancelled])
+    assert list(buckets) == [1000]
+    stats = summarize(buckets[1000])
+    model, provider = stats[("m", "m1")], stats[("p", "p1")]
+    assert (model.requests, model.succeeded, provider.requests, provider.succeeded) == (2, 1, 2, 1)
+    block = performance_block(model, 300)
+    assert block is not None
+    assert block["success_rate"] == 0.5 and block["requests"] == 2
+    assert block["tokens_per_second"] == 100.0  # 40 tokens in the 400 ms after the first one
+    assert performance_block(None, 300) is None
