@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..accounting.usage import STATUS_CLIENT_CLOSED, UsageRecord
+from ..accounting.usage import STATUS_CLIENT_CLOSED, Attempt, UsageRecord
 from ..routing.health import COUNTED
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ log = logging.getLogger("parrotrouter.performance")
 BUCKET_SECONDS = 10
 FOLD_EVERY = 1.0  # seconds between folds (and Redis writes): how late the block may be
 READ_CACHE = 1.0  # seconds a merged reading is reused (/v1/models does not hit Redis each time)
+REDIS_BACKOFF = 5.0  # seconds readers skip an unreachable Redis (each try may wait its timeout)
 MAX_SAMPLES = 100_000  # requests waiting to be folded, at most (beyond: the oldest are dropped)
 KEY = "parrotrouter:perf:{bucket}"
 RATIO = 1.25  # each histogram bin is 25% wider than the one before
@@ -41,8 +42,8 @@ FAILURE_CODES = frozenset(kind.value for kind in COUNTED)
 SEP = "\x1f"
 
 # One finished request: model, status, latency, ttft, completion tokens (None: not yet counted),
-# when it ended, and its attempts as (provider, ok, counted failure).
-Sample = tuple[str | None, int, float, float | None, int | None, float, tuple[tuple[str, bool, bool], ...]]
+# when it ended, and its attempts (final once the request is recorded).
+Sample = tuple[str | None, int, float, float | None, int | None, float, list[Attempt]]
 Counts = collections.Counter[str]  # field -> count; a field is "kind\x1fname\x1fmetric"
 
 
@@ -87,10 +88,11 @@ def fold(samples: Iterable[Sample]) -> dict[int, Counts]:
     buckets: dict[int, Counts] = {}
     for model, status, latency, ttft, tokens, ended, attempts in samples:
         counts = buckets.setdefault(int(ended // BUCKET_SECONDS) * BUCKET_SECONDS, collections.Counter())
-        for provider, ok, failed in attempts:
-            if ok or failed:
-                counts[f"p{SEP}{provider}{SEP}requests"] += 1
-                counts[f"p{SEP}{provider}{SEP}succeeded"] += ok
+        for attempt in attempts:
+            ok = attempt.status < 400
+            if ok or attempt.error_code in FAILURE_CODES:
+                counts[f"p{SEP}{attempt.provider}{SEP}requests"] += 1
+                counts[f"p{SEP}{attempt.provider}{SEP}succeeded"] += ok
         if model is None or status == STATUS_CLIENT_CLOSED:
             continue
         ok = status < 400
@@ -163,13 +165,13 @@ class Performance:
                                            socket_timeout=redis_timeout)
         self.shared_ok = True  # the last Redis write or read worked (logged when it changes)
         self._cached: tuple[float, dict[tuple[str, str], Stats]] | None = None
+        self._skip_redis_until = 0.0
         self._task: asyncio.Task[None] | None = None
 
     def finished(self, record: UsageRecord, ctx: RequestContext) -> None:
-        attempts = tuple((a.provider, a.status < 400, a.error_code in FAILURE_CODES) for a in record.attempts)
         tokens = record.completion_tokens if record.deferred_count is None else None
         self.samples.append((record.served_model, record.status, record.latency_ms, record.ttft_ms, tokens,
-                             record.created_at + record.latency_ms / 1000, attempts))
+                             record.created_at + record.latency_ms / 1000, record.attempts))
 
     def completed(self, records: list[UsageRecord]) -> None:
         pass
@@ -231,8 +233,10 @@ class Performance:
         oldest = self._oldest_bucket()
         merged: Counts = collections.Counter()
         shared = None
-        if self.redis is not None:
+        if self.redis is not None and now >= self._skip_redis_until:
             shared = await self._read_shared(oldest)
+            if shared is None:
+                self._skip_redis_until = now + REDIS_BACKOFF
         if shared is not None:
             for counts in shared:
                 merged.update(counts)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from parrotrouter.accounting.usage import Attempt
 from parrotrouter.catalog import HealthCheck, ProviderSpec
 from parrotrouter.config.loader import read_config_file
 from parrotrouter.errors import ConfigError
@@ -79,10 +80,10 @@ def test_percentiles_come_from_the_histogram_within_a_bin() -> None:
 
 
 def test_fold_counts_models_and_providers() -> None:
-    ok = ("m1", 200, 500.0, 100.0, 40, 1000.0, (("p1", True, False),))
-    failed = ("m1", 502, 50.0, None, None, 1001.0, (("p1", False, True),))
-    client_error = ("m1", 400, 5.0, None, None, 1002.0, (("p1", False, False),))
-    cancelled = ("m1", 499, 5.0, None, None, 1003.0, ())
+    ok = ("m1", 200, 500.0, 100.0, 40, 1000.0, [Attempt("p1", "p1/m", 200)])
+    failed = ("m1", 502, 50.0, None, None, 1001.0, [Attempt("p1", "p1/m", 502, "server_error")])
+    client_error = ("m1", 400, 5.0, None, None, 1002.0, [Attempt("p1", "p1/m", 400, "bad_request")])
+    cancelled = ("m1", 499, 5.0, None, None, 1003.0, [])
     buckets = fold([ok, failed, client_error, cancelled])
     assert list(buckets) == [1000]
     stats = summarize(buckets[1000])
