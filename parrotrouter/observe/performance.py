@@ -1,7 +1,7 @@
 """Rolling performance of each model (and success of each provider) from real traffic.
 
 The request path only appends one tuple to a bounded deque (`finished`). A loop folds them, once a
-second, into 10-second buckets of counters: requests, successes, latency and time-to-first-token
+second, into 10-second buckets of counters per model and provider: requests, successes, latency and time-to-first-token
 histograms (bins 25% wide, so a percentile is within ~12% of the exact one), completion tokens and
 generation time. With Redis every process adds its counters to the same buckets (one pipeline per
 second) and a reader merges the buckets of the window, so every worker and instance reports the
@@ -13,11 +13,10 @@ from __future__ import annotations
 import asyncio
 import bisect
 import collections
-import dataclasses
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..accounting.usage import STATUS_CLIENT_CLOSED, Attempt, UsageRecord
@@ -44,23 +43,48 @@ SEP = "\x1f"
 # One finished request: model, status, latency, ttft, completion tokens (None: not yet counted),
 # when it ended, and its attempts (final once the request is recorded).
 Sample = tuple[str | None, int, float, float | None, int | None, float, list[Attempt]]
-Counts = collections.Counter[str]  # field -> count; a field is "kind\x1fname\x1fmetric"
+Key = tuple[str, str]  # ("m", model id) or ("p", provider name)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class Stats:
-    """What a window of counters says about one model or provider."""
+    """Counters of one model or provider over some buckets (added up in place)."""
 
-    requests: int
-    succeeded: int
-    latency: dict[int, int]
-    ttft: dict[int, int]
-    tokens: int
-    generation_ms: int
+    __slots__ = ("generation_ms", "latency", "requests", "succeeded", "tokens", "ttft")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.succeeded = 0
+        self.tokens = 0
+        self.generation_ms = 0
+        self.latency: dict[int, int] = {}  # histogram bin -> count
+        self.ttft: dict[int, int] = {}
 
     @property
     def success_rate(self) -> float | None:
         return self.succeeded / self.requests if self.requests else None
+
+    def add(self, other: Stats) -> None:
+        self.requests += other.requests
+        self.succeeded += other.succeeded
+        self.tokens += other.tokens
+        self.generation_ms += other.generation_ms
+        for mine, theirs in ((self.latency, other.latency), (self.ttft, other.ttft)):
+            for b, count in theirs.items():
+                mine[b] = mine.get(b, 0) + count
+
+    def fields(self, key: Key) -> Iterator[tuple[str, int]]:
+        """As Redis hash fields, "kind\x1fname\x1fmetric" -> count."""
+        prefix = f"{key[0]}{SEP}{key[1]}{SEP}"
+        for metric in ("requests", "succeeded", "tokens", "generation_ms"):
+            value = getattr(self, metric)
+            if value:
+                yield prefix + metric, value
+        for name, histogram in (("latency", self.latency), ("ttft", self.ttft)):
+            for b, count in histogram.items():
+                yield f"{prefix}{name}{b}", count
+
+
+Bucket = dict[Key, Stats]
 
 
 def bin_of(ms: float) -> int:
@@ -83,52 +107,73 @@ def percentile(bins: dict[int, int], q: float) -> float | None:
     return EDGES[-1]
 
 
-def fold(samples: Iterable[Sample]) -> dict[int, Counts]:
-    """Counters per bucket for finished requests."""
-    buckets: dict[int, Counts] = {}
+def _stats(bucket: Bucket, key: Key) -> Stats:
+    found = bucket.get(key)
+    if found is None:
+        found = bucket[key] = Stats()
+    return found
+
+
+def fold(samples: Iterable[Sample]) -> dict[int, Bucket]:
+    """Stats per bucket for finished requests."""
+    buckets: dict[int, Bucket] = {}
     for model, status, latency, ttft, tokens, ended, attempts in samples:
-        counts = buckets.setdefault(int(ended // BUCKET_SECONDS) * BUCKET_SECONDS, collections.Counter())
+        start = int(ended // BUCKET_SECONDS) * BUCKET_SECONDS
+        bucket = buckets.get(start)
+        if bucket is None:
+            bucket = buckets[start] = {}
         for attempt in attempts:
             ok = attempt.status < 400
             if ok or attempt.error_code in FAILURE_CODES:
-                counts[f"p{SEP}{attempt.provider}{SEP}requests"] += 1
-                counts[f"p{SEP}{attempt.provider}{SEP}succeeded"] += ok
+                provider = _stats(bucket, ("p", attempt.provider))
+                provider.requests += 1
+                provider.succeeded += ok
         if model is None or status == STATUS_CLIENT_CLOSED:
             continue
         ok = status < 400
         if not ok and status < 500 and status not in (408, 429):
             continue  # the caller's mistake, not the model's
-        prefix = f"m{SEP}{model}{SEP}"
-        counts[prefix + "requests"] += 1
+        stats = _stats(bucket, ("m", model))
+        stats.requests += 1
         if not ok:
             continue
-        counts[prefix + "succeeded"] += 1
-        counts[f"{prefix}latency{bin_of(latency)}"] += 1
+        stats.succeeded += 1
+        b = bin_of(latency)
+        stats.latency[b] = stats.latency.get(b, 0) + 1
         if ttft is not None:
-            counts[f"{prefix}ttft{bin_of(ttft)}"] += 1
+            b = bin_of(ttft)
+            stats.ttft[b] = stats.ttft.get(b, 0) + 1
         if tokens:
-            counts[prefix + "tokens"] += tokens
-            counts[prefix + "generation_ms"] += max(1, round(latency - (ttft or 0.0)))
+            stats.tokens += tokens
+            stats.generation_ms += max(1, round(latency - (ttft or 0.0)))
     return buckets
 
 
-def summarize(counts: Counts) -> dict[tuple[str, str], Stats]:
-    """Merged counters as stats per (kind, name): kind "m" for models, "p" for providers."""
-    raw: dict[tuple[str, str], dict[str, Any]] = {}
-    for field, value in counts.items():
+def parse_fields(fields: Mapping[str, int], into: Bucket) -> None:
+    """Redis hash fields (see `Stats.fields`) added into a bucket."""
+    for field, value in fields.items():
         try:
             kind, name, metric = field.split(SEP)
         except ValueError:
             continue
-        entry = raw.setdefault((kind, name), {"latency": {}, "ttft": {}})
+        stats = _stats(into, (kind, name))
         for histogram in ("latency", "ttft"):
             if metric.startswith(histogram) and metric[len(histogram):].isdigit():
-                entry[histogram][int(metric[len(histogram):])] = int(value)
+                bins: dict[int, int] = getattr(stats, histogram)
+                b = int(metric[len(histogram):])
+                bins[b] = bins.get(b, 0) + value
                 break
         else:
-            entry[metric] = int(value)
-    return {key: Stats(e.get("requests", 0), e.get("succeeded", 0), e["latency"], e["ttft"], e.get("tokens", 0),
-                       e.get("generation_ms", 0)) for key, e in raw.items()}
+            if metric in ("requests", "succeeded", "tokens", "generation_ms"):
+                setattr(stats, metric, getattr(stats, metric) + value)
+
+
+def merge(buckets: Iterable[Bucket]) -> Bucket:
+    out: Bucket = {}
+    for bucket in buckets:
+        for key, stats in bucket.items():
+            _stats(out, key).add(stats)
+    return out
 
 
 def performance_block(stats: Stats | None, window: float) -> dict[str, Any] | None:
@@ -156,7 +201,7 @@ class Performance:
     def __init__(self, window: float, redis_url: str | None = None, redis_timeout: float = 0.25) -> None:
         self.window = window
         self.samples: collections.deque[Sample] = collections.deque(maxlen=MAX_SAMPLES)
-        self.local: dict[int, Counts] = {}
+        self.local: dict[int, Bucket] = {}
         self.redis: Any = None
         if redis_url:
             import redis.asyncio as aioredis
@@ -164,7 +209,7 @@ class Performance:
             self.redis = aioredis.from_url(redis_url, socket_connect_timeout=redis_timeout,
                                            socket_timeout=redis_timeout)
         self.shared_ok = True  # the last Redis write or read worked (logged when it changes)
-        self._cached: tuple[float, dict[tuple[str, str], Stats]] | None = None
+        self._cached: tuple[float, Bucket] | None = None
         self._skip_redis_until = 0.0
         self._task: asyncio.Task[None] | None = None
 
@@ -192,24 +237,27 @@ class Performance:
         batch = list(self.samples)
         self.samples.clear()
         oldest = self._oldest_bucket()
-        for bucket in [b for b in self.local if b < oldest]:
-            del self.local[bucket]
+        for start in [b for b in self.local if b < oldest]:
+            del self.local[start]
         folded = {b: c for b, c in fold(batch).items() if b >= oldest}
-        for bucket, counts in folded.items():
-            self.local.setdefault(bucket, collections.Counter()).update(counts)
+        for start, bucket in folded.items():
+            mine = self.local.setdefault(start, {})
+            for key, stats in bucket.items():
+                _stats(mine, key).add(stats)
         if self.redis is not None and folded:
             await self._share(folded)
 
     def _oldest_bucket(self) -> int:
         return int((time.time() - self.window) // BUCKET_SECONDS) * BUCKET_SECONDS
 
-    async def _share(self, folded: dict[int, Counts]) -> None:
+    async def _share(self, folded: dict[int, Bucket]) -> None:
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
-                for bucket, counts in folded.items():
-                    key = KEY.format(bucket=bucket)
-                    for field, value in counts.items():
-                        pipe.hincrby(key, field, value)
+                for start, bucket in folded.items():
+                    key = KEY.format(bucket=start)
+                    for name, stats in bucket.items():
+                        for field, value in stats.fields(name):
+                            pipe.hincrby(key, field, value)
                     pipe.expire(key, int(self.window) + 2 * BUCKET_SECONDS)
                 await pipe.execute()
             self._shared(True)
@@ -225,30 +273,23 @@ class Performance:
                             "process's own", type(exc).__name__)
         self.shared_ok = ok
 
-    async def stats(self) -> dict[tuple[str, str], Stats]:
+    async def stats(self) -> Bucket:
         """Stats per (kind, name) over the window: merged from Redis when shared, else this process's."""
         now = time.monotonic()
         if self._cached is not None and now - self._cached[0] < READ_CACHE:
             return self._cached[1]
         oldest = self._oldest_bucket()
-        merged: Counts = collections.Counter()
-        shared = None
+        result = None
         if self.redis is not None and now >= self._skip_redis_until:
-            shared = await self._read_shared(oldest)
-            if shared is None:
+            result = await self._read_shared(oldest)
+            if result is None:
                 self._skip_redis_until = now + REDIS_BACKOFF
-        if shared is not None:
-            for counts in shared:
-                merged.update(counts)
-        else:
-            for bucket, counts in self.local.items():
-                if bucket >= oldest:
-                    merged.update(counts)
-        result = summarize(merged)
+        if result is None:
+            result = merge(bucket for start, bucket in self.local.items() if start >= oldest)
         self._cached = (now, result)
         return result
 
-    async def _read_shared(self, oldest: int) -> list[Counts] | None:
+    async def _read_shared(self, oldest: int) -> Bucket | None:
         buckets = range(oldest, int(time.time()) + 1, BUCKET_SECONDS)
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -259,7 +300,10 @@ class Performance:
             self._shared(False, exc)
             return None
         self._shared(True)
-        return [collections.Counter({_text(k): int(v) for k, v in answer.items()}) for answer in answers]
+        merged: Bucket = {}
+        for answer in answers:
+            parse_fields({_text(k): int(v) for k, v in answer.items()}, merged)
+        return merged
 
     async def aclose(self) -> None:
         if self._task is not None:

@@ -10,7 +10,7 @@ from parrotrouter.accounting.usage import Attempt
 from parrotrouter.catalog import HealthCheck, ProviderSpec
 from parrotrouter.config.loader import read_config_file
 from parrotrouter.errors import ConfigError
-from parrotrouter.observe.performance import EDGES, bin_of, fold, percentile, performance_block, summarize
+from parrotrouter.observe.performance import EDGES, bin_of, fold, parse_fields, percentile, performance_block
 from parrotrouter.observe.provider_health import probe_for, self_hosted
 from parrotrouter.settings import Secret
 
@@ -86,7 +86,7 @@ def test_fold_counts_models_and_providers() -> None:
     cancelled = ("m1", 499, 5.0, None, None, 1003.0, [])
     buckets = fold([ok, failed, client_error, cancelled])
     assert list(buckets) == [1000]
-    stats = summarize(buckets[1000])
+    stats = buckets[1000]
     model, provider = stats[("m", "m1")], stats[("p", "p1")]
     assert (model.requests, model.succeeded, provider.requests, provider.succeeded) == (2, 1, 2, 1)
     block = performance_block(model, 300)
@@ -94,3 +94,10 @@ def test_fold_counts_models_and_providers() -> None:
     assert block["success_rate"] == 0.5 and block["requests"] == 2
     assert block["tokens_per_second"] == 100.0  # 40 tokens in the 400 ms after the first one
     assert performance_block(None, 300) is None
+    # What Redis holds reads back as the same figures.
+    shared: dict[str, int] = {}
+    for key, found in stats.items():
+        shared.update(found.fields(key))
+    again: dict[tuple[str, str], object] = {}
+    parse_fields(shared, again)  # type: ignore[arg-type]
+    assert performance_block(again[("m", "m1")], 300) == block  # type: ignore[arg-type]

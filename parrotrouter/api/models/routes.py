@@ -7,7 +7,7 @@ from aiohttp import web
 
 from ...catalog import ModelSpec
 from ...errors import InvalidRequest, NotFound, echo
-from ...observe.performance import Stats, performance_block, performance_of
+from ...observe.performance import Bucket, performance_block, performance_of
 from ...settings import parse_bool
 from ...state import AppState
 from ..request import app_state, authenticate
@@ -41,13 +41,13 @@ def model_status(state: AppState, model: ModelSpec) -> dict[str, Any]:
     return {"active": False, "message": verdicts[0].message}
 
 
-async def performance_stats(state: AppState) -> dict[tuple[str, str], Stats] | None:
+async def performance_stats(state: AppState) -> Bucket | None:
     performance = performance_of(state.observers)
     return None if performance is None else await performance.stats()
 
 
 def model_object(state: AppState, model: ModelSpec,
-                 stats: dict[tuple[str, str], Stats] | None = None) -> dict[str, Any]:
+                 stats: Bucket | None = None) -> dict[str, Any]:
     first = model.deployments[0]
     spec = state.catalog.providers[first.provider]
     providers = [state.providers.get(d.provider) for d in model.deployments]
