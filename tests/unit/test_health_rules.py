@@ -9,9 +9,12 @@ import pytest
 from parrotrouter.accounting.usage import Attempt
 from parrotrouter.catalog import HealthCheck, ProviderSpec
 from parrotrouter.config.loader import read_config_file
-from parrotrouter.errors import ConfigError
+from parrotrouter.errors import ConfigError, FailureKind
 from parrotrouter.observe.performance import EDGES, bin_of, fold, parse_fields, percentile, performance_block
-from parrotrouter.observe.provider_health import probe_for, self_hosted
+from parrotrouter.observe.provider_health import ProviderHealth, probe_for, self_hosted
+from parrotrouter.providers.http import HttpProvider
+from parrotrouter.providers.openai_compat import OpenAIAdapter
+from parrotrouter.routing.health import BreakerSettings, Health
 from parrotrouter.settings import Secret
 
 
@@ -101,3 +104,24 @@ def test_fold_counts_models_and_providers() -> None:
     again: dict[tuple[str, str], object] = {}
     parse_fields(shared, again)  # type: ignore[arg-type]
     assert performance_block(again[("m", "m1")], 300) == block  # type: ignore[arg-type]
+
+
+def test_an_open_breaker_makes_a_deployment_and_then_its_provider_unhealthy() -> None:
+    local = spec("http://127.0.0.1:8000/v1")
+    breakers = Health(BreakerSettings(failure_threshold=1, cooldown=60))
+    provider = HttpProvider(local, OpenAIAdapter(local), supports_completions=True)
+    health = ProviderHealth({"p": local}, {"p": provider}, breakers, interval=15, timeout=2)
+    breakers.started("p/a")
+    breakers.finished("p/a", True, 10.0, None)
+    breakers.started("p/b")
+    breakers.finished("p/b", False, 10.0, None, FailureKind.SERVER_ERROR)
+    assert health.deployment("p", "p/a").healthy
+    broken = health.deployment("p", "p/b")
+    assert not broken.healthy and "circuit breaker open since" in broken.message
+    assert health.provider("p").healthy  # one deployment of two still works
+    breakers.started("p/a")
+    breakers.finished("p/a", False, 10.0, None, FailureKind.TIMEOUT)
+    verdict = health.provider("p")
+    assert not verdict.healthy and "circuit breakers open" in verdict.message
+    assert health.report()["p"]["open_circuits"] == 2
+    assert "127.0.0.1" not in verdict.message and "sk-secret" not in verdict.message
