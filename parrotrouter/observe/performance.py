@@ -1,6 +1,6 @@
 """Rolling performance of each model (and success of each provider) from real traffic.
 
-The request path only appends one tuple to a bounded deque (`finished`). A loop folds them, once a
+The request path only appends the request's record to a bounded deque (`finished`). A loop folds them, once a
 second, into 10-second buckets of counters per model and provider: requests, successes, latency and time-to-first-token
 histograms (bins 25% wide, so a percentile is within ~12% of the exact one), completion tokens and
 generation time. With Redis every process adds its counters to the same buckets (one pipeline per
@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..accounting.usage import STATUS_CLIENT_CLOSED, Attempt, UsageRecord
+from ..accounting.usage import STATUS_CLIENT_CLOSED, UsageRecord
 from ..routing.health import COUNTED
 
 if TYPE_CHECKING:
@@ -40,9 +40,9 @@ EDGES: tuple[float, ...] = tuple(RATIO ** i for i in range(int(math.log(3_600_00
 FAILURE_CODES = frozenset(kind.value for kind in COUNTED)
 SEP = "\x1f"
 
-# One finished request: model, status, latency, ttft, completion tokens (None: not yet counted),
-# when it ended, and its attempts (final once the request is recorded).
-Sample = tuple[str | None, int, float, float | None, int | None, float, list[Attempt]]
+# A finished request's record: status, timings, model and attempts are final once the serving core
+# recorded it; its tokens are final once `deferred_count` is None (the ledger may count them meanwhile).
+Sample = UsageRecord
 Key = tuple[str, str]  # ("m", model id) or ("p", provider name)
 
 
@@ -115,38 +115,50 @@ def _stats(bucket: Bucket, key: Key) -> Stats:
 
 
 def fold(samples: Iterable[Sample]) -> dict[int, Bucket]:
-    """Stats per bucket for finished requests."""
-    buckets: dict[int, Bucket] = {}
-    for model, status, latency, ttft, tokens, ended, attempts in samples:
-        start = int(ended // BUCKET_SECONDS) * BUCKET_SECONDS
-        bucket = buckets.get(start)
-        if bucket is None:
-            bucket = buckets[start] = {}
-        for attempt in attempts:
+    """Stats per bucket for finished requests (runs once a second over every request: kept lean)."""
+    models: dict[int, dict[str, Stats]] = {}
+    providers: dict[int, dict[str, Stats]] = {}
+    bisect_right, edges, failure_codes = bisect.bisect_right, EDGES, FAILURE_CODES
+    last, by_model, by_provider = -1, {}, {}
+    for record in samples:
+        latency, ttft, model, status = record.latency_ms, record.ttft_ms, record.served_model, record.status
+        start = int(record.created_at + latency / 1000) // BUCKET_SECONDS * BUCKET_SECONDS
+        if start != last:
+            last = start
+            by_model = models.setdefault(start, {})
+            by_provider = providers.setdefault(start, {})
+        for attempt in record.attempts:
             ok = attempt.status < 400
-            if ok or attempt.error_code in FAILURE_CODES:
-                provider = _stats(bucket, ("p", attempt.provider))
-                provider.requests += 1
-                provider.succeeded += ok
+            if ok or attempt.error_code in failure_codes:
+                stats = by_provider.get(attempt.provider)
+                if stats is None:
+                    stats = by_provider[attempt.provider] = Stats()
+                stats.requests += 1
+                stats.succeeded += ok
         if model is None or status == STATUS_CLIENT_CLOSED:
             continue
         ok = status < 400
         if not ok and status < 500 and status not in (408, 429):
             continue  # the caller's mistake, not the model's
-        stats = _stats(bucket, ("m", model))
+        stats = by_model.get(model)
+        if stats is None:
+            stats = by_model[model] = Stats()
         stats.requests += 1
         if not ok:
             continue
         stats.succeeded += 1
-        b = bin_of(latency)
-        stats.latency[b] = stats.latency.get(b, 0) + 1
+        bins = stats.latency
+        b = bisect_right(edges, latency)
+        bins[b] = bins.get(b, 0) + 1
         if ttft is not None:
-            b = bin_of(ttft)
-            stats.ttft[b] = stats.ttft.get(b, 0) + 1
-        if tokens:
-            stats.tokens += tokens
+            bins = stats.ttft
+            b = bisect_right(edges, ttft)
+            bins[b] = bins.get(b, 0) + 1
+        if record.deferred_count is None and record.completion_tokens:
+            stats.tokens += record.completion_tokens
             stats.generation_ms += max(1, round(latency - (ttft or 0.0)))
-    return buckets
+    return {start: {**{("m", name): stats for name, stats in models[start].items()},
+                    **{("p", name): stats for name, stats in providers[start].items()}} for start in models}
 
 
 def parse_fields(fields: Mapping[str, int], into: Bucket) -> None:
@@ -214,9 +226,7 @@ class Performance:
         self._task: asyncio.Task[None] | None = None
 
     def finished(self, record: UsageRecord, ctx: RequestContext) -> None:
-        tokens = record.completion_tokens if record.deferred_count is None else None
-        self.samples.append((record.served_model, record.status, record.latency_ms, record.ttft_ms, tokens,
-                             record.created_at + record.latency_ms / 1000, record.attempts))
+        self.samples.append(record)  # everything else happens in the fold, off the request path
 
     def completed(self, records: list[UsageRecord]) -> None:
         pass

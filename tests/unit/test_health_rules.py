@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from parrotrouter.accounting.usage import Attempt
+from parrotrouter.accounting.usage import Attempt, UsageRecord
 from parrotrouter.catalog import HealthCheck, ProviderSpec
 from parrotrouter.config.loader import read_config_file
 from parrotrouter.errors import ConfigError, FailureKind
@@ -83,10 +83,15 @@ def test_percentiles_come_from_the_histogram_within_a_bin() -> None:
 
 
 def test_fold_counts_models_and_providers() -> None:
-    ok = ("m1", 200, 500.0, 100.0, 40, 1000.0, [Attempt("p1", "p1/m", 200)])
-    failed = ("m1", 502, 50.0, None, None, 1001.0, [Attempt("p1", "p1/m", 502, "server_error")])
-    client_error = ("m1", 400, 5.0, None, None, 1002.0, [Attempt("p1", "p1/m", 400, "bad_request")])
-    cancelled = ("m1", 499, 5.0, None, None, 1003.0, [])
+    def record(status: int, latency: float, ttft: float | None, tokens: int, attempts: list[Attempt]) -> UsageRecord:
+        return UsageRecord(id="r", endpoint="chat", requested_model="m1", served_model="m1", status=status,
+                           latency_ms=latency, ttft_ms=ttft, completion_tokens=tokens, attempts=attempts,
+                           created_at=1000.0)
+
+    ok = record(200, 500.0, 100.0, 40, [Attempt("p1", "p1/m", 200)])
+    failed = record(502, 50.0, None, 0, [Attempt("p1", "p1/m", 502, "server_error")])
+    client_error = record(400, 5.0, None, 0, [Attempt("p1", "p1/m", 400, "bad_request")])
+    cancelled = record(499, 5.0, None, 0, [])
     buckets = fold([ok, failed, client_error, cancelled])
     assert list(buckets) == [1000]
     stats = buckets[1000]
