@@ -37,6 +37,7 @@ KEY = "parrotrouter:perf:{bucket}"
 RATIO = 1.25  # each histogram bin is 25% wider than the one before
 EDGES: tuple[float, ...] = tuple(RATIO ** i for i in range(int(math.log(3_600_000, RATIO)) + 2))  # 1 ms .. >1 h
 # Upstream failures that say something about a provider (a bad request does not).
+BINS = len(EDGES) + 1  # bin b counts values in [EDGES[b-1], EDGES[b])
 FAILURE_CODES = frozenset(kind.value for kind in COUNTED)
 SEP = "\x1f"
 
@@ -55,9 +56,9 @@ class Stats:
         self.requests = 0
         self.succeeded = 0
         self.tokens = 0
-        self.generation_ms = 0
-        self.latency: dict[int, int] = {}  # histogram bin -> count
-        self.ttft: dict[int, int] = {}
+        self.generation_ms = 0.0
+        self.latency = [0] * BINS  # count per histogram bin
+        self.ttft = [0] * BINS
 
     @property
     def success_rate(self) -> float | None:
@@ -68,20 +69,20 @@ class Stats:
         self.succeeded += other.succeeded
         self.tokens += other.tokens
         self.generation_ms += other.generation_ms
-        for mine, theirs in ((self.latency, other.latency), (self.ttft, other.ttft)):
-            for b, count in theirs.items():
-                mine[b] = mine.get(b, 0) + count
+        self.latency = [a + b for a, b in zip(self.latency, other.latency, strict=True)]
+        self.ttft = [a + b for a, b in zip(self.ttft, other.ttft, strict=True)]
 
     def fields(self, key: Key) -> Iterator[tuple[str, int]]:
         """As Redis hash fields, "kind\x1fname\x1fmetric" -> count."""
         prefix = f"{key[0]}{SEP}{key[1]}{SEP}"
-        for metric in ("requests", "succeeded", "tokens", "generation_ms"):
-            value = getattr(self, metric)
+        for metric, value in (("requests", self.requests), ("succeeded", self.succeeded), ("tokens", self.tokens),
+                              ("generation_ms", round(self.generation_ms))):
             if value:
                 yield prefix + metric, value
         for name, histogram in (("latency", self.latency), ("ttft", self.ttft)):
-            for b, count in histogram.items():
-                yield f"{prefix}{name}{b}", count
+            for b, count in enumerate(histogram):
+                if count:
+                    yield f"{prefix}{name}{b}", count
 
 
 Bucket = dict[Key, Stats]
@@ -91,15 +92,14 @@ def bin_of(ms: float) -> int:
     return bisect.bisect_right(EDGES, ms)
 
 
-def percentile(bins: dict[int, int], q: float) -> float | None:
+def percentile(bins: list[int], q: float) -> float | None:
     """The q-th quantile of a histogram, interpolated inside its bin; None when it is empty."""
-    total = sum(bins.values())
+    total = sum(bins)
     if not total:
         return None
     rank, seen = q * total, 0
-    for b in sorted(bins):
-        count = bins[b]
-        if seen + count >= rank:
+    for b, count in enumerate(bins):
+        if count and seen + count >= rank:
             low = EDGES[b - 1] if b > 0 else 0.0
             high = EDGES[b] if b < len(EDGES) else EDGES[-1]
             return low + (high - low) * ((rank - seen) / count)
@@ -115,14 +115,15 @@ def _stats(bucket: Bucket, key: Key) -> Stats:
 
 
 def fold(samples: Iterable[Sample]) -> dict[int, Bucket]:
-    """Stats per bucket for finished requests (runs once a second over every request: kept lean)."""
-    models: dict[int, dict[str, Stats]] = {}
-    providers: dict[int, dict[str, Stats]] = {}
-    bisect_right, edges, failure_codes = bisect.bisect_right, EDGES, FAILURE_CODES
-    last, by_model, by_provider = -1, {}, {}
+    """Stats per bucket for finished requests (runs once a second over every request: kept lean,
+    no function call in the common case but the histogram's bisect)."""
+    models: dict[float, dict[str, Stats]] = {}
+    providers: dict[float, dict[str, Stats]] = {}
+    bisect_right, edges, failure_codes, width = bisect.bisect_right, EDGES, FAILURE_CODES, BUCKET_SECONDS
+    last, by_model, by_provider = -1.0, {}, {}
     for record in samples:
-        latency, ttft, model, status = record.latency_ms, record.ttft_ms, record.served_model, record.status
-        start = int(record.created_at + latency / 1000) // BUCKET_SECONDS * BUCKET_SECONDS
+        latency = record.latency_ms
+        start = (record.created_at + latency / 1000) // width
         if start != last:
             last = start
             by_model = models.setdefault(start, {})
@@ -130,35 +131,31 @@ def fold(samples: Iterable[Sample]) -> dict[int, Bucket]:
         for attempt in record.attempts:
             ok = attempt.status < 400
             if ok or attempt.error_code in failure_codes:
-                stats = by_provider.get(attempt.provider)
-                if stats is None:
-                    stats = by_provider[attempt.provider] = Stats()
+                name = attempt.provider
+                stats = by_provider[name] if name in by_provider else by_provider.setdefault(name, Stats())
                 stats.requests += 1
                 stats.succeeded += ok
+        model, status = record.served_model, record.status
         if model is None or status == STATUS_CLIENT_CLOSED:
             continue
         ok = status < 400
-        if not ok and status < 500 and status not in (408, 429):
+        if not ok and status < 500 and status != 408 and status != 429:
             continue  # the caller's mistake, not the model's
-        stats = by_model.get(model)
-        if stats is None:
-            stats = by_model[model] = Stats()
+        stats = by_model[model] if model in by_model else by_model.setdefault(model, Stats())
         stats.requests += 1
         if not ok:
             continue
         stats.succeeded += 1
-        bins = stats.latency
-        b = bisect_right(edges, latency)
-        bins[b] = bins.get(b, 0) + 1
+        stats.latency[bisect_right(edges, latency)] += 1
+        ttft = record.ttft_ms
         if ttft is not None:
-            bins = stats.ttft
-            b = bisect_right(edges, ttft)
-            bins[b] = bins.get(b, 0) + 1
+            stats.ttft[bisect_right(edges, ttft)] += 1
         if record.deferred_count is None and record.completion_tokens:
             stats.tokens += record.completion_tokens
-            stats.generation_ms += max(1, round(latency - (ttft or 0.0)))
-    return {start: {**{("m", name): stats for name, stats in models[start].items()},
-                    **{("p", name): stats for name, stats in providers[start].items()}} for start in models}
+            stats.generation_ms += latency - ttft if ttft is not None else latency
+    return {int(start * width): {**{("m", name): stats for name, stats in models[start].items()},
+                                 **{("p", name): stats for name, stats in providers[start].items()}}
+            for start in models}
 
 
 def parse_fields(fields: Mapping[str, int], into: Bucket) -> None:
@@ -171,9 +168,9 @@ def parse_fields(fields: Mapping[str, int], into: Bucket) -> None:
         stats = _stats(into, (kind, name))
         for histogram in ("latency", "ttft"):
             if metric.startswith(histogram) and metric[len(histogram):].isdigit():
-                bins: dict[int, int] = getattr(stats, histogram)
                 b = int(metric[len(histogram):])
-                bins[b] = bins.get(b, 0) + value
+                if b < BINS:
+                    getattr(stats, histogram)[b] += value
                 break
         else:
             if metric in ("requests", "succeeded", "tokens", "generation_ms"):
