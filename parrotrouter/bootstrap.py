@@ -15,6 +15,9 @@ from .config import ResolvedConfig, load_config
 from .errors import ConfigError
 from .home import Home, hash_key
 from .observe import Observers
+from .observe.performance import Performance
+from .observe.provider_health import ProviderHealth
+from .providers.base import Provider
 from .providers.http import build_provider
 from .ratelimit.limiter import RateLimiter
 from .ratelimit.memory import MemoryRateLimiter
@@ -58,9 +61,11 @@ def build_state(prepared: Prepared) -> AppState:
         master_hash = record.key_hash if record else None
     providers = {name: build_provider(spec, settings.model_host) for name, spec in catalog.providers.items()}
     if not settings.accounting:
-        return AppState(settings=settings, catalog=catalog, providers=providers, router=Router(catalog, providers),
+        router = Router(catalog, providers)
+        return AppState(settings=settings, catalog=catalog, providers=providers, router=router,
                         authenticator=MasterKeyAuthenticator(secret, master_hash), usage=NullSink(),
-                        budget=Budget.from_settings(settings), observers=build_observers(settings))
+                        budget=Budget.from_settings(settings), observers=build_observers(settings),
+                        provider_health=build_provider_health(settings, catalog, providers, router.health))
     engine = create_engine(database_url(settings.database_url, home.path))
     cache = KeyCache(engine, interval=settings.key_refresh_seconds)
     credits = CreditManager(engine)
@@ -70,17 +75,19 @@ def build_state(prepared: Prepared) -> AppState:
                     home=home.path, content=content)
     accounts = Accounts(engine=engine, keys=KeyStore(engine, secret), key_cache=cache, credits=credits,
                         ledger=ledger)
+    router = Router(catalog, providers, build_health(settings))
     return AppState(
         settings=settings,
         catalog=catalog,
         providers=providers,
-        router=Router(catalog, providers, build_health(settings)),
+        router=router,
         authenticator=KeyAuthenticator(secret, master_hash, cache),
         usage=ledger,
         accounts=accounts,
         limiter=build_limiter(settings),
         budget=Budget.from_settings(settings),
         observers=build_observers(settings),
+        provider_health=build_provider_health(settings, catalog, providers, router.health),
     )
 
 
@@ -91,7 +98,17 @@ def build_observers(settings: Settings) -> Observers:
         from .observe.metrics import Metrics, MetricsObserver  # imported only when on: it reads its env
 
         observers.add(MetricsObserver(Metrics()))
+    if settings.performance:
+        observers.add(Performance(settings.performance_window, settings.redis_url, settings.redis_timeout))
     return observers
+
+
+def build_provider_health(settings: Settings, catalog: Catalog, providers: dict[str, Provider],
+                          breakers: Health) -> ProviderHealth:
+    """Provider health for /v1/models and /ready: probes as the settings and the config file ask."""
+    return ProviderHealth(catalog.providers, providers, breakers, interval=settings.health_probe_interval,
+                          timeout=settings.health_probe_timeout, redis_url=settings.redis_url,
+                          redis_timeout=settings.redis_timeout)
 
 
 def build_health(settings: Settings) -> Health:

@@ -35,6 +35,17 @@ class LocalModelFile:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class HealthCheck:
+    """A provider's active health probe as the config file sets it (None fields: the defaults)."""
+
+    probe: bool | None = None  # None: on for self-hosted endpoints, off for cloud ones
+    path: str | None = None  # GET {base_url}{path}; default /models
+    url: str | None = None  # an absolute URL to GET instead
+    interval: float | None = None  # seconds; default the `health_probe_interval` setting
+    timeout: float | None = None  # seconds; default the `health_probe_timeout` setting
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class ProviderSpec:
     name: str
     type: str  # openai | anthropic | gemini | llamacpp
@@ -49,6 +60,7 @@ class ProviderSpec:
     region: str | None = None
     unix_socket: str | None = None  # reach base_url's host over this socket instead of TCP
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # the type's own, validated
+    health_check: HealthCheck = HealthCheck()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

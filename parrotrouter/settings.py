@@ -68,6 +68,27 @@ def _parse_port(value: Any) -> int:
     return number
 
 
+def _parse_non_negative(value: Any) -> float:
+    number = _parse_float(value)
+    if not 0 <= number < float("inf"):
+        raise ValueError(f"must be 0 or a positive number, not {value!r}")
+    return number
+
+
+def _parse_non_negative_int(value: Any) -> int:
+    number = _parse_int(value)
+    if number < 0:
+        raise ValueError(f"must be 0 or more, not {value!r}")
+    return number
+
+
+def _parse_window(value: Any) -> float:
+    number = _parse_float(value)
+    if not 10 <= number <= 86400:
+        raise ValueError(f"must be from 10 to 86400 seconds, not {value!r}")
+    return number
+
+
 def _parse_path(value: Any) -> Path:
     return Path(os.path.expanduser(str(value)))
 
@@ -249,6 +270,17 @@ class Settings:
                                      "at most (longer ones are cut and flagged as truncated).")
     content_purge_seconds: float = setting(600.0, _parse_positive, "Seconds between deletions of expired "
                                            "content (each process; safe with several).")
+    # Provider health and performance (observe/provider_health.py, observe/performance.py)
+    health_probe_interval: float = setting(15.0, _parse_non_negative, "Seconds between active health probes of "
+                                           "a provider (0: none; a provider's health_check.interval overrides).")
+    health_probe_timeout: float = setting(2.0, _parse_positive, "Seconds a health probe may take before it "
+                                          "counts as failed.")
+    ready_min_healthy_providers: int = setting(0, _parse_non_negative_int, "Healthy providers /ready requires "
+                                               "(0: one ready provider, as without health checks).")
+    performance: bool = setting(True, parse_bool, "Measure each model's latency, time to first token, tokens "
+                                "per second and success rate (the performance block of /v1/models).")
+    performance_window: float = setting(300.0, _parse_window, "Seconds of traffic the performance block covers "
+                                        "(10-86400).")
 
     @functools.cached_property
     def limit_defaults(self) -> Defaults:  # asked on every request: built once

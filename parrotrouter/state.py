@@ -14,6 +14,7 @@ from .auth.keystore import KeyCache, KeyStore
 from .auth.principal import Authenticator
 from .catalog import Catalog
 from .observe import Observers
+from .observe.provider_health import ProviderHealth
 from .providers.base import Provider
 from .ratelimit.limiter import RateLimiter
 from .routing.policy import DEFAULT_BUDGET, Budget
@@ -62,3 +63,5 @@ class AppState:
     streams: set[asyncio.Task[object]] = dataclasses.field(default_factory=set)
     # Metrics, traces, the request log (observe/): told of every request the serving core records.
     observers: Observers = dataclasses.field(default_factory=Observers)
+    # Live provider health (probes, breakers) for /v1/models and /ready; None: loaded means healthy.
+    provider_health: ProviderHealth | None = None

@@ -39,6 +39,8 @@ async def _start(app: web.Application) -> None:
     if state.accounts is not None:
         state.accounts.ledger.on_completed = state.observers.completed
     await state.observers.start(completes_itself=state.accounts is None)
+    if state.provider_health is not None:
+        await state.provider_health.start()
     state.started = True
 
 
@@ -62,6 +64,8 @@ async def _stop(app: web.Application) -> None:
         log.exception("stopping the observers failed")
     if state.limiter is not None:
         await state.limiter.aclose()
+    if state.provider_health is not None:
+        await state.provider_health.aclose()
     await state.router.health.aclose()
     for provider in state.providers.values():
         try:

@@ -143,6 +143,7 @@ def _provider_from_config(i: int, p: ProviderConfig, env: Mapping[str, str]) -> 
         headers=dict(p.headers), timeouts=timeouts, max_connections=p.max_connections,
         drop_params=preset.drop_params if preset else frozenset(), local=local, unix_socket=p.unix_socket,
         region=p.region, options=provider_type(p.type).parse_options(p.options),
+        health_check=cat.HealthCheck(**p.health_check.model_dump()),
     )
 
 

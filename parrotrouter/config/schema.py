@@ -60,6 +60,23 @@ class Timeouts(_Strict):
     total: Annotated[float, Field(gt=0)] = 600.0
 
 
+class HealthCheckConfig(_Strict):
+    """A provider's active health probe (README: Provider health and performance)."""
+
+    probe: bool | None = None
+    path: Annotated[str, Field(pattern=r"^/[!-~]{0,255}$")] | None = None
+    url: Annotated[str, Field(max_length=2048)] | None = None
+    interval: Annotated[float, Field(ge=0.1, le=86400)] | None = None
+    timeout: Annotated[float, Field(gt=0, le=60)] | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+
 class ProviderConfig(_Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
     type: Annotated[str, Field(min_length=1)]  # checked against the provider registry
@@ -71,6 +88,7 @@ class ProviderConfig(_Strict):
     max_connections: Annotated[int, Field(ge=0)] = 0
     region: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)  # the provider type's own (its `options` schema)
+    health_check: HealthCheckConfig = Field(default_factory=HealthCheckConfig)
     # llamacpp only
     path: str | None = None
     threads: Annotated[int, Field(ge=1)] | None = None

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from ...catalog import ModelSpec
 from ...errors import InvalidRequest, NotFound, echo
+from ...observe.performance import Bucket, performance_block, performance_of
 from ...settings import parse_bool
 from ...state import AppState
 from ..request import app_state, authenticate
@@ -27,11 +28,29 @@ def endpoints(model: ModelSpec) -> list[str]:
     return served
 
 
-def model_object(state: AppState, model: ModelSpec) -> dict[str, Any]:
+def model_status(state: AppState, model: ModelSpec) -> dict[str, Any]:
+    """Active when one deployment is: its provider loaded and healthy, its breaker not open; else
+    the first deployment's reason (never a URL or a credential)."""
+    health = state.provider_health
+    if health is None:
+        active = any((p := state.providers.get(d.provider)) is not None and p.ready() for d in model.deployments)
+        return {"active": active, "message": "available" if active else "no provider of this model is ready"}
+    verdicts = [health.deployment(d.provider, d.id) for d in model.deployments]
+    if any(v.healthy for v in verdicts):
+        return {"active": True, "message": "available"}
+    return {"active": False, "message": verdicts[0].message}
+
+
+async def performance_stats(state: AppState) -> Bucket | None:
+    performance = performance_of(state.observers)
+    return None if performance is None else await performance.stats()
+
+
+def model_object(state: AppState, model: ModelSpec,
+                 stats: Bucket | None = None) -> dict[str, Any]:
     first = model.deployments[0]
     spec = state.catalog.providers[first.provider]
     providers = [state.providers.get(d.provider) for d in model.deployments]
-    active = any(p is not None and p.ready() for p in providers)
     pricing = model.pricing.per_1k() if model.pricing is not None else None
     return {
         "id": model.id,
@@ -47,8 +66,9 @@ def model_object(state: AppState, model: ModelSpec) -> dict[str, Any]:
         "deployments": [d.id for d in model.deployments],
         "endpoints": endpoints(model),
         "native_apis": sorted({dialect for p in providers if p is not None for dialect in p.native_dialects}),
-        "status": {"active": active,
-                   "message": "available" if active else "no provider of this model is ready"},
+        "status": model_status(state, model),
+        "performance": None if stats is None else performance_block(stats.get(("m", model.id)),
+                                                                     state.settings.performance_window),
     }
 
 
@@ -64,6 +84,7 @@ async def list_models(http: web.Request) -> web.Response:
     if capability is not None and capability not in CAPABILITIES:
         raise InvalidRequest(f"'capability' must be one of: {', '.join(CAPABILITIES)}.", param="capability")
     provider = query.get("provider")
+    stats = await performance_stats(state)
     data = []
     for model in state.catalog.models.values():
         if provider is not None and all(d.provider != provider for d in model.deployments):
@@ -72,7 +93,7 @@ async def list_models(http: web.Request) -> web.Response:
             continue
         if not policy.allows_model(model.id):
             continue
-        obj = model_object(state, model)
+        obj = model_object(state, model, stats)
         if active_only and not obj["status"]["active"]:
             continue
         data.append(obj)
@@ -92,7 +113,8 @@ async def get_model(http: web.Request) -> web.Response:
                            "GET /v1/models lists the models you can use.", param="model") from None
     if not policy.allows_model(name, model.id):
         raise NotFound(f"The model '{echo(name)}' does not exist on this gateway.", param="model")
-    return web.Response(body=orjson.dumps(model_object(state, model)), content_type="application/json")
+    body = model_object(state, model, await performance_stats(state))
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
 def add_routes(app: web.Application) -> None:

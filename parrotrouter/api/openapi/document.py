@@ -141,7 +141,8 @@ OPERATIONS: tuple[Operation, ...] = (
               examples={"texts": {"value": {"model": "text-embedding-3-small", "input": ["first", "second"]}}}),
     Operation("get", "/v1/models", "listModels", "List the models this key may use.", "models", "ModelList",
               parameters=(
-                  query("active_only", BOOLEAN, "Only models a ready provider serves (default true)."),
+                  query("active_only", BOOLEAN, "Only models a healthy deployment serves: provider loaded, "
+                        "its probe passing, its breaker closed (default true)."),
                   query("capability", {"enum": ["chat", "completion", "function_calling", "vision", "embeddings",
                                                 "json_mode"]}, "Only models with this capability."),
                   query("provider", {"type": "string"}, "Only models this provider serves."))),
@@ -150,7 +151,8 @@ OPERATIONS: tuple[Operation, ...] = (
               parameters=(path_param("model_id", "A model id, alias, or provider/model name.", "auto"),)),
     Operation("get", "/health", "health", "Liveness: the process answers.", "operations", "Health",
               authenticated=False),
-    Operation("get", "/ready", "ready", "Readiness: started, a provider ready, ledger and limits healthy.",
+    Operation("get", "/ready", "ready", "Readiness: started, a provider ready (or "
+              "`ready_min_healthy_providers` healthy), ledger and limits healthy.",
               "operations", "Readiness", authenticated=False,
               extra_responses=(("503", {"description": "Not ready (same body, `status: not_ready`).",
                                         "content": {JSON: {"schema": ref("Readiness")}}}),)),

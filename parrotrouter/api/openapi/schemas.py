@@ -134,7 +134,14 @@ MODEL: Schema = obj({
     "native_apis": {"type": "array", "items": STRING,
                     "description": "Inbound APIs a deployment of this model takes in its own format (no "
                                    "translation), e.g. anthropic.messages."},
-    "status": obj({"active": BOOL, "message": STRING}),
+    "status": obj({"active": BOOL, "message": STRING},
+                  description="Live health: a deployment's provider loaded, its probe passing, its breaker closed."),
+    "performance": nullable(obj({
+        "window_seconds": COUNT, "requests": COUNT, "success_rate": NUMBER,
+        "latency_p50_ms": nullable(COUNT), "latency_p95_ms": nullable(COUNT), "ttft_p50_ms": nullable(COUNT),
+        "tokens_per_second": nullable(NUMBER),
+    }, description="Rolling figures from real traffic over the window; null without traffic (or with "
+                   "`performance` off).")),
 })
 
 BALANCE: Schema = obj({"credits": USD, "currency": CURRENCY})
@@ -208,7 +215,13 @@ ROUTE_EXPLANATION: Schema = obj({
 READINESS: Schema = obj({
     "status": {"enum": ["ready", "not_ready"]},
     "checks": obj({"started": BOOL, "providers": {"type": "object", "additionalProperties": BOOL},
-                   "ledger": OBJECT, "credits": OBJECT, "limits": OBJECT}, required=["started", "providers"]),
+                   "ledger": OBJECT, "credits": OBJECT, "limits": OBJECT,
+                   "provider_health": {"type": "object", "additionalProperties": obj({
+                       "healthy": BOOL, "message": STRING, "probe": BOOL, "checked_at": STRING,
+                       "open_circuits": COUNT, "success_rate": nullable(NUMBER)},
+                       required=["healthy", "message", "probe"])},
+                   "healthy_providers": obj({"healthy": COUNT, "required": COUNT})},
+                  required=["started", "providers"]),
 })
 
 EMBEDDING_LIST: Schema = obj({
