@@ -133,7 +133,8 @@ async def embed(state: AppState, ctx: RequestContext, request: EmbeddingRequest,
         assert isinstance(data, list)
         return {"object": "list", "data": data,
                 "model": candidate.model.id, "provider": candidate.deployment.provider,
-                "usage": {"prompt_tokens": record.prompt_tokens, "total_tokens": record.prompt_tokens}}
+                "usage": {"prompt_tokens": record.prompt_tokens, "total_tokens": record.prompt_tokens,
+                          "cost": record.answer_cost()}}
     except ParrotError as err:
         if record.prompt_tokens == 0:  # parts answered before another failed were billed upstream
             record.prompt_tokens = request.served_tokens()
