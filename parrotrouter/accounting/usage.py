@@ -6,11 +6,13 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Callable
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
+import orjson
+
 from ..pricing import ModelPricing
-from ..store.schema import to_nanos
+from ..store.schema import NANO, usd_text
 from ..tokens import encoding_ready
 
 if TYPE_CHECKING:
@@ -140,11 +142,10 @@ class UsageRecord:
                 self.cost = Decimal(0)
         return self.cost
 
-    def answer_cost(self) -> float:
-        """`usage.cost` in an answer: USD rounded to the ledger's nano-dollar (a JSON number the
-        clients read as a float equal to the ledger row's cost)."""
-        nanos = to_nanos(self.price())
-        return nanos / 1_000_000_000 if nanos else 0
+    def answer_cost(self) -> orjson.Fragment:
+        """`usage.cost` in an answer: USD rounded to the ledger's nano-dollar (as the ledger rounds
+        it), written as a plain decimal JSON number (`0.00000006`, never `6e-08`)."""
+        return orjson.Fragment(usd_text(self.price().quantize(NANO, ROUND_HALF_EVEN)))
 
     @property
     def counts_off_loop(self) -> bool:

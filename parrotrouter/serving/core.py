@@ -18,6 +18,8 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, Generic, TypeVar
 
+import orjson
+
 from ..accounting.reserve import PricedRoute, output_cap, reserve_max_cost
 from ..accounting.usage import OFF_LOOP_COUNT, STATUS_CLIENT_CLOSED, UsageRecord
 from ..catalog import AUTO
@@ -301,7 +303,7 @@ class Stream:
         self._ended = True
         yield Done(relay.usage_chunk(work.request.usage_accounting) if work.request.include_usage else None)
 
-    def cost(self) -> float:
+    def cost(self) -> orjson.Fragment:
         """The request's cost so far, as answers report it (`usage.cost`): for inbound APIs that
         relay an upstream's own usage events (native streams)."""
         return self.work.record.answer_cost()

@@ -111,6 +111,17 @@ def test_embeddings_carry_the_ledger_cost(gw: Gateway) -> None:
     assert cost > 0 and cost == ledger_cost_of_last(gw, "embeddings")
 
 
+def test_a_tiny_cost_is_a_plain_decimal(gw: Gateway) -> None:
+    """Five tokens at $0.02 per million: 0.0000001, written as such (never 1e-07), as amounts are."""
+    with gw.http() as http:
+        resp = http.post("/v1/embeddings", json={"model": "text-embedding-3-small", "input": "a b c d e",
+                                                 "encoding_format": "float"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["usage"]["prompt_tokens"] == 5
+    assert resp.text.endswith('"cost":0.0000001}}')
+    assert ledger_cost_of_last(gw, "embeddings") == 0.0000001
+
+
 def ledger_cost_of_last(gw: Gateway, endpoint: str) -> float:
     """The cost of the newest ledger row of an endpoint (embeddings answers carry no generation id)."""
     deadline = time.time() + 5

@@ -27,7 +27,7 @@ def sse(kind: str, data: Event) -> bytes:
 class MessageStream:
     """One stream's state: the open content block, the tool calls' blocks, the stop reason."""
 
-    def __init__(self, message_id: str, model: str, native: bool, cost: Callable[[], float]) -> None:
+    def __init__(self, message_id: str, model: str, native: bool, cost: Callable[[], orjson.Fragment]) -> None:
         self.message_id = message_id
         self.model = model
         self.native = native

@@ -44,7 +44,7 @@ class StreamEncoder:
     """Per-stream state: the events so far, the output items, the final response."""
 
     def __init__(self, request: p.ResponsesRequest, rid: str, model: str, tools: encode.ToolNames,
-                 cost: Callable[[], float] | None = None) -> None:
+                 cost: Callable[[], orjson.Fragment] | None = None) -> None:
         self.tools = tools
         self.cost = cost  # the request's cost so far (a native stream's final response carries it)
         self.seq = 0
