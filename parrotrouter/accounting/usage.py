@@ -6,10 +6,13 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Callable
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
+import orjson
+
 from ..pricing import ModelPricing
+from ..store.schema import NANO, usd_text
 from ..tokens import encoding_ready
 
 if TYPE_CHECKING:
@@ -99,6 +102,9 @@ class UsageRecord:
     reservation: Reservation | None = None  # credits held for this request, settled by the ledger
     limit_ticket: Ticket | None = None  # tokens taken from token rate limits, reconciled after
     observed: bool = False  # passed to the observers' `completed` (observe/__init__.py), once
+    # The token counts `cost` was computed for (None: not priced yet): the answer's `usage.cost` and
+    # the ledger's are one computation, redone only if the counts changed since.
+    priced: tuple[int, int, int, int] | None = None
 
     def observe_usage(self, usage: dict[str, Any] | None) -> None:
         """Take the usage an upstream reported (OpenAI shape), each count bounded."""
@@ -131,9 +137,24 @@ class UsageRecord:
         if self.deferred_count is not None:
             self.prompt_tokens, self.completion_tokens = self.deferred_count()
             self.deferred_count = None
-        if self.pricing is not None and (self.prompt_tokens or self.completion_tokens):
-            self.cost = self.pricing.cost_of(self.prompt_tokens, self.completion_tokens, self.cached_tokens,
-                                             self.cache_write_tokens)
+        self.price()
+
+    def price(self) -> Decimal:
+        """The cost of the tokens counted so far, with the record's pricing (none: 0), computed once
+        for the answer (`usage.cost`) and the ledger alike."""
+        counts = (self.prompt_tokens, self.completion_tokens, self.cached_tokens, self.cache_write_tokens)
+        if counts != self.priced:
+            self.priced = counts
+            if self.pricing is not None and (self.prompt_tokens or self.completion_tokens):
+                self.cost = self.pricing.cost_of(*counts)
+            else:
+                self.cost = Decimal(0)
+        return self.cost
+
+    def answer_cost(self) -> orjson.Fragment:
+        """`usage.cost` in an answer: USD rounded to the ledger's nano-dollar (as the ledger rounds
+        it), written as a plain decimal JSON number (`0.00000006`, never `6e-08`)."""
+        return orjson.Fragment(usd_text(self.price().quantize(NANO, ROUND_HALF_EVEN)))
 
     @property
     def counts_off_loop(self) -> bool:
@@ -151,18 +172,31 @@ class UsageRecord:
             self.counting = asyncio.ensure_future(asyncio.to_thread(self.finalize))
         await asyncio.shield(self.counting)
 
-    def usage_payload(self) -> dict[str, Any]:
-        """OpenAI `usage` object for this request."""
+    def usage_payload(self, accounting: bool = False) -> dict[str, Any]:
+        """OpenAI `usage` object for this request, with its `cost`; with `accounting` (OpenRouter's
+        `usage: {include: true}`) the token details always, zeros included."""
         payload: dict[str, Any] = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
         }
-        if self.cached_tokens:
+        if self.cached_tokens or accounting:
             payload["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
-        if self.reasoning_tokens:
+        if self.reasoning_tokens or accounting:
             payload["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
+        payload["cost"] = self.answer_cost()
         return payload
+
+    def report(self, usage: dict[str, Any], accounting: bool = False) -> dict[str, Any]:
+        """An upstream's (normalised) `usage` as the answer reports it: our `cost` (the ledger's,
+        never an upstream's own), and with `accounting` the token details, zeros included."""
+        if accounting:
+            details = usage.setdefault("prompt_tokens_details", {})
+            details.setdefault("cached_tokens", self.cached_tokens)
+            details = usage.setdefault("completion_tokens_details", {})
+            details.setdefault("reasoning_tokens", self.reasoning_tokens)
+        usage["cost"] = self.answer_cost()
+        return usage
 
 
 class UsageSink(Protocol):

@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from ..ratelimit.rules import limits_for
+from ..ratelimit.rules import UNLIMITED_HEADERS, limits_for
 from ..serving.core import drain_streams
 from ..state import AppState
 from .chat_completions import routes as chat_routes
@@ -77,24 +77,24 @@ async def _stop(app: web.Application) -> None:
 async def _context_headers(request: web.Request, response: web.StreamResponse) -> None:
     """The headers the request's context asks for (the attempts, the X-RateLimit-* a generation
     request took), on whatever the answer turns out to be. Every response carries `x-request-id`;
-    every response to a rate-limited caller the X-RateLimit-* headers: other endpoints report them
-    without taking."""
+    every `/v1/` response to a key the X-RateLimit-* headers: other endpoints report them without
+    taking, and a key nothing limits is told so (no store round trip)."""
     response.headers["x-request-id"] = request_id(request)
     ctx = request.get(CONTEXT_KEY)
     if ctx is None:
         return
     if ctx.headers:
         response.headers.update(ctx.headers)
-    if ctx.limits_taken:
+    if ctx.limits_taken or not request.path.startswith("/v1/"):
         return
     state = request.app[STATE_KEY]
-    if state.limiter is None or not request.path.startswith("/v1/"):
-        return
-    limits = limits_for(ctx.principal, None, state.settings.limit_defaults)
-    if not limits:
+    limiter = state.limiter
+    limits = limits_for(ctx.principal, None, state.settings.limit_defaults) if limiter is not None else None
+    if limiter is None or not limits:
+        response.headers.update(UNLIMITED_HEADERS)
         return
     try:
-        response.headers.update(await state.limiter.peek(limits))
+        response.headers.update(await limiter.peek(limits))
     except Exception:
         return
 

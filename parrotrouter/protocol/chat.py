@@ -208,6 +208,13 @@ class StreamOptions(Struct, omit_defaults=True):
     include_obfuscation: bool | None = None
 
 
+class UsageAccounting(Struct, omit_defaults=True, forbid_unknown_fields=True):
+    """OpenRouter's `usage: {include: true}`: the answer's usage in its accounting shape (the
+    gateway's to honour; never sent upstream)."""
+
+    include: bool = False
+
+
 class ChatCompletionRequest(Struct, omit_defaults=True):
     model: NonEmptyStr
     messages: Annotated[list[Message], Meta(min_length=1)]
@@ -216,6 +223,7 @@ class ChatCompletionRequest(Struct, omit_defaults=True):
     n: Annotated[int, Meta(ge=1, le=128)] | None = None
     stream: bool | None = None
     stream_options: StreamOptions | None = None
+    usage: UsageAccounting | None = None
     stop: Stop | None = None
     max_tokens: OutputTokens | None = None
     max_completion_tokens: OutputTokens | None = None
@@ -258,7 +266,12 @@ class ChatCompletionRequest(Struct, omit_defaults=True):
 
     @property
     def include_usage(self) -> bool:
-        return bool(self.stream_options and self.stream_options.include_usage)
+        """A stream ends with a usage chunk: asked by `stream_options` or by `usage.include`."""
+        return bool((self.stream_options and self.stream_options.include_usage) or (self.usage and self.usage.include))
+
+    @property
+    def usage_accounting(self) -> bool:
+        return bool(self.usage and self.usage.include)
 
     def features(self) -> list[str]:
         """The key-permission features this request uses (chat, streaming, tools, vision, json_mode)."""

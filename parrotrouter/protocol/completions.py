@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from msgspec import Meta, Struct
 
 from ..errors import InvalidRequest
-from .chat import MAX_OUTPUT_TOKENS, LogitBias, Seed, Stop, StreamOptions, User
+from .chat import MAX_OUTPUT_TOKENS, LogitBias, Seed, Stop, StreamOptions, UsageAccounting, User
 
 Penalty = Annotated[float, Meta(ge=-2.0, le=2.0)]
 # str | list[str] | list[int] | list[list[int]]; msgspec cannot express a union of list types,
@@ -30,6 +30,7 @@ class CompletionRequest(Struct, omit_defaults=True):
     stop: Stop | None = None
     stream: bool | None = None
     stream_options: StreamOptions | None = None
+    usage: UsageAccounting | None = None
     suffix: str | None = None
     temperature: Annotated[float, Meta(ge=0.0, le=2.0)] | None = None
     top_p: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None
@@ -43,7 +44,12 @@ class CompletionRequest(Struct, omit_defaults=True):
 
     @property
     def include_usage(self) -> bool:
-        return bool(self.stream_options and self.stream_options.include_usage)
+        """A stream ends with a usage chunk: asked by `stream_options` or by `usage.include`."""
+        return bool((self.stream_options and self.stream_options.include_usage) or (self.usage and self.usage.include))
+
+    @property
+    def usage_accounting(self) -> bool:
+        return bool(self.usage and self.usage.include)
 
     @property
     def output_limit(self) -> int | None:

@@ -73,6 +73,17 @@ class Usage:
         return max(0, self.limit.amount - self.used)
 
 
+# What a response to a key nothing limits reports (no explicit limit, no gateway default, the
+# master key, or accounting off): no number a client could mistake for a budget running out
+# (OpenRouter's -1 reads as "0 left" to a naive client), nothing to wait for.
+UNLIMITED_HEADERS: dict[str, str] = {
+    "X-RateLimit-Limit": "unlimited",
+    "X-RateLimit-Remaining": "unlimited",
+    "X-RateLimit-Reset": "0",
+    "X-RateLimit-Reset-After": "0",
+}
+
+
 def headers_for(usages: list[Usage]) -> dict[str, str]:
     """The six headers, describing the tightest limit (least room left, relatively)."""
     if not usages:

@@ -189,8 +189,12 @@ async def answer(state: AppState, ctx: RequestContext, request: GenerationReques
             texts = [choice_text(c) for c in choices]
             record.prompt_tokens, record.completion_tokens = await _count_now(
                 _deferred_count(request, cand.model.id, texts), request.body_size + _size(texts), cand.model.id)
-        if "usage" not in body:
-            body["usage"] = record.usage_payload()
+        # the cost is known now (reported or counted): priced once, for the answer and the ledger
+        usage = body.get("usage")
+        if usage is None:
+            body["usage"] = record.usage_payload(request.usage_accounting)
+        else:
+            record.report(usage, request.usage_accounting)
         if record.content is not None:
             work.keep_answer(lambda: orjson.dumps(body).decode())
         out: JSONObject = body
@@ -310,7 +314,12 @@ class Stream:
             else:
                 work.defer_count(model, relay.texts)
         self._ended = True
-        yield Done(relay.usage_chunk() if work.request.include_usage else None)
+        yield Done(relay.usage_chunk(work.request.usage_accounting) if work.request.include_usage else None)
+
+    def cost(self) -> orjson.Fragment:
+        """The request's cost so far, as answers report it (`usage.cost`): for inbound APIs that
+        relay an upstream's own usage events (native streams)."""
+        return self.work.record.answer_cost()
 
     def shutdown_frame(self) -> JSONObject:
         """The frame telling the client the server cut the stream (it is recorded as a shutdown)."""

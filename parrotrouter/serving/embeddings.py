@@ -131,9 +131,10 @@ async def embed(state: AppState, ctx: RequestContext, request: EmbeddingRequest,
             record.prompt_tokens = request.count_prompt(candidate.model.id)
         data = answer["data"]
         assert isinstance(data, list)
+        usage: dict[str, Any] = {"prompt_tokens": record.prompt_tokens, "total_tokens": record.prompt_tokens,
+                                 "cost": record.answer_cost()}
         return {"object": "list", "data": data,
-                "model": candidate.model.id, "provider": candidate.deployment.provider,
-                "usage": {"prompt_tokens": record.prompt_tokens, "total_tokens": record.prompt_tokens}}
+                "model": candidate.model.id, "provider": candidate.deployment.provider, "usage": usage}
     except ParrotError as err:
         if record.prompt_tokens == 0:  # parts answered before another failed were billed upstream
             record.prompt_tokens = request.served_tokens()

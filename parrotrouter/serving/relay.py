@@ -53,10 +53,11 @@ class Relay:
             out.append(chunk)
         return out
 
-    def usage_chunk(self) -> JSONObject:
+    def usage_chunk(self, accounting: bool = False) -> JSONObject:
+        """The stream's last chunk: its usage with the cost (and OpenRouter's accounting details)."""
         meta = self.meta
         return {"id": meta["id"], "object": meta["object_type"], "created": meta["created"], "model": meta["model"],
-                "provider": meta["provider"], "choices": [], "usage": self.record.usage_payload()}
+                "provider": meta["provider"], "choices": [], "usage": self.record.usage_payload(accounting)}
 
     def error_frame(self, err: ParrotError) -> JSONObject:
         """The frame that ends a failed stream: `finish_reason: "error"` and the error envelope."""

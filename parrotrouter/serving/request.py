@@ -121,6 +121,11 @@ class GenerationRequest:
         return self.payload.include_usage
 
     @property
+    def usage_accounting(self) -> bool:
+        """OpenRouter's `usage: {include: true}`: cost and token details, zeros included."""
+        return self.payload.usage_accounting
+
+    @property
     def output_limit(self) -> int | None:
         """The client's cap on generated tokens, per answer (of its native body, when that is
         higher: a deployment taking it natively gets that one)."""

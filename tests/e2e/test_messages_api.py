@@ -146,6 +146,8 @@ def test_native_stream_is_anthropics_own(client: Client, gw: Gateway) -> None:
     upstream = [json.loads(e.split(b"data: ", 1)[1]) for e in fa.events("claude-thinking")]
     assert events[0]["message"]["id"].startswith("msg_")
     upstream[0]["message"].update(id=events[0]["message"]["id"], model="claude-thinking")
+    delta = next(e for e in upstream if e["type"] == "message_delta")  # our cost beside Anthropic's counts
+    delta["usage"]["cost"] = float(Decimal(generation(gw, events[0]["message"]["id"])["cost"]))
     assert events == upstream
     sdk = client()
     with sdk.messages.stream(model="claude-thinking", max_tokens=100, messages=USER) as stream:

@@ -31,16 +31,30 @@ def stop_reason(choice: dict[str, Any]) -> str:
     return _STOP_OF_FINISH.get(str(choice.get("finish_reason")), "end_turn")
 
 
-def usage(chat_usage: dict[str, Any] | None) -> dict[str, int]:
-    """Anthropic's usage: cache reads and writes apart from `input_tokens`."""
+def usage(chat_usage: dict[str, Any] | None) -> dict[str, Any]:
+    """Anthropic's usage: cache reads and writes apart from `input_tokens`; our `cost` beside them."""
     chat_usage = chat_usage or {}
     details = chat_usage.get("prompt_tokens_details")
     details = details if isinstance(details, dict) else {}
     read = _count(details.get("cached_tokens"))
     write = _count(details.get("cache_write_tokens"))
     prompt = _count(chat_usage.get("prompt_tokens"))
-    return {"input_tokens": max(0, prompt - read - write), "output_tokens": _count(chat_usage.get("completion_tokens")),
-            "cache_creation_input_tokens": write, "cache_read_input_tokens": read}
+    out: dict[str, Any] = {"input_tokens": max(0, prompt - read - write),
+                           "output_tokens": _count(chat_usage.get("completion_tokens")),
+                           "cache_creation_input_tokens": write, "cache_read_input_tokens": read}
+    if "cost" in chat_usage:
+        out["cost"] = chat_usage["cost"]
+    return out
+
+
+def with_cost(message: dict[str, Any], ours: Any) -> dict[str, Any]:
+    """An upstream's own message (or `message_delta`) with the `cost` of our usage (or the cost
+    itself) added to its usage, the rest as it came."""
+    native_usage = message.get("usage")
+    cost = ours.get("cost") if isinstance(ours, dict) else ours
+    if not isinstance(native_usage, dict) or cost is None:
+        return message
+    return {**message, "usage": {**native_usage, "cost": cost}}
 
 
 def _count(value: Any) -> int:
@@ -51,7 +65,7 @@ def to_message(answer: dict[str, Any]) -> dict[str, Any]:
     """The answer of the serving core as the Message the client gets."""
     native = answer.get("native")
     if isinstance(native, dict):
-        return {**native, "id": answer["id"], "model": answer["model"]}
+        return with_cost({**native, "id": answer["id"], "model": answer["model"]}, answer.get("usage"))
     choice: dict[str, Any] = answer["choices"][0] if answer.get("choices") else {"finish_reason": "stop"}
     message: dict[str, Any] = choice.get("message") or {}
     return {"id": answer["id"], "type": "message", "role": "assistant", "model": answer["model"],

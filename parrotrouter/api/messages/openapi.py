@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import msgspec
 
-from ..openapi.schemas import COUNT, REF, STRING, Schema, nullable, obj, ref
+from ..openapi.schemas import COST, COUNT, REF, STRING, Schema, nullable, obj, ref
 from .encode import STOP_REASONS
 from .protocol import CountTokensRequest, MessagesRequest
 
@@ -13,7 +13,7 @@ EVENT_TYPES = ["message_start", "content_block_start", "content_block_delta", "c
                "message_stop", "ping", "error"]
 _STOP = nullable({"enum": sorted(STOP_REASONS)})
 _USAGE = obj({"input_tokens": COUNT, "output_tokens": COUNT, "cache_creation_input_tokens": nullable(COUNT),
-              "cache_read_input_tokens": nullable(COUNT)}, required=["input_tokens", "output_tokens"])
+              "cache_read_input_tokens": nullable(COUNT), "cost": COST}, required=["input_tokens", "output_tokens"])
 _BLOCK = obj({"type": STRING}, description="A content block: text, thinking, redacted_thinking, tool_use, …")
 MESSAGE: Schema = obj({
     "id": STRING, "type": {"const": "message"}, "role": {"const": "assistant"}, "model": STRING,

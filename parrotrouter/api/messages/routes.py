@@ -50,7 +50,8 @@ async def create_message(http: web.Request) -> web.StreamResponse:
         return json_response(to_message(await answer(state, ctx, request, policy)))
     stream = await open_stream(state, ctx, request, policy)
     meta = stream.relay.meta
-    encoder = MessageStream(meta["id"], meta["model"], DIALECT in stream.candidate.provider.native_dialects)
+    encoder = MessageStream(meta["id"], meta["model"], DIALECT in stream.candidate.provider.native_dialects,
+                            stream.cost)
     return await relay(http, stream, encoder)
 
 

@@ -9,12 +9,13 @@ that fails after it started ends with an `error` event."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from ...serving.core import Done, Frames, StreamEvent
-from .encode import frame_error, listed, stop_reason, usage
+from .encode import frame_error, listed, stop_reason, usage, with_cost
 
 Event = dict[str, Any]
 
@@ -26,10 +27,11 @@ def sse(kind: str, data: Event) -> bytes:
 class MessageStream:
     """One stream's state: the open content block, the tool calls' blocks, the stop reason."""
 
-    def __init__(self, message_id: str, model: str, native: bool) -> None:
+    def __init__(self, message_id: str, model: str, native: bool, cost: Callable[[], orjson.Fragment]) -> None:
         self.message_id = message_id
         self.model = model
         self.native = native
+        self.cost = cost  # the request's cost so far (a native `message_delta` carries it)
         self.started = False
         self.index = -1  # the open block (-1: none)
         self.kind: str | None = None  # its type
@@ -88,6 +90,8 @@ class MessageStream:
         kind = str(event.get("type") or "")
         if kind == "message_start" and isinstance(event.get("message"), dict):
             event = {**event, "message": {**event["message"], "id": self.message_id, "model": self.model}}
+        elif kind == "message_delta":  # its usage is final (the core observed it before this event)
+            event = with_cost(event, self.cost())
         return sse(kind, event)
 
     # ------------------------------------------------------------------ translated events

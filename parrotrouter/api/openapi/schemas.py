@@ -61,8 +61,11 @@ ERROR_ENVELOPE: Schema = obj({"error": obj({
     "status": {"type": "integer", "minimum": 400, "maximum": 599},
 }, closed=True)}, closed=True, description="Every error: one envelope, whatever failed.")
 
-USAGE: Schema = {**obj({"prompt_tokens": COUNT, "completion_tokens": COUNT, "total_tokens": COUNT}),
-                 "description": "Token counts (the upstream's, or the gateway's own count when it sent none)."}
+# What the request cost, as its ledger row says (GET /v1/generation): USD to the nano-dollar.
+COST: Schema = {"type": "number", "minimum": 0, "description": "USD the request cost (its ledger row's cost)."}
+USAGE: Schema = {**obj({"prompt_tokens": COUNT, "completion_tokens": COUNT, "total_tokens": COUNT, "cost": COST}),
+                 "description": "Token counts (the upstream's, or the gateway's own count when it sent none) "
+                                "and the cost."}
 
 _CHOICE_COMMON: dict[str, Schema] = {
     "index": COUNT,
@@ -230,7 +233,7 @@ EMBEDDING_LIST: Schema = obj({
         "object": {"const": "embedding"}, "index": COUNT,
         "embedding": {"anyOf": [{"type": "array", "items": NUMBER}, STRING],
                       "description": "Floats, or base64 of little-endian float32 (`encoding_format`)."}})},
-    "model": STRING, "provider": STRING, "usage": obj({"prompt_tokens": COUNT, "total_tokens": COUNT}),
+    "model": STRING, "provider": STRING, "usage": obj({"prompt_tokens": COUNT, "total_tokens": COUNT, "cost": COST}),
 })
 
 RESPONSE_SCHEMAS: dict[str, Schema] = {

@@ -55,11 +55,24 @@ def usage_of(chat: Any) -> dict[str, Any] | None:
     if not isinstance(prompt_details, dict):
         prompt_details = {}
     reasoning = _count(completion_details.get("reasoning_tokens")) if isinstance(completion_details, dict) else 0
-    return {"input_tokens": prompt,
-            "input_tokens_details": {"cached_tokens": _count(prompt_details.get("cached_tokens")),
-                                     "cache_write_tokens": _count(prompt_details.get("cache_write_tokens"))},
-            "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": reasoning},
-            "total_tokens": _count(chat.get("total_tokens")) or prompt + completion}
+    out = {"input_tokens": prompt,
+           "input_tokens_details": {"cached_tokens": _count(prompt_details.get("cached_tokens")),
+                                    "cache_write_tokens": _count(prompt_details.get("cache_write_tokens"))},
+           "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": reasoning},
+           "total_tokens": _count(chat.get("total_tokens")) or prompt + completion}
+    if "cost" in chat:  # ours (the serving core's), as the ledger row has it
+        out["cost"] = chat["cost"]
+    return out
+
+
+def with_cost(response: dict[str, Any], ours: Any) -> dict[str, Any]:
+    """An upstream's own response object with the `cost` of our usage (or the cost itself) added
+    to its usage, the rest as it came."""
+    usage = response.get("usage")
+    cost = ours.get("cost") if isinstance(ours, dict) else ours
+    if not isinstance(usage, dict) or cost is None:
+        return response
+    return {**response, "usage": {**usage, "cost": cost}}
 
 
 def _count(value: Any) -> int:
@@ -212,5 +225,6 @@ def from_native(answer: dict[str, Any], rid: str, model: str, request: p.Respons
     """The upstream's own response object (native passthrough), under our id and model name."""
     native = answer["native"]
     assert isinstance(native, dict)
-    return {**native, "id": rid, "model": model, "created_at": int(answer["created"]),
-            "previous_response_id": request.previous_response_id, "store": request.store is not False}
+    return with_cost({**native, "id": rid, "model": model, "created_at": int(answer["created"]),
+                      "previous_response_id": request.previous_response_id, "store": request.store is not False},
+                     answer.get("usage"))

@@ -8,6 +8,7 @@ renumbered and under our response id."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -42,8 +43,10 @@ class _Open:
 class StreamEncoder:
     """Per-stream state: the events so far, the output items, the final response."""
 
-    def __init__(self, request: p.ResponsesRequest, rid: str, model: str, tools: encode.ToolNames) -> None:
+    def __init__(self, request: p.ResponsesRequest, rid: str, model: str, tools: encode.ToolNames,
+                 cost: Callable[[], orjson.Fragment] | None = None) -> None:
         self.tools = tools
+        self.cost = cost  # the request's cost so far (a native stream's final response carries it)
         self.seq = 0
         self.response = encode.shell(request, rid, model)
         self.output: list[dict[str, Any]] = []
@@ -291,6 +294,8 @@ class StreamEncoder:
             if out["type"] in _LIFECYCLE and isinstance(out.get("response"), dict):
                 out["response"] = {**out["response"], **self._native_keep}
                 if out["type"] in ("response.completed", "response.incomplete", "response.failed"):
+                    if self.cost is not None and out["type"] != "response.failed":  # its usage is final
+                        out["response"] = encode.with_cost(out["response"], self.cost())
                     self.final = out["response"]
             elif out["type"] == "response.output_item.done" and isinstance(out.get("item"), dict):
                 self.output.append(out["item"])

@@ -111,7 +111,7 @@ async def create_response(http: web.Request) -> web.StreamResponse:
         return json_response(response)
     stream = await open_stream(state, ctx, generation, policy)
     rid = encode.response_id(str(stream.relay.meta["id"]))
-    encoder = StreamEncoder(request, rid, stream.candidate.model.id, decoded.tools)
+    encoder = StreamEncoder(request, rid, stream.candidate.model.id, decoded.tools, stream.cost)
     return await relay(http, stream, _Wire(call, encoder))
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from ..openapi.schemas import BOOL, COUNT, INT, OBJECT, STRING, Schema, nullable, obj, ref
+from ..openapi.schemas import BOOL, COST, COUNT, INT, OBJECT, STRING, Schema, nullable, obj, ref
 
 ITEM: Schema = obj({"type": STRING}, description="An input or output item (message, function_call, ...).")
 RESPONSE_USAGE: Schema = obj({
     "input_tokens": COUNT, "input_tokens_details": obj({"cached_tokens": COUNT}),
-    "output_tokens": COUNT, "output_tokens_details": obj({"reasoning_tokens": COUNT}), "total_tokens": COUNT})
+    "output_tokens": COUNT, "output_tokens_details": obj({"reasoning_tokens": COUNT}), "total_tokens": COUNT,
+    "cost": COST}, required=["input_tokens", "input_tokens_details", "output_tokens", "output_tokens_details",
+                             "total_tokens"])
 
 SCHEMAS: dict[str, Schema] = {
     "ResponseObject": obj({

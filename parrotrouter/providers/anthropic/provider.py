@@ -104,14 +104,15 @@ class NativeStream(AnthropicStream):
         chunks = self.translate(data)
         if not isinstance(data, dict):
             return chunks
-        if data.get("type") == "message_start" and chunks and (usage := usage_of(self.usage)) is not None:
-            # the prompt's real size (cache reads and writes too), known now: a stream cut before
-            # message_stop is billed for it, not for the estimate of the translated body
-            chunks[0]["usage"] = usage
         if chunks:
             chunks[0]["native"] = [data]
         else:
             chunks = [{"object": "chat.completion.chunk", "choices": [], "native": [data]}]
+        if data.get("type") in ("message_start", "message_delta") and (usage := usage_of(self.usage)) is not None:
+            # message_start: the prompt's real size (cache reads and writes too), known now: a stream
+            # cut before message_stop is billed for it, not for the estimate of the translated body;
+            # message_delta: the final counts, so the event relayed to the client can carry the cost
+            chunks[0]["usage"] = usage
         return chunks
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import anthropic.types as at
+import orjson
 import pydantic
 import pytest
 from anthropic._models import construct_type
@@ -86,7 +87,8 @@ def run(stream: MessageStream, batches: list[list[dict[str, Any]]], usage: dict[
 
 def test_translated_stream_golden_and_rebuilt_by_the_sdk() -> None:
     fixture = json.loads((DATA / "streams" / "translated.chunks.json").read_text())
-    data = run(MessageStream(fixture["id"], fixture["model"], native=False), fixture["batches"], fixture["usage"])
+    stream = MessageStream(fixture["id"], fixture["model"], native=False, cost=lambda: orjson.Fragment(b"0"))
+    data = run(stream, fixture["batches"], fixture["usage"])
     assert data.decode() == (DATA / "streams" / "translated.sse").read_text()
     events = parse_sse(data)
     assert [name for name, _ in events][:2] == ["message_start", "ping"]
@@ -99,16 +101,23 @@ def test_translated_stream_golden_and_rebuilt_by_the_sdk() -> None:
 @pytest.mark.parametrize("model", ["claude-text", "claude-tools", "claude-thinking", "claude-parallel", "claude-cache"])
 def test_native_events_are_relayed_as_anthropic_sent_them(model: str) -> None:
     """The provider's translator (what the core bills) carries each upstream event; the encoder
-    writes them back unchanged but for our id and model name."""
+    writes them back unchanged but for our id and model name, and the cost in message_delta's
+    usage (an extra field, which the SDK keeps)."""
     parser, translator = SSEParser(), NativeStream("claude")
     upstream = b"".join(fa.events(model))
     batches = [translator.feed(event) for event in parser.feed(upstream)]
     assert translator.done
-    out = run(MessageStream("msg_ours", "public-model", native=True), batches, None)
+    stream = MessageStream("msg_ours", "public-model", native=True, cost=lambda: orjson.Fragment(b"0.000123"))
+    out = run(stream, batches, None)
     sent = parse_sse(upstream)
     relayed = parse_sse(out)
     sent[0][1]["message"].update(id="msg_ours", model="public-model")
+    delta = next(data for kind, data in sent if kind == "message_delta")
+    delta["usage"]["cost"] = 0.000123
     assert relayed == sent
+    # the message_delta chunk carries the final usage, so the core knows the cost before relaying it
+    counted = next(b[0]["usage"] for b in batches if b and b[0].get("native", [{}])[0].get("type") == "message_delta")
+    assert counted["completion_tokens"] == fa.message(model)["usage"]["output_tokens"]
     rebuilt = accumulate(relayed, strict=False)
     assert [b.model_dump(exclude={"parsed_output"}, exclude_none=True) for b in rebuilt.content] == [
         b.model_dump(exclude_none=True) for b in at.Message.model_validate(fa.message(model)).content]
@@ -118,7 +127,7 @@ def test_native_events_are_relayed_as_anthropic_sent_them(model: str) -> None:
 
 
 def test_a_stream_failing_after_it_started_ends_with_an_error_event() -> None:
-    stream = MessageStream("msg_1", "m", native=False)
+    stream = MessageStream("msg_1", "m", native=False, cost=lambda: orjson.Fragment(b"0"))
     frames = stream.encode(Frames([{"choices": [{"index": 0, "delta": {"content": "Hel"}, "finish_reason": None}]}]))
     err = UpstreamFailure("The provider failed mid-stream.", kind=FailureKind.MODEL_OVERLOADED).to_client_error()
     frame = {"id": "msg_1", "choices": [{"index": 0, "finish_reason": "error", "delta": {}}], **err.envelope()}
@@ -132,7 +141,7 @@ def test_a_stream_failing_after_it_started_ends_with_an_error_event() -> None:
 
 
 def test_an_empty_translated_stream_is_still_a_whole_message() -> None:
-    events = parse_sse(run(MessageStream("msg_1", "m", native=False), [], None))
+    events = parse_sse(run(MessageStream("msg_1", "m", native=False, cost=lambda: orjson.Fragment(b"0")), [], None))
     assert [name for name, _ in events] == ["message_start", "ping", "message_delta", "message_stop"]
     assert accumulate(events).stop_reason == "end_turn"
 
@@ -164,7 +173,7 @@ def test_reasoning_details_of_translating_providers_become_signed_thinking() -> 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
-    stream = MessageStream("msg_1", "m", native=False)
+    stream = MessageStream("msg_1", "m", native=False, cost=lambda: orjson.Fragment(b"0"))
     detail = {"index": 0, "type": "reasoning.text", "format": "anthropic-claude-v1"}
     batches = [[chunk({"reasoning": "Think", "reasoning_details": [{**detail, "text": "Think"}]})],
                [chunk({"reasoning_details": [{**detail, "signature": "c2ln"}]})],
@@ -197,7 +206,7 @@ def test_an_odd_upstream_answer_is_still_a_message() -> None:
 
 
 def test_odd_stream_chunks_do_not_break_the_stream() -> None:
-    stream = MessageStream("msg_1", "m", native=False)
+    stream = MessageStream("msg_1", "m", native=False, cost=lambda: orjson.Fragment(b"0"))
     odd: list[dict[str, Any]] = [
         {"choices": 5}, {"choices": [{"index": 0, "delta": "text", "finish_reason": None}]},
         {"choices": [{"index": 0, "delta": {"tool_calls": 7, "reasoning_details": "x", "content": 3},
