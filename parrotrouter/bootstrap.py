@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+from typing import TYPE_CHECKING
 
 from .accounting.credits import CreditManager
 from .accounting.ledger import Ledger
@@ -15,6 +17,7 @@ from .config import ResolvedConfig, load_config
 from .errors import ConfigError
 from .home import Home, hash_key
 from .observe import Observers
+from .observe.request_log import RequestLog
 from .providers.http import build_provider
 from .ratelimit.limiter import RateLimiter
 from .ratelimit.memory import MemoryRateLimiter
@@ -25,6 +28,9 @@ from .routing.router import Router
 from .settings import Settings, load_settings
 from .state import Accounts, AppState
 from .store.db import create_engine, database_url, migrate_sync
+
+if TYPE_CHECKING:
+    from .observe.tracing import Tracing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,10 +62,12 @@ def build_state(prepared: Prepared) -> AppState:
         record = home.master_key()
         master_hash = record.key_hash if record else None
     providers = {name: build_provider(spec, settings.model_host) for name, spec in catalog.providers.items()}
+    tracing = build_tracing(settings)
     if not settings.accounting:
         return AppState(settings=settings, catalog=catalog, providers=providers, router=Router(catalog, providers),
                         authenticator=MasterKeyAuthenticator(secret, master_hash), usage=NullSink(),
-                        budget=Budget.from_settings(settings), observers=build_observers(settings))
+                        budget=Budget.from_settings(settings), observers=build_observers(settings, tracing),
+                        tracing=tracing)
     engine = create_engine(database_url(settings.database_url, home.path))
     cache = KeyCache(engine, interval=settings.key_refresh_seconds)
     credits = CreditManager(engine)
@@ -77,14 +85,35 @@ def build_state(prepared: Prepared) -> AppState:
         accounts=accounts,
         limiter=build_limiter(settings),
         budget=Budget.from_settings(settings),
-        observers=build_observers(settings),
+        observers=build_observers(settings, tracing),
+        tracing=tracing,
     )
 
 
-def build_observers(settings: Settings) -> Observers:
+def build_observers(settings: Settings, tracing: Tracing | None = None) -> Observers:
     """Metrics, traces and the request log, each as its settings ask (observe/)."""
     observers = Observers(strict=settings.accounting_strict)
+    if tracing is not None:
+        observers.add(tracing)  # traces (observe/tracing.py): ends request spans, tokens and cost final
+    if settings.request_log:
+        observers.add(RequestLog())  # one line per request (observe/request_log.py)
     return observers
+
+
+def build_tracing(settings: Settings) -> Tracing | None:
+    """OpenTelemetry traces when an OTLP endpoint is set (the `otlp_endpoint` setting, else the
+    standard OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT), unless OTEL_SDK_DISABLED=true. None otherwise:
+    OpenTelemetry is not even imported."""
+    env = os.environ
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    if not (settings.otlp_endpoint or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")):
+        return None
+    from .observe.tracing import Tracing
+
+    endpoint = settings.otlp_endpoint.rstrip("/") + "/v1/traces" if settings.otlp_endpoint else None
+    return Tracing.exporting(endpoint)
 
 
 def build_health(settings: Settings) -> Health:

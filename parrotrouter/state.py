@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -19,6 +20,9 @@ from .ratelimit.limiter import RateLimiter
 from .routing.policy import DEFAULT_BUDGET, Budget
 from .routing.router import Router
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .observe.tracing import Tracing
 
 
 @dataclasses.dataclass
@@ -62,3 +66,5 @@ class AppState:
     streams: set[asyncio.Task[object]] = dataclasses.field(default_factory=set)
     # Metrics, traces, the request log (observe/): told of every request the serving core records.
     observers: Observers = dataclasses.field(default_factory=Observers)
+    # OpenTelemetry traces (observe/tracing.py, also one of the observers): None when tracing is off.
+    tracing: Tracing | None = None

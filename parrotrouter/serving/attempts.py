@@ -23,6 +23,7 @@ from ..providers.base import malformed
 from ..routing.health import Health
 from ..routing.policy import DEFAULT_BUDGET, Budget, RoutingPolicy
 from ..routing.router import Candidate, Plan
+from .trace import RequestTrace
 
 BASE_DELAY = 0.1
 MAX_ATTEMPTS_HEADER = 4096  # bytes of X-ParrotRouter-Attempts, at most (the ledger keeps every attempt)
@@ -66,8 +67,9 @@ class Attempts:
     record and in health. Circuit breakers are consulted before every attempt, retries included."""
 
     def __init__(self, plan: Plan, policy: RoutingPolicy, health: Health, record: UsageRecord,
-                 budget: Budget = DEFAULT_BUDGET) -> None:
+                 budget: Budget = DEFAULT_BUDGET, trace: RequestTrace | None = None) -> None:
         self.plan = plan
+        self.trace = trace  # each attempt runs inside `trace.attempt` (serving/trace.py)
         self.policy = policy
         self.health = health
         self.record = record
@@ -143,6 +145,13 @@ class Attempts:
                                   "for the upstream provider.", kind=FailureKind.TIMEOUT) from None
 
     async def _one(self, cand: Candidate, attempt: Callable[[Candidate], Awaitable[Any]]) -> Any:
+        if self.trace is not None:
+            with self.trace.attempt(cand):
+                return await self._recorded(cand, attempt)
+        return await self._recorded(cand, attempt)
+
+    async def _recorded(self, cand: Candidate, attempt: Callable[[Candidate], Awaitable[Any]]) -> Any:
+        """One attempt, recorded in the usage record and in health."""
         deployment = cand.deployment.id
         self.calls += 1
         began = time.perf_counter()

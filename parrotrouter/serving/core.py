@@ -36,6 +36,7 @@ from .context import RequestContext
 from .relay import Relay, choice_text
 from .request import GenerationRequest
 from .served import Served, keep_serving
+from .trace import Forwarded
 from .types import Chunks, JSONObject
 
 log = logging.getLogger("parrotrouter.serving")
@@ -88,6 +89,10 @@ class _Work(Generic[_R]):
             key_id=principal.key_id, account_id=principal.account_id, streamed=request.stream, user=request.user,
             request_id=ctx.request_id)
         self.prompt = _PromptCount(request)
+        if state.tracing is not None:  # observe/tracing.py: the request's span, a child span per attempt
+            ctx.trace = state.tracing.begin(self.record, request, ctx.trace_parent)
+        elif ctx.trace_parent is not None:
+            ctx.trace = Forwarded(ctx.trace_parent)
         self.attempts: Attempts | None = None
         self.recorded = False
 
@@ -115,7 +120,7 @@ class _Work(Generic[_R]):
                                          retry_after=5)
             record.reservation = await reserve_max_cost(state.accounts.credits, self.ctx.principal, request,
                                                         _priced_routes(request, plan))
-        self.attempts = Attempts(plan, policy, state.router.health, record, state.budget)
+        self.attempts = Attempts(plan, policy, state.router.health, record, state.budget, self.ctx.trace)
         return self.attempts
 
     def attempts_header(self) -> None:

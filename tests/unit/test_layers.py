@@ -16,7 +16,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("composition", {"cli", "cli_keys", "server", "bootstrap", "__main__"}),
     ("api", {"api"}),  # HTTP only: decode, authenticate, call the serving core, encode
     ("serving", {"serving"}),  # the core: no HTTP framework
-    ("state", {"state"}),  # the app's state object, created by the composition root
+    ("state", {"state", "observe"}),  # the app's state object, created by the composition root; its observers
     ("config", {"config"}),  # the config file and the environment, into a catalog
     ("limits and credits", {"ratelimit", "accounting"}),
     ("auth", {"auth"}),
@@ -33,6 +33,9 @@ FORBIDDEN_LIBRARIES = {"serving": {"aiohttp"}, "routing": {"aiohttp"}, "provider
 ALLOWED = {
     # Settings build the rate-limit defaults once, lazily (a cached property asked per request).
     ("settings", "ratelimit"),
+    # Observers are told of the serving core's requests: they name its types (request context,
+    # served request) in type hints only (TYPE_CHECKING), and the core calls them, never the reverse.
+    ("observe", "serving"),
 }
 
 

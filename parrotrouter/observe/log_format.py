@@ -1,0 +1,86 @@
+"""How log lines look: `text` for people (the default) or `json` (one JSON object per line, for
+every logger of the process, ours and libraries', through `JsonFormatter`).
+
+A structured line (`Fields`, e.g. the request log's) renders as `event key=value ...` in text, each
+value a bare word or a JSON string, so a value a caller chose (a request id, a model name) can
+neither split the line nor fake a field; in JSON its fields are keys of the line's object.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
+_BARE = re.compile(r"[A-Za-z0-9_.:/@+\-]+", re.ASCII)  # shown as is in text; anything else is quoted
+# The keys every JSON line has: a structured line's fields never replace them.
+RESERVED = frozenset({"time", "level", "logger", "process", "message", "exception", "stack"})
+
+
+class Fields:
+    """A log message made of named fields, rendered by the formatter (only when it is emitted)."""
+
+    __slots__ = ("event", "fields")
+
+    def __init__(self, event: str, fields: Mapping[str, Any]) -> None:
+        self.event = event
+        self.fields = fields
+
+    def __str__(self) -> str:
+        parts = [self.event]
+        for key, value in self.fields.items():
+            if value is not None:
+                parts.append(f"{key}={text_value(value)}")
+        return " ".join(parts)
+
+
+def text_value(value: Any) -> str:
+    """One value of a text line: a bare word, else a JSON string (newlines and quotes escaped)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        value = ",".join(str(v) for v in value)
+    text = str(value)
+    if _BARE.fullmatch(text):
+        return text
+    return orjson.dumps(text).decode().encode("ascii", "backslashreplace").decode()
+
+
+class JsonFormatter(logging.Formatter):
+    """Every log record as one JSON object: time, level, logger, process, message, the fields of
+    a structured message, and the exception's traceback as one string."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "process": record.process,
+        }
+        msg = record.msg
+        if isinstance(msg, Fields):
+            line["message"] = msg.event
+            for key, value in msg.fields.items():
+                if key not in RESERVED:
+                    line[key] = value
+        else:
+            line["message"] = record.getMessage()
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            line["exception"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = self.formatStack(record.stack_info)
+        return orjson.dumps(line, default=str).decode()
+
+
+def formatter(log_format: str) -> logging.Formatter:
+    """The formatter of the `log_format` setting."""
+    return JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
