@@ -9,6 +9,7 @@ neither split the line nor fake a field; in JSON its fields are keys of the line
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import re
 from collections.abc import Mapping
@@ -17,7 +18,7 @@ from typing import Any
 import orjson
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
-_BARE = re.compile(r"[A-Za-z0-9_.:/@+\-]+", re.ASCII)  # shown as is in text; anything else is quoted
+_BARE = re.compile(r"[A-Za-z0-9_.,:/@+\-]+", re.ASCII)  # shown as is in text; anything else is quoted
 # The keys every JSON line has: a structured line's fields never replace them.
 RESERVED = frozenset({"time", "level", "logger", "process", "message", "exception", "stack"})
 
@@ -50,7 +51,7 @@ def text_value(value: Any) -> str:
     text = str(value)
     if _BARE.fullmatch(text):
         return text
-    return orjson.dumps(text).decode().encode("ascii", "backslashreplace").decode()
+    return json.dumps(text)  # ASCII only: every control or non-ASCII character escaped
 
 
 class JsonFormatter(logging.Formatter):
