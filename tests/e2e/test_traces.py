@@ -78,18 +78,21 @@ def test_spans_reach_an_otlp_receiver(make_gateway: Any, fake_upstream: FakeOpen
         assert span.attributes["gen_ai.provider.name"] == "openai"
         assert span.attributes["server.address"] == "127.0.0.1"
     assert failed.name == "chat fake-500" and failed.status_code == ERROR
-    assert failed.attributes["error.type"] == "server_error" and failed.attributes["parrotrouter.attempt.status"] == 502
+    assert failed.attributes["error.type"] == "server_error"
+    assert failed.attributes["parrotrouter.attempt.status"] == 502
     assert served.status_code != ERROR and served.attributes["parrotrouter.attempt.status"] == 200
 
     # each upstream call carried its own attempt span as the parent, and the client's tracestate
     sent = _upstream_headers(fake_upstream, mark)
-    assert [h.get("traceparent") for h in sent] == [f"00-{TRACE}-{failed.span_id}-01", f"00-{TRACE}-{served.span_id}-01"]
+    expected = [f"00-{TRACE}-{span.span_id}-01" for span in (failed, served)]
+    assert [h.get("traceparent") for h in sent] == expected
     assert {h.get("tracestate") for h in sent} == {"vendor=abc"}
 
 
 def test_tracing_off_forwards_the_client_traceparent_only(gateway: Gateway, fake_upstream: FakeOpenAI) -> None:
     client = gateway.client()
-    cases = [({"traceparent": TRACEPARENT}, TRACEPARENT), ({}, None), ({"traceparent": f"00-{TRACE}-{'0' * 16}-01"}, None),
+    cases = [({"traceparent": TRACEPARENT}, TRACEPARENT), ({}, None),
+             ({"traceparent": f"00-{TRACE}-{'0' * 16}-01"}, None),
              ({"traceparent": "00-" + TRACE.upper() + f"-{PARENT}-01"}, None)]
     for headers, expected in cases:
         mark = f"trace-mark-{next(_marks)}"
