@@ -142,6 +142,7 @@ class Tracing:
         trace = ctx.trace
         if not isinstance(trace, RequestSpan):
             return
+        trace.stream_ended()
         if not trace.span.is_recording():  # sampled out: nothing to complete
             trace.span.end()
             return
@@ -193,13 +194,15 @@ def request_parameters(request: Served) -> dict[str, Any]:
 class RequestSpan:
     """One request's span, and the spans of its upstream attempts (`attempt`)."""
 
-    __slots__ = ("context", "end_ns", "operation", "provider", "record", "span", "tracing")
+    __slots__ = ("context", "end_ns", "operation", "provider", "record", "span", "streaming", "tracing")
 
     def __init__(self, tracing: Tracing, span: Span, record: UsageRecord, operation: str) -> None:
         self.tracing, self.span, self.record, self.operation = tracing, span, record, operation
         self.context = set_span_in_context(span)
         self.end_ns = 0
         self.provider: str | None = None  # gen_ai.provider.name of the last attempt's provider
+        # The attempt whose stream is being relayed: its span lasts until the stream ends.
+        self.streaming: Span | None = None
 
     @contextlib.contextmanager
     def attempt(self, cand: Candidate) -> Iterator[None]:
@@ -225,7 +228,26 @@ class RequestSpan:
             error = exc
             raise
         finally:
-            _end_attempt(span, self.record.attempts[recorded:], error)
+            outcome = self.record.attempts[recorded:]
+            if error is None and self.record.streamed and outcome:
+                span.set_attribute("parrotrouter.attempt.status", outcome[-1].status)
+                self.streaming = span  # committed to this stream: ended with it (`stream_ended`)
+            else:
+                _end_attempt(span, outcome, error)
+
+    def stream_ended(self) -> None:
+        """The request ended: so did the stream of its last attempt, if it streamed."""
+        span, self.streaming = self.streaming, None
+        if span is None:
+            return
+        record = self.record
+        if record.ended_by is not None:
+            span.set_attribute("parrotrouter.ended_by", record.ended_by)
+            if record.ended_by == "upstream":  # the upstream failed mid-stream
+                error = record.error_code or "stream_failed"
+                span.set_attribute("error.type", error)
+                span.set_status(Status(StatusCode.ERROR, error))
+        span.end()
 
     def end(self) -> None:
         """End the request span with what its completed record says (tokens, cost, outcome)."""
@@ -256,8 +278,8 @@ class RequestSpan:
             attributes["parrotrouter.ttft_ms"] = round(record.ttft_ms, 3)
         if record.ended_by is not None:
             attributes["parrotrouter.ended_by"] = record.ended_by
-        if record.status >= 400:
-            error = record.error_code or str(record.status)
+        if record.status >= 400 or record.ended_by == "upstream":  # refused, failed, or cut by the upstream
+            error = record.error_code or (str(record.status) if record.status >= 400 else "stream_failed")
             attributes["error.type"] = error
             span.set_status(Status(StatusCode.ERROR, error))
         span.set_attributes(attributes)

@@ -168,6 +168,36 @@ async def test_a_failed_request_is_an_error_span() -> None:
     assert isinstance(model, str) and "\n" not in model and len(model) <= 256 and len(hostile.name) <= 270
 
 
+class Breaking(Scripted):
+    """Streams one word, then fails: the stream is cut by the upstream after it was committed."""
+
+    async def chat_stream(self, call: ChatCall) -> AsyncIterator[list[dict[str, Any]]]:
+        yield [{"choices": [{"index": 0, "delta": {"content": "Hel"}, "finish_reason": None}]}]
+        raise UpstreamFailure("connection reset", kind=FailureKind.STREAM_PROTOCOL)
+
+
+@pytest.mark.parametrize("provider", [Seeing("ok"), Breaking("cut")], ids=["whole", "cut"])
+async def test_a_streamed_attempt_span_lasts_as_long_as_its_stream(provider: Scripted) -> None:
+    state = world({"m": [provider]})
+    exporter = traced(state)
+    async with TestClient(TestServer(create_app(state))) as http:
+        resp = await http.post("/v1/chat/completions", json={"model": "m", "messages": USER, "stream": True})
+        assert resp.status == 200
+        await resp.text()
+        await state.observers.drain()
+    [request] = _by_kind(exporter.get_finished_spans(), SpanKind.SERVER)
+    [attempt] = _by_kind(exporter.get_finished_spans(), SpanKind.CLIENT)
+    assert request.end_time is not None and attempt.end_time is not None and request.start_time is not None
+    assert request.start_time <= (attempt.start_time or 0) <= attempt.end_time <= request.end_time
+    assert dict(attempt.attributes or {})["parrotrouter.attempt.status"] == 200
+    if isinstance(provider, Breaking):
+        assert attempt.status.status_code is StatusCode.ERROR and request.status.status_code is StatusCode.ERROR
+        assert dict(attempt.attributes or {})["parrotrouter.ended_by"] == "upstream"
+        assert dict(request.attributes or {})["error.type"] == dict(attempt.attributes or {})["error.type"]
+    else:
+        assert attempt.status.status_code is StatusCode.UNSET and request.status.status_code is StatusCode.UNSET
+
+
 @pytest.mark.parametrize(("sent", "forwarded"), [
     ({"traceparent": TRACEPARENT, "tracestate": "ven=1,other=x"}, TraceContext(TRACEPARENT, "ven=1,other=x")),
     ({"traceparent": TRACEPARENT, "tracestate": "bad key=1"}, TraceContext(TRACEPARENT, None)),
