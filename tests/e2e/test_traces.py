@@ -43,11 +43,15 @@ def _upstream_headers(fake: FakeOpenAI, mark: str) -> list[dict[str, str]]:
     return [h for body, h in zip(fake.requests, fake.headers, strict=False) if mark in str(body.get("messages"))]
 
 
-@pytest.mark.parametrize("variable", ["OTEL_EXPORTER_OTLP_ENDPOINT", "PARROTROUTER_OTLP_ENDPOINT"])
+@pytest.mark.parametrize(("variable", "service"), [("OTEL_EXPORTER_OTLP_ENDPOINT", None),
+                                                   ("PARROTROUTER_OTLP_ENDPOINT", "edge-gateway")])
 def test_spans_reach_an_otlp_receiver(make_gateway: Any, fake_upstream: FakeOpenAI, receiver: OTLPReceiver,
-                                      variable: str) -> None:
-    gw: Gateway = make_gateway(_config(fake_upstream), env={
-        "FAKE_UPSTREAM_KEY": "k", variable: receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "50"}).start()
+                                      variable: str, service: str | None) -> None:
+    env = {"FAKE_UPSTREAM_KEY": "k", variable: receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "50",
+           "OTEL_EXPORTER_OTLP_HEADERS": "x-collector-key=abc123"}
+    if service:
+        env["OTEL_SERVICE_NAME"] = service
+    gw: Gateway = make_gateway(_config(fake_upstream), env=env).start()
     mark = f"trace-mark-{next(_marks)}"
     answer = gw.client().chat.completions.create(
         model="chain", messages=[{"role": "user", "content": mark}], max_tokens=20,
@@ -57,7 +61,8 @@ def test_spans_reach_an_otlp_receiver(make_gateway: Any, fake_upstream: FakeOpen
     attempts = [s for s in spans if s.kind == CLIENT]
     assert len(attempts) == 2
 
-    assert request.resource["service.name"] == "parrotrouter"
+    assert request.resource["service.name"] == (service or "parrotrouter")
+    assert receiver.headers[0]["x-collector-key"] == "abc123"  # the standard OTEL_* variables hold
     assert request.trace_id == TRACE and request.parent_span_id == PARENT
     assert request.name == "chat chain"
     attrs = request.attributes
