@@ -34,21 +34,24 @@ class Fields:
 
     def __str__(self) -> str:
         parts = [self.event]
+        bare = _BARE.fullmatch
         for key, value in self.fields.items():
-            if value is not None:
+            kind = value.__class__
+            if kind is str:  # the common case, inline: one request line has a dozen of them
+                parts.append(f"{key}={value}" if bare(value) else f"{key}={json.dumps(value)}")
+            elif value is not None:
                 parts.append(f"{key}={text_value(value)}")
         return " ".join(parts)
 
 
 def text_value(value: Any) -> str:
     """One value of a text line: a bare word, else a JSON string (newlines and quotes escaped)."""
-    if isinstance(value, bool):
+    kind = value.__class__
+    if kind is bool:
         return "true" if value else "false"
-    if isinstance(value, (int, float)):
+    if kind is int or kind is float:
         return repr(value)
-    if isinstance(value, (list, tuple)):
-        value = ",".join(str(v) for v in value)
-    text = str(value)
+    text = ",".join(map(str, value)) if kind is list or kind is tuple else str(value)
     if _BARE.fullmatch(text):
         return text
     return json.dumps(text)  # ASCII only: every control or non-ASCII character escaped
