@@ -178,7 +178,7 @@ def request_parameters(request: Served) -> dict[str, Any]:
     """The request's sampling parameters, as `gen_ai.request.*` attributes (numbers only)."""
     out: dict[str, Any] = {}
     limit = request.output_limit
-    if isinstance(limit, int):
+    if isinstance(limit, int) and limit > 0:  # embeddings have none (0)
         out["gen_ai.request.max_tokens"] = limit
     payload = getattr(request, "payload", None)
     for name in ("temperature", "top_p", "frequency_penalty", "presence_penalty"):

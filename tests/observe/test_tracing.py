@@ -15,11 +15,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+from parrotrouter.accounting.usage import UsageRecord
 from parrotrouter.api.app import create_app
 from parrotrouter.errors import FailureKind, UpstreamFailure
 from parrotrouter.observe import Observers
 from parrotrouter.observe.tracing import Tracing
 from parrotrouter.providers.base import ChatCall
+from parrotrouter.serving.embeddings import EmbeddingRequest
 from parrotrouter.state import AppState
 from parrotrouter.upstream.trace_context import OUTGOING, TraceContext
 from tests.serving.world import Scripted, world
@@ -218,3 +220,15 @@ async def test_tracing_off_forwards_only_a_valid_client_trace(sent: dict[str, st
         resp = await http.post("/v1/chat/completions", headers=sent, json={"model": "m", "messages": USER})
         assert resp.status == 200
     assert b.seen == [forwarded]
+
+
+def test_an_embeddings_request_span() -> None:
+    exporter = InMemorySpanExporter()
+    tracing = Tracing.with_processor(SimpleSpanProcessor(exporter))
+    record = UsageRecord(id="embd-1", endpoint="embeddings", requested_model="text-embedding-3-small")
+    trace = tracing.begin(record, EmbeddingRequest("text-embedding-3-small", ["a b"], {}, 3, (2,)), None)
+    trace.end()
+    [span] = exporter.get_finished_spans()
+    assert span.name == "embeddings text-embedding-3-small" and span.kind is SpanKind.SERVER
+    attrs = dict(span.attributes or {})
+    assert attrs["gen_ai.operation.name"] == "embeddings" and "gen_ai.request.max_tokens" not in attrs
