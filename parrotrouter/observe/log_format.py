@@ -37,8 +37,10 @@ class Fields:
         bare = _BARE.fullmatch
         for key, value in self.fields.items():
             kind = value.__class__
-            if kind is str:  # the common case, inline: one request line has a dozen of them
+            if kind is str:  # the common cases inline: a request line has two dozen fields
                 parts.append(f"{key}={value}" if bare(value) else f"{key}={json.dumps(value)}")
+            elif kind is int or kind is float:
+                parts.append(f"{key}={value!r}")
             elif value is not None:
                 parts.append(f"{key}={text_value(value)}")
         return " ".join(parts)
