@@ -69,7 +69,7 @@ class Attempts:
     def __init__(self, plan: Plan, policy: RoutingPolicy, health: Health, record: UsageRecord,
                  budget: Budget = DEFAULT_BUDGET, trace: RequestTrace | None = None) -> None:
         self.plan = plan
-        self.trace = trace  # each attempt runs inside `trace.attempt` (serving/trace.py)
+        self.trace = trace  # each attempt runs inside `trace.attempt` (serving/trace.py): `_traced`
         self.policy = policy
         self.health = health
         self.record = record
@@ -135,23 +135,24 @@ class Attempts:
         return last
 
     async def _timed(self, cand: Candidate, attempt: Callable[[Candidate], Awaitable[Any]], remaining: float) -> Any:
+        # Untraced requests call `_one` directly: no extra coroutine on the path.
+        one = self._one if self.trace is None else self._traced
         if remaining >= cand.provider.spec.timeouts.total:  # the provider's own limit comes first
-            return await self._one(cand, attempt)
+            return await one(cand, attempt)
         try:
             async with asyncio.timeout(remaining):
-                return await self._one(cand, attempt)
+                return await one(cand, attempt)
         except TimeoutError:
             raise UpstreamFailure(f"The request's time budget ({self.budget.seconds:g} s) ran out while waiting "
                                   "for the upstream provider.", kind=FailureKind.TIMEOUT) from None
 
-    async def _one(self, cand: Candidate, attempt: Callable[[Candidate], Awaitable[Any]]) -> Any:
-        if self.trace is not None:
-            with self.trace.attempt(cand):
-                return await self._recorded(cand, attempt)
-        return await self._recorded(cand, attempt)
+    async def _traced(self, cand: Candidate, attempt: Callable[[Candidate], Awaitable[Any]]) -> Any:
+        """`_one` inside the request trace's `attempt` (its span, the traceparent sent upstream)."""
+        assert self.trace is not None
+        with self.trace.attempt(cand):
+            return await self._one(cand, attempt)
 
-    async def _recorded(self, cand: Candidate, attempt: Callable[[Candidate], Awaitable[Any]]) -> Any:
-        """One attempt, recorded in the usage record and in health."""
+    async def _one(self, cand: Candidate, attempt: Callable[[Candidate], Awaitable[Any]]) -> Any:
         deployment = cand.deployment.id
         self.calls += 1
         began = time.perf_counter()
