@@ -11,16 +11,21 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import re
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
-_BARE = re.compile(r"[A-Za-z0-9_.,:/@+\-]+", re.ASCII)  # shown as is in text; anything else is quoted
 # The keys every JSON line has: a structured line's fields never replace them.
 RESERVED = frozenset({"time", "level", "logger", "process", "message", "exception", "stack"})
+
+
+def bare(text: str) -> bool:
+    """Whether a text value is shown as is: printable ASCII without a space, quote, backslash or
+    `=` (anything else is quoted, so it can neither end the line nor start a field)."""
+    return (text.isascii() and text.isprintable() and text != "" and " " not in text and '"' not in text
+            and "=" not in text and "\\" not in text)
 
 
 class Fields:
@@ -34,7 +39,6 @@ class Fields:
 
     def __str__(self) -> str:
         parts = [self.event]
-        bare = _BARE.fullmatch
         for key, value in self.fields.items():
             kind = value.__class__
             if kind is str:  # the common cases inline: a request line has two dozen fields
@@ -54,7 +58,7 @@ def text_value(value: Any) -> str:
     if kind is int or kind is float:
         return repr(value)
     text = ",".join(map(str, value)) if kind is list or kind is tuple else str(value)
-    if _BARE.fullmatch(text):
+    if bare(text):
         return text
     return json.dumps(text)  # ASCII only: every control or non-ASCII character escaped
 
