@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+from typing import TYPE_CHECKING
 
 from .accounting.credits import CreditManager
 from .accounting.ledger import Ledger
@@ -17,6 +19,7 @@ from .home import Home, hash_key
 from .observe import Observers
 from .observe.performance import Performance
 from .observe.provider_health import ProviderHealth
+from .observe.request_log import RequestLog
 from .providers.base import Provider
 from .providers.http import build_provider
 from .ratelimit.limiter import RateLimiter
@@ -29,6 +32,9 @@ from .settings import Settings, load_settings
 from .state import Accounts, AppState
 from .store.content import ContentLog
 from .store.db import create_engine, database_url, migrate_sync
+
+if TYPE_CHECKING:
+    from .observe.tracing import Tracing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,11 +66,13 @@ def build_state(prepared: Prepared) -> AppState:
         record = home.master_key()
         master_hash = record.key_hash if record else None
     providers = {name: build_provider(spec, settings.model_host) for name, spec in catalog.providers.items()}
+    tracing = build_tracing(settings)
     if not settings.accounting:
         router = Router(catalog, providers)
         return AppState(settings=settings, catalog=catalog, providers=providers, router=router,
                         authenticator=MasterKeyAuthenticator(secret, master_hash), usage=NullSink(),
-                        budget=Budget.from_settings(settings), observers=build_observers(settings),
+                        budget=Budget.from_settings(settings), observers=build_observers(settings, tracing),
+                        tracing=tracing,
                         provider_health=build_provider_health(settings, catalog, providers, router.health))
     engine = create_engine(database_url(settings.database_url, home.path))
     cache = KeyCache(engine, interval=settings.key_refresh_seconds)
@@ -86,12 +94,13 @@ def build_state(prepared: Prepared) -> AppState:
         accounts=accounts,
         limiter=build_limiter(settings),
         budget=Budget.from_settings(settings),
-        observers=build_observers(settings),
+        observers=build_observers(settings, tracing),
+        tracing=tracing,
         provider_health=build_provider_health(settings, catalog, providers, router.health),
     )
 
 
-def build_observers(settings: Settings) -> Observers:
+def build_observers(settings: Settings, tracing: Tracing | None = None) -> Observers:
     """Metrics, traces and the request log, each as its settings ask (observe/)."""
     observers = Observers(strict=settings.accounting_strict)
     if settings.metrics:
@@ -100,6 +109,10 @@ def build_observers(settings: Settings) -> Observers:
         observers.add(MetricsObserver(Metrics()))
     if settings.performance:
         observers.add(Performance(settings.performance_window, settings.redis_url, settings.redis_timeout))
+    if tracing is not None:
+        observers.add(tracing)  # traces (observe/tracing.py): ends request spans, tokens and cost final
+    if settings.request_log:
+        observers.add(RequestLog())  # one line per request (observe/request_log.py)
     return observers
 
 
@@ -109,6 +122,22 @@ def build_provider_health(settings: Settings, catalog: Catalog, providers: dict[
     return ProviderHealth(catalog.providers, providers, breakers, interval=settings.health_probe_interval,
                           timeout=settings.health_probe_timeout, redis_url=settings.redis_url,
                           redis_timeout=settings.redis_timeout)
+
+
+def build_tracing(settings: Settings) -> Tracing | None:
+    """OpenTelemetry traces when an OTLP endpoint is set (the `otlp_endpoint` setting, else the
+    standard OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT), unless OTEL_SDK_DISABLED=true. None otherwise:
+    OpenTelemetry is not even imported."""
+    env = os.environ
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    if not (settings.otlp_endpoint or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")):
+        return None
+    from .observe.tracing import Tracing
+
+    endpoint = settings.otlp_endpoint.rstrip("/") + "/v1/traces" if settings.otlp_endpoint else None
+    return Tracing.exporting(endpoint)
 
 
 def build_health(settings: Settings) -> Health:

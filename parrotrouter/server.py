@@ -31,6 +31,7 @@ from .bootstrap import (
     prepare,
 )
 from .observe import multiproc
+from .observe.log_format import formatter
 from .settings import Settings
 
 log = logging.getLogger("parrotrouter")
@@ -82,9 +83,12 @@ def _raise_fd_limit(max_connections: int) -> None:
                     max_connections, new)
 
 
-def _setup_logging(level: str) -> None:
-    """Log to stderr at the `log_level` setting (this process's loggers; libraries' included)."""
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
+def _setup_logging(level: str, log_format: str = "text") -> None:
+    """Log to stderr at the `log_level` setting, as `log_format` says (this process's loggers;
+    libraries' included: observe/log_format.py)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter(log_format))
+    logging.basicConfig(handlers=[handler])
     logging.getLogger().setLevel(level.upper())
 
 
@@ -97,7 +101,7 @@ def _install_uvloop() -> None:
 
 
 def _setup_process(settings: Settings) -> None:
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, settings.log_format)
     _install_uvloop()
 
 
@@ -226,7 +230,7 @@ class Supervisor:
 
 def main_serve(cli: dict[str, Any]) -> int:
     prepared = prepare(cli)
-    _setup_logging(prepared.settings.log_level)
+    _setup_logging(prepared.settings.log_level, prepared.settings.log_format)
     exposed = prepared.home.exposure()
     if exposed:
         log.warning("%s", exposed)

@@ -152,6 +152,21 @@ def _default_home() -> Path:
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("text", "json")
+
+
+def _parse_log_format(value: Any) -> str:
+    fmt = str(value).strip().lower()
+    if fmt not in LOG_FORMATS:
+        raise ValueError(f"must be one of {', '.join(LOG_FORMATS)}, not {value!r}")
+    return fmt
+
+
+def _parse_http_url(value: Any) -> str | None:
+    url = _parse_optional_str(value)
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise ValueError(f"must be an http:// or https:// URL, not {value!r}")
+    return url
 
 
 def _parse_log_level(value: Any) -> str:
@@ -281,6 +296,14 @@ class Settings:
                                 "per second and success rate (the performance block of /v1/models).")
     performance_window: float = setting(300.0, _parse_window, "Seconds of traffic the performance block covers "
                                         "(10-86400).")
+    # Traces and logs (observe/tracing.py, observe/request_log.py)
+    otlp_endpoint: str | None = setting(None, _parse_http_url, "OTLP/HTTP endpoint to export traces to (its base "
+                                        "URL; /v1/traces is appended). OTEL_EXPORTER_OTLP_ENDPOINT and "
+                                        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT work too; none set: no tracing.")
+    log_format: str = setting("text", _parse_log_format, "Log lines as `text` (for people) or `json` (one JSON "
+                              "object per line, every logger's).")
+    request_log: bool = setting(False, parse_bool, "Log one line per generation/embeddings request (logger "
+                                "parrotrouter.requests, level INFO) once its tokens and cost are final.")
 
     @functools.cached_property
     def limit_defaults(self) -> Defaults:  # asked on every request: built once

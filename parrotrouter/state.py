@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,6 +21,9 @@ from .ratelimit.limiter import RateLimiter
 from .routing.policy import DEFAULT_BUDGET, Budget
 from .routing.router import Router
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .observe.tracing import Tracing
 
 
 @dataclasses.dataclass
@@ -65,3 +69,5 @@ class AppState:
     observers: Observers = dataclasses.field(default_factory=Observers)
     # Live provider health (probes, breakers) for /v1/models and /ready; None: loaded means healthy.
     provider_health: ProviderHealth | None = None
+    # OpenTelemetry traces (observe/tracing.py, also one of the observers): None when tracing is off.
+    tracing: Tracing | None = None

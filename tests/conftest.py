@@ -77,6 +77,8 @@ class Gateway:
                 self.env.pop(var, None)
         for var in [v for v in self.env if v.startswith("AWS_") and v not in (env or {})]:
             self.env.pop(var)  # the AWS credential chain (Bedrock) sees only what a test gives
+        for var in [v for v in self.env if v.startswith("OTEL_") and v not in (env or {})]:
+            self.env.pop(var)  # traces are exported only where a test asks for them
         for var in ("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_AD_TOKEN", "AZURE_OPENAI_ENDPOINT", "OPENAI_API_VERSION",
                     "AZURE_OPENAI_DEPLOYMENTS"):
             if var not in (env or {}):

@@ -16,6 +16,7 @@ from ..errors import InvalidRequest, PermissionDenied, RequestTimeout, RequestTo
 from ..protocol.validation import decode_json_object
 from ..serving.context import RequestContext
 from ..state import AppState
+from ..upstream.trace_context import from_headers
 from .edge import BodyTimeout
 
 STATE_KEY: web.AppKey[AppState] = web.AppKey("parrotrouter_state", AppState)
@@ -56,6 +57,8 @@ def authenticated(request: web.Request, *, write: bool = False, read: bool = Tru
     token = bearer_token(headers.get("Authorization")) or api_key_token(headers.get("x-api-key"))
     principal = request.app[STATE_KEY].authenticator.authenticate(token)
     ctx = request[CONTEXT_KEY] = RequestContext(principal, request_id(request))
+    if (traceparent := headers.get("traceparent")) is not None:  # W3C Trace Context, validated
+        ctx.trace_parent = from_headers(traceparent, headers.get("tracestate"))
     policy = principal.policy
     if policy is not UNRESTRICTED:
         if policy.restricts_clients():

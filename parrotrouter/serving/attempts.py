@@ -23,6 +23,7 @@ from ..providers.base import malformed
 from ..routing.health import Health
 from ..routing.policy import DEFAULT_BUDGET, Budget, RoutingPolicy
 from ..routing.router import Candidate, Plan
+from .trace import RequestTrace
 
 BASE_DELAY = 0.1
 MAX_ATTEMPTS_HEADER = 4096  # bytes of X-ParrotRouter-Attempts, at most (the ledger keeps every attempt)
@@ -66,8 +67,9 @@ class Attempts:
     record and in health. Circuit breakers are consulted before every attempt, retries included."""
 
     def __init__(self, plan: Plan, policy: RoutingPolicy, health: Health, record: UsageRecord,
-                 budget: Budget = DEFAULT_BUDGET) -> None:
+                 budget: Budget = DEFAULT_BUDGET, trace: RequestTrace | None = None) -> None:
         self.plan = plan
+        self.trace = trace  # each attempt runs inside `trace.attempt` (serving/trace.py): `_traced`
         self.policy = policy
         self.health = health
         self.record = record
@@ -133,14 +135,22 @@ class Attempts:
         return last
 
     async def _timed(self, cand: Candidate, attempt: Callable[[Candidate], Awaitable[Any]], remaining: float) -> Any:
+        # Untraced requests call `_one` directly: no extra coroutine on the path.
+        one = self._one if self.trace is None else self._traced
         if remaining >= cand.provider.spec.timeouts.total:  # the provider's own limit comes first
-            return await self._one(cand, attempt)
+            return await one(cand, attempt)
         try:
             async with asyncio.timeout(remaining):
-                return await self._one(cand, attempt)
+                return await one(cand, attempt)
         except TimeoutError:
             raise UpstreamFailure(f"The request's time budget ({self.budget.seconds:g} s) ran out while waiting "
                                   "for the upstream provider.", kind=FailureKind.TIMEOUT) from None
+
+    async def _traced(self, cand: Candidate, attempt: Callable[[Candidate], Awaitable[Any]]) -> Any:
+        """`_one` inside the request trace's `attempt` (its span, the traceparent sent upstream)."""
+        assert self.trace is not None
+        with self.trace.attempt(cand):
+            return await self._one(cand, attempt)
 
     async def _one(self, cand: Candidate, attempt: Callable[[Candidate], Awaitable[Any]]) -> Any:
         deployment = cand.deployment.id

@@ -4,8 +4,13 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from ..auth.principal import Principal
+from ..upstream.trace_context import TraceContext
+
+if TYPE_CHECKING:
+    from .trace import RequestTrace
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -32,3 +37,5 @@ class RequestContext:
     limits_taken: bool = False  # the rate limits were taken (their headers are set)
     recorded: bool = False  # the serving core recorded it (metrics count it there, not as a refusal)
     logging: LogRequest | None = None  # the logging headers, when the request sent any
+    trace_parent: TraceContext | None = None  # the client's valid traceparent/tracestate, if it sent them
+    trace: RequestTrace | None = None  # set by the serving core when the request is traced or forwards a trace

@@ -39,6 +39,7 @@ from .context import LogRequest, RequestContext
 from .relay import Relay, choice_text
 from .request import GenerationRequest
 from .served import Served, keep_serving
+from .trace import Forwarded
 from .types import Chunks, JSONObject
 
 log = logging.getLogger("parrotrouter.serving")
@@ -94,6 +95,10 @@ class _Work(Generic[_R]):
         if ctx.logging is not None:
             _label(self.record, ctx.logging)
         self.prompt = _PromptCount(request)
+        if state.tracing is not None:  # observe/tracing.py: the request's span, a child span per attempt
+            ctx.trace = state.tracing.begin(self.record, request, ctx.trace_parent)
+        elif ctx.trace_parent is not None:
+            ctx.trace = Forwarded(ctx.trace_parent)
         self.attempts: Attempts | None = None
         self.recorded = False
 
@@ -121,7 +126,7 @@ class _Work(Generic[_R]):
                                          retry_after=5)
             record.reservation = await reserve_max_cost(state.accounts.credits, self.ctx.principal, request,
                                                         _priced_routes(request, plan))
-        self.attempts = Attempts(plan, policy, state.router.health, record, state.budget)
+        self.attempts = Attempts(plan, policy, state.router.health, record, state.budget, self.ctx.trace)
         return self.attempts
 
     def attempts_header(self) -> None:

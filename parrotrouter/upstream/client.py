@@ -19,6 +19,7 @@ from yarl import URL
 
 from ..catalog import Timeouts
 from ..errors import FailureKind, UpstreamFailure
+from .trace_context import OUTGOING
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -100,11 +101,14 @@ class UpstreamClient:
         """POST the request; yield the response with headers read. Retries once on a stale
         pooled connection (the server closed it before answering)."""
         timeout = self._stream_timeout if request.stream else self._plain_timeout
+        headers = request.headers
+        if (trace := OUTGOING.get()) is not None:  # the attempt's trace context (upstream/trace_context.py)
+            headers = {**headers, **trace.headers()}
         for attempt in (1, 2):
             try:
                 with map_transport_errors(self.timeouts, "first" if request.stream else "open"):
                     url = URL(request.url, encoded=True) if request.encoded_url else request.url
-                    ctx = self._session.post(url, data=request.body, headers=request.headers, timeout=timeout)
+                    ctx = self._session.post(url, data=request.body, headers=headers, timeout=timeout)
                     if request.stream:
                         async with asyncio.timeout(self.timeouts.first_token):
                             resp = await ctx

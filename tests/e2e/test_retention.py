@@ -44,7 +44,9 @@ def start_gateway(home: Path, fake: FakeOpenAI, emb: FakeEmbeddings, database_ur
     config["models"].append({"id": EMBEDDING_MODEL, "deployments": [{"provider": "emb"}],
                              "capabilities": {"chat": False, "embeddings": True},
                              "pricing": {"prompt": "0.02", "completion": "0"}})
-    gw = Gateway(home, config, env={"FAKE_UPSTREAM_KEY": "sk-upstream"}, args=args)
+    # the request log on: its lines must carry no content either
+    gw = Gateway(home, config, env={"FAKE_UPSTREAM_KEY": "sk-upstream", "PARROTROUTER_REQUEST_LOG": "true"},
+                 args=args)
     gw.database_url = database_url  # type: ignore[attr-defined]
     return gw.start()
 
