@@ -68,13 +68,6 @@ def _parse_port(value: Any) -> int:
     return number
 
 
-def _parse_non_negative(value: Any) -> float:
-    number = _parse_float(value)
-    if not 0 <= number < float("inf"):
-        raise ValueError(f"must be 0 or a positive number, not {value!r}")
-    return number
-
-
 def _parse_non_negative_int(value: Any) -> int:
     number = _parse_int(value)
     if number < 0:
@@ -86,6 +79,20 @@ def _parse_window(value: Any) -> float:
     number = _parse_float(value)
     if not 10 <= number <= 86400:
         raise ValueError(f"must be from 10 to 86400 seconds, not {value!r}")
+    return number
+
+
+def _parse_probe_interval(value: Any) -> float:
+    number = _parse_float(value)  # the bounds of a provider's health_check.interval, and 0: off
+    if not (number == 0 or 0.1 <= number <= 86400):
+        raise ValueError(f"must be 0 or from 0.1 to 86400 seconds, not {value!r}")
+    return number
+
+
+def _parse_probe_timeout(value: Any) -> float:
+    number = _parse_float(value)  # the bounds of a provider's health_check.timeout
+    if not 0 < number <= 60:
+        raise ValueError(f"must be more than 0 and at most 60 seconds, not {value!r}")
     return number
 
 
@@ -286,10 +293,11 @@ class Settings:
     content_purge_seconds: float = setting(600.0, _parse_positive, "Seconds between deletions of expired "
                                            "content (each process; safe with several).")
     # Provider health and performance (observe/provider_health.py, observe/performance.py)
-    health_probe_interval: float = setting(15.0, _parse_non_negative, "Seconds between active health probes of "
-                                           "a provider (0: none; a provider's health_check.interval overrides).")
-    health_probe_timeout: float = setting(2.0, _parse_positive, "Seconds a health probe may take before it "
-                                          "counts as failed.")
+    health_probe_interval: float = setting(15.0, _parse_probe_interval, "Seconds between active health probes "
+                                           "of a provider (0: none, else 0.1-86400; a provider's "
+                                           "health_check.interval overrides).")
+    health_probe_timeout: float = setting(2.0, _parse_probe_timeout, "Seconds a health probe may take before it "
+                                          "counts as failed (at most 60).")
     ready_min_healthy_providers: int = setting(0, _parse_non_negative_int, "Healthy providers /ready requires "
                                                "(0: one ready provider, as without health checks).")
     performance: bool = setting(True, parse_bool, "Measure each model's latency, time to first token, tokens "

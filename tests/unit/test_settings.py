@@ -99,3 +99,16 @@ def test_the_log_level_sets_the_root_logger() -> None:
         assert root.level == logging.ERROR
     finally:
         root.setLevel(before)
+
+
+def test_health_probe_settings_have_the_bounds_of_a_providers_health_check() -> None:
+    """As HealthCheckConfig bounds a provider's own interval (0.1-86400) and timeout (at most 60)."""
+    for value in ("0.001", "0.09", "86401", "-1", "inf", "nan"):
+        with pytest.raises(ConfigError, match=r"PARROTROUTER_HEALTH_PROBE_INTERVAL: must be 0 or from 0\.1"):
+            S.load_settings(env={"PARROTROUTER_HEALTH_PROBE_INTERVAL": value})
+    for value in ("0", "60.5", "1e9", "-1", "nan"):
+        with pytest.raises(ConfigError, match="PARROTROUTER_HEALTH_PROBE_TIMEOUT: must be more than 0 and at most 60"):
+            S.load_settings(env={"PARROTROUTER_HEALTH_PROBE_TIMEOUT": value})
+    resolved = S.load_settings(env={}, file={"health_probe_interval": 0, "health_probe_timeout": 60})
+    assert (resolved.health_probe_interval, resolved.health_probe_timeout) == (0, 60)
+    assert S.load_settings(env={}, file={"health_probe_interval": 0.1}).health_probe_interval == 0.1
