@@ -3,9 +3,11 @@
 An active probe (`GET {base_url}/models`, or a provider's own `health_check`) runs off the request
 path in one loop, each provider at its interval, with a short timeout. It is on by default for
 self-hosted endpoints (loopback, private or link-local addresses, `localhost`, single-label and
-`.local`/`.internal`/`.lan` host names) and off for cloud ones unless `health_check.probe` is true;
-in-process models (llama.cpp, WordLlama) are healthy when loaded. With Redis, one process probes a
-provider per interval (a `SET NX` slot) and publishes the result; every process adopts it.
+`.local`/`.internal`/`.lan` host names, judged by `base_url`) and off for cloud ones unless
+`health_check.probe` is true; the provider's key and headers go only to its own origin (a
+`health_check.url` elsewhere is probed bare). In-process models (llama.cpp, WordLlama) are
+healthy when loaded. With Redis, one process probes a provider per interval (a `SET NX` slot) and
+publishes the result; every process adopts it.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ class Probe:
 
     provider: str
     url: str
-    headers: Mapping[str, str]
+    headers: Mapping[str, str] = dataclasses.field(repr=False)  # may hold the provider's key
     interval: float
     timeout: float
     lenient: bool  # the default path: a server without it (404, 405) is still up
@@ -86,21 +88,37 @@ def self_hosted(base_url: str) -> bool:
     return address.is_loopback or address.is_private or address.is_link_local
 
 
+def origin(url: str) -> tuple[str, str, int | None] | None:
+    """A URL's scheme, host and port (the scheme's default when absent); None when it has none."""
+    parts = urlsplit(url)
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    except ValueError:
+        return None
+    return (scheme, host, port) if scheme and host else None
+
+
 def probe_for(spec: ProviderSpec, interval: float, timeout: float) -> Probe | None:
     """The provider's probe, or None when it is not probed."""
     check = spec.health_check
     if spec.type in IN_PROCESS or spec.base_url is None or spec.unix_socket:
         return None
-    enabled = check.probe if check.probe is not None else self_hosted(check.url or spec.base_url)
+    # On or off by where the provider is, not by where its probe points: a private health URL
+    # does not turn billed probing on for a cloud provider.
+    enabled = check.probe if check.probe is not None else self_hosted(spec.base_url)
     interval = check.interval if check.interval is not None else interval
     if not enabled or interval <= 0:
         return None
     url = check.url or spec.base_url + (check.path or DEFAULT_PATH)
-    headers = dict(spec.headers)
-    headers.update(EXTRA_HEADERS.get(spec.type, {}))
-    auth = AUTH_HEADERS.get(spec.type)
-    if auth is not None and spec.api_key:
-        headers[auth[0]] = auth[1].format(spec.api_key.reveal())
+    headers: dict[str, str] = {}
+    base = origin(spec.base_url)
+    if base is not None and origin(url) == base:  # credentials only to the provider's own origin
+        headers.update(spec.headers)
+        headers.update(EXTRA_HEADERS.get(spec.type, {}))
+        auth = AUTH_HEADERS.get(spec.type)
+        if auth is not None and spec.api_key:
+            headers[auth[0]] = auth[1].format(spec.api_key.reveal())
     digest = hashlib.sha256(url.encode()).hexdigest()[:12]
     return Probe(spec.name, url, headers, interval, check.timeout or timeout,
                  lenient=check.url is None and check.path is None, key=f"{spec.name}:{digest}")

@@ -116,6 +116,24 @@ def test_cloud_endpoints_are_not_probed_unless_asked(make_gateway: Callable[...,
     assert upstream.probes == 0
 
 
+def test_a_health_url_elsewhere_gets_no_key_or_headers(make_gateway: Callable[..., Gateway],
+                                                       upstream: SwitchableOpenAI) -> None:
+    elsewhere = SwitchableOpenAI().start()  # same host, another port: another origin
+    try:
+        cfg = config(upstream)
+        cfg["providers"][0]["headers"] = {"X-Team-Token": "team-secret"}
+        cfg["providers"][0]["health_check"] = {"url": elsewhere.base_url + "/models"}
+        gw = start(make_gateway, cfg)
+        until("the gateway probes the health URL", lambda: elsewhere.probes >= 1)
+        with gw.http() as http:
+            assert http.get("/ready").json()["checks"]["provider_health"]["vllm"]["healthy"] is True
+        sent = elsewhere.probe_headers[0]
+        assert {"authorization", "x-team-token"}.isdisjoint(name.lower() for name in sent), sent
+        assert UPSTREAM_KEY not in str(sent) and upstream.probes == 0
+    finally:
+        elsewhere.stop()
+
+
 def test_a_configured_probe_path_must_answer_2xx(make_gateway: Callable[..., Gateway],
                                                  upstream: SwitchableOpenAI) -> None:
     cfg = config(upstream)

@@ -11,13 +11,15 @@ from .openai_upstream import FakeOpenAI
 
 class SwitchableOpenAI(FakeOpenAI):
     """`delay` slows every chat answer; `failing` answers HTTP 500; `stop()` then `start()` keeps
-    the port (a dead vLLM that comes back). `probes` counts GET /v1/models."""
+    the port (a dead vLLM that comes back). `probes` counts GET /v1/models, `probe_headers` keeps
+    the headers of each."""
 
     def __init__(self) -> None:
         super().__init__()
         self.delay = 0.0
         self.failing = False
         self.probes = 0
+        self.probe_headers: list[dict[str, str]] = []
 
     def routes(self, app: web.Application) -> None:
         super().routes(app)
@@ -38,6 +40,7 @@ class SwitchableOpenAI(FakeOpenAI):
 
     async def models(self, request: web.Request) -> web.Response:
         self.probes += 1
+        self.probe_headers.append(dict(request.headers))
         return web.json_response({"object": "list", "data": [{"id": "m", "object": "model"}]})
 
     async def chat(self, request: web.Request) -> web.StreamResponse:

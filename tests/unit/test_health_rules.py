@@ -60,6 +60,22 @@ def test_probe_as_configured() -> None:
     assert other is not None and local is not None and other.key != local.key
 
 
+def test_credentials_go_only_to_the_providers_own_origin() -> None:
+    # A cloud provider whose health URL is private: probing stays off (decided by base_url) ...
+    assert probe_for(spec("https://api.openai.com/v1", url="http://10.0.0.5:9000/healthz"), 15, 2) is None
+    # ... and when asked for, that URL gets neither the key nor the provider's headers.
+    elsewhere = probe_for(spec("https://api.openai.com/v1", probe=True, url="http://10.0.0.5:9000/healthz"), 15, 2)
+    assert elsewhere is not None and elsewhere.headers == {}
+    for url in ("http://127.0.0.1:9000/health", "https://127.0.0.1:8000/health", "http://localhost:8000/health"):
+        other = probe_for(spec("http://127.0.0.1:8000/v1", url=url), 15, 2)
+        assert other is not None and other.headers == {}, url
+    same = probe_for(spec("https://api.anthropic.com/v1", type="anthropic", probe=True,
+                          url="https://API.anthropic.com:443/health"), 15, 2)
+    assert same is not None and same.headers["x-api-key"] == "sk-secret" and same.headers["X-Team"] == "a"
+    local = probe_for(spec("http://127.0.0.1:8000/v1"), 15, 2)
+    assert local is not None and "sk-secret" not in repr(local)
+
+
 def test_health_check_config_is_validated(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text("providers:\n  - name: vllm\n    type: openai\n    base_url: http://10.0.0.5/v1\n"
