@@ -120,8 +120,9 @@ def build_provider_health(settings: Settings, catalog: Catalog, providers: dict[
                           breakers: Health) -> ProviderHealth:
     """Provider health for /v1/models and /ready: probes as the settings and the config file ask."""
     return ProviderHealth(catalog.providers, providers, breakers, interval=settings.health_probe_interval,
-                          timeout=settings.health_probe_timeout, redis_url=settings.redis_url,
-                          redis_timeout=settings.redis_timeout)
+                          timeout=settings.health_probe_timeout,
+                          deployments=(d for model in catalog.models.values() for d in model.deployments),
+                          redis_url=settings.redis_url, redis_timeout=settings.redis_timeout)
 
 
 def build_tracing(settings: Settings) -> Tracing | None:

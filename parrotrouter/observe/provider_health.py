@@ -7,7 +7,8 @@ self-hosted endpoints (loopback, private or link-local addresses, `localhost`, s
 `health_check.probe` is true; the provider's key and headers go only to its own origin (a
 `health_check.url` elsewhere is probed bare). In-process models (llama.cpp, WordLlama) are
 healthy when loaded. With Redis, one process probes a provider per interval (a `SET NX` slot) and
-publishes the result; every process adopts it.
+publishes the result; every process adopts it. Breakers judge a deployment by its own breaker, and
+a provider only when the breakers of all its catalog deployments are open.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import ipaddress
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,7 +29,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
-from ..catalog import ProviderSpec
+from ..catalog import Deployment, ProviderSpec
 from ..providers.base import Provider
 from ..routing.health import Health
 
@@ -153,10 +154,15 @@ class ProviderHealth:
     """Every provider's health: loaded, probe, breakers. One loop probes; readers only look."""
 
     def __init__(self, specs: Mapping[str, ProviderSpec], providers: Mapping[str, Provider], breakers: Health,
-                 *, interval: float, timeout: float, redis_url: str | None = None,
-                 redis_timeout: float = 0.25) -> None:
+                 *, interval: float, timeout: float, deployments: Iterable[Deployment] = (),
+                 redis_url: str | None = None, redis_timeout: float = 0.25) -> None:
         self.providers = providers
         self.breakers = breakers
+        # The catalog's deployments by provider: a provider is shut off by its breakers only when
+        # every one of these is open (not merely every one that happens to have a breaker state).
+        self.deployments: dict[str, set[str]] = {}
+        for deployment in deployments:
+            self.deployments.setdefault(deployment.provider, set()).add(deployment.id)
         self.probes = {name: p for name, spec in specs.items() if (p := probe_for(spec, interval, timeout))}
         self.results: dict[str, ProbeResult] = {}
         self.redis: Any = None
@@ -172,42 +178,45 @@ class ProviderHealth:
 
     # ------------------------------------------------------------------ reading
     def provider(self, name: str) -> Verdict:
-        """A provider's health: loaded, its probe passing (or not probed), not every breaker open."""
+        """A provider's health: loaded, its probe passing (or not probed), not every catalog deployment's
+        breaker open."""
+        verdict = self._reachable(name)
+        if not verdict.healthy:
+            return verdict
+        catalog = self.deployments.get(name, ())
+        retries = self._open(name)
+        if catalog and len(retries) == len(catalog):
+            return Verdict(False, f"provider '{name}' circuit breakers open on all its deployments after repeated "
+                                  f"upstream failures (retried in {min(retries):.0f} s)")
+        return verdict
+
+    def deployment(self, provider: str, deployment: str) -> Verdict:
+        """A deployment's health: its provider loaded and its probe passing, and its own breaker not open."""
+        verdict = self._reachable(provider)
+        if not verdict.healthy:
+            return verdict
+        retry = self.breakers.retry_after(deployment)
+        if retry > 0:
+            # No "since": the opening cooldown is not known here (another process may have opened it).
+            return Verdict(False, f"deployment '{deployment}' circuit breaker open after repeated upstream "
+                                  f"failures (retried in {retry:.0f} s)")
+        return verdict
+
+    def _reachable(self, name: str) -> Verdict:
+        """A provider loaded and its probe passing (or not probed)."""
         provider = self.providers.get(name)
         if provider is None or not provider.ready():
             return Verdict(False, f"provider '{name}' is not loaded")
         result = self.results.get(name)
         if result is not None and not result.healthy:
             return Verdict(False, f"provider '{name}' probe failed: {result.reason} (since {utc(result.since)})")
-        seen, open_since = self._breakers(name)
-        if seen and len(open_since) == seen:
-            return Verdict(False, f"provider '{name}' circuit breakers open since {utc(min(open_since))} after "
-                                  "repeated upstream failures")
         return Verdict(True, "available")
 
-    def _breakers(self, name: str) -> tuple[int, list[float]]:
-        """How many of the provider's deployments have a breaker state, and since when the open ones are open."""
-        seen, open_since = 0, []
-        now, wall = time.monotonic(), time.time()
-        for deployment, state in self.breakers.states.items():
-            if deployment.startswith(name + "/"):
-                seen += 1
-                if state.open_until > now:
-                    open_since.append(wall - (now - (state.open_until - self.breakers.settings.cooldown)))
-        return seen, open_since
-
-    def deployment(self, provider: str, deployment: str) -> Verdict:
-        """A deployment's health: its provider's, and its breaker not open."""
-        verdict = self.provider(provider)
-        if not verdict.healthy:
-            return verdict
-        state = self.breakers.states.get(deployment)
-        now = time.monotonic()
-        if state is not None and state.open_until > now:
-            since = time.time() - (now - (state.open_until - self.breakers.settings.cooldown))
-            return Verdict(False, f"deployment '{deployment}' circuit breaker open since {utc(since)} after "
-                                  f"repeated upstream failures (retried in {state.open_until - now:.0f} s)")
-        return verdict
+    def _open(self, name: str) -> list[float]:
+        """Seconds until each open breaker of the provider's catalog deployments lets a request through
+        (breakers of deployments the catalog does not have, say from Redis, are ignored)."""
+        retries = (self.breakers.retry_after(deployment) for deployment in self.deployments.get(name, ()))
+        return [retry for retry in retries if retry > 0]
 
     def report(self) -> dict[str, dict[str, Any]]:
         """Each provider's health for /ready."""
@@ -219,7 +228,7 @@ class ProviderHealth:
                                      "probe": name in self.probes}
             if result is not None:
                 entry["checked_at"] = utc(result.checked_at)
-            open_breakers = len(self._breakers(name)[1])
+            open_breakers = len(self._open(name))
             if open_breakers:
                 entry["open_circuits"] = open_breakers
             out[name] = entry

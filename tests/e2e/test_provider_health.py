@@ -116,6 +116,25 @@ def test_cloud_endpoints_are_not_probed_unless_asked(make_gateway: Callable[...,
     assert upstream.probes == 0
 
 
+def test_one_broken_model_leaves_the_other_models_of_its_provider_active(
+        make_gateway: Callable[..., Gateway], upstream: SwitchableOpenAI) -> None:
+    cfg = config(upstream, ready_min_healthy_providers=1, breaker_failure_threshold=2)
+    cfg["models"].append({"id": "llama-broken", "deployments": [{"provider": "vllm", "model": "500"}]})
+    gw = start(make_gateway, cfg)
+    assert chat(gw, 2, "llama-broken") == [502, 502]  # the only traffic so far: its breaker opens
+    broken = model(gw, "llama-broken")["status"]
+    assert broken["active"] is False and "deployment 'vllm/500' circuit breaker open" in broken["message"]
+    assert model(gw)["status"] == {"active": True, "message": "available"}  # never called, still usable
+    with gw.http() as http:
+        listed = [m["id"] for m in http.get("/v1/models").json()["data"]]
+        ready = http.get("/ready")
+    assert listed == ["llama-local"]
+    assert ready.status_code == 200
+    vllm = ready.json()["checks"]["provider_health"]["vllm"]
+    assert vllm["healthy"] is True and vllm["open_circuits"] == 1
+    assert chat(gw, 1) == [200]
+
+
 def test_a_health_url_elsewhere_gets_no_key_or_headers(make_gateway: Callable[..., Gateway],
                                                        upstream: SwitchableOpenAI) -> None:
     elsewhere = SwitchableOpenAI().start()  # same host, another port: another origin

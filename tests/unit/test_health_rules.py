@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from parrotrouter.accounting.usage import Attempt, UsageRecord
-from parrotrouter.catalog import HealthCheck, ProviderSpec
+from parrotrouter.catalog import Deployment, HealthCheck, ProviderSpec
 from parrotrouter.config.loader import read_config_file
 from parrotrouter.errors import ConfigError, FailureKind
 from parrotrouter.observe.performance import BINS, EDGES, bin_of, fold, parse_fields, percentile, performance_block
-from parrotrouter.observe.provider_health import ProviderHealth, probe_for, self_hosted
+from parrotrouter.observe.provider_health import ProviderHealth, Verdict, probe_for, self_hosted
 from parrotrouter.providers.http import HttpProvider
 from parrotrouter.providers.openai_compat import OpenAIAdapter
 from parrotrouter.routing.health import BreakerSettings, Health
@@ -131,14 +131,15 @@ def test_an_open_breaker_makes_a_deployment_and_then_its_provider_unhealthy() ->
     local = spec("http://127.0.0.1:8000/v1")
     breakers = Health(BreakerSettings(failure_threshold=1, cooldown=60))
     provider = HttpProvider(local, OpenAIAdapter(local), supports_completions=True)
-    health = ProviderHealth({"p": local}, {"p": provider}, breakers, interval=15, timeout=2)
+    health = ProviderHealth({"p": local}, {"p": provider}, breakers, interval=15, timeout=2,
+                            deployments=[Deployment("p", "a"), Deployment("p", "b")])
     breakers.started("p/a")
     breakers.finished("p/a", True, 10.0, None)
     breakers.started("p/b")
     breakers.finished("p/b", False, 10.0, None, FailureKind.SERVER_ERROR)
     assert health.deployment("p", "p/a").healthy
     broken = health.deployment("p", "p/b")
-    assert not broken.healthy and "circuit breaker open since" in broken.message
+    assert not broken.healthy and "circuit breaker open after" in broken.message and "retried in 60 s" in broken.message
     assert health.provider("p").healthy  # one deployment of two still works
     breakers.started("p/a")
     breakers.finished("p/a", False, 10.0, None, FailureKind.TIMEOUT)
@@ -146,3 +147,19 @@ def test_an_open_breaker_makes_a_deployment_and_then_its_provider_unhealthy() ->
     assert not verdict.healthy and "circuit breakers open" in verdict.message
     assert health.report()["p"]["open_circuits"] == 2
     assert "127.0.0.1" not in verdict.message and "sk-secret" not in verdict.message
+
+
+def test_one_failing_model_leaves_its_provider_and_other_models_healthy() -> None:
+    """A fresh process whose only traffic went to one broken model (404: removed upstream)."""
+    local = spec("http://127.0.0.1:8000/v1")
+    breakers = Health(BreakerSettings(failure_threshold=5, cooldown=30))
+    provider = HttpProvider(local, OpenAIAdapter(local), supports_completions=True)
+    health = ProviderHealth({"p": local}, {"p": provider}, breakers, interval=15, timeout=2,
+                            deployments=[Deployment("p", "bad"), Deployment("p", "mini"), Deployment("p", "bad")])
+    for _ in range(5):
+        breakers.started("p/bad")
+        breakers.finished("p/bad", False, 10.0, None, FailureKind.NOT_FOUND)
+    breakers.state("p/gone").open_until = breakers.states["p/bad"].open_until  # from Redis, not in the catalog
+    assert not health.deployment("p", "p/bad").healthy
+    assert health.deployment("p", "p/mini") == health.provider("p") == Verdict(True, "available")
+    assert health.report()["p"]["open_circuits"] == 1
