@@ -45,6 +45,10 @@ def gw(fake_upstream: FakeOpenAI, anthropic_fake: fa.FakeAnthropic, embeddings: 
     config["models"] += [
         {"id": "fake-no-usage", "deployments": [{"provider": "fake", "model": "fake-no-usage"}], "pricing": PRICE,
          "capabilities": {"completion": True}},
+        *({"id": f"fake-{odd}", "deployments": [{"provider": "fake", "model": f"fake-{odd}"}], "pricing": PRICE}
+          for odd in ("empty-usage", "null-usage")),
+        {"id": "text-embedding-total-only", "deployments": [{"provider": "emb", "model": "total-only"}],
+         "pricing": {"prompt": "0.02", "completion": "0"}},
         {"id": "gpt-4o-mini-text", "deployments": [{"provider": "fake", "model": "gpt-4o-mini"}], "pricing": PRICE,
          "capabilities": {"completion": True}},
         # a model the price table does not know and the config does not price: it costs nothing
@@ -76,15 +80,15 @@ def extra_cost(usage: Any) -> float:
 
 
 # ---------------------------------------------------------------------------- chat and completions
-@pytest.mark.parametrize("model", ["gpt-4o-mini", "fake-no-usage", "no-price"])
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "fake-no-usage", "fake-empty-usage", "fake-null-usage", "no-price"])
 def test_chat_answer_and_stream_carry_the_ledger_cost(gw: Gateway, model: str) -> None:
     client = gw.client()
     answer = client.chat.completions.create(model=model, messages=USER)  # type: ignore[arg-type]
     cost = extra_cost(answer.usage)
     assert cost == ledger_cost(gw, answer.id)
     assert (cost == 0) == (model == "no-price")
-    if model == "fake-no-usage":  # counted by the gateway, priced as the ledger prices it
-        assert answer.usage is not None and answer.usage.completion_tokens > 0
+    if "usage" in model:  # no usage, or one without counts: counted by the gateway, priced as the ledger prices it
+        assert answer.usage is not None and answer.usage.prompt_tokens > 0 and answer.usage.completion_tokens > 0
     chunks = list(client.chat.completions.create(model=model, messages=USER, stream=True,  # type: ignore[arg-type]
                                                  stream_options={"include_usage": True}))
     last = chunks[-1]
@@ -107,6 +111,13 @@ def test_completions_answer_and_stream_carry_the_ledger_cost(gw: Gateway, model:
 
 def test_embeddings_carry_the_ledger_cost(gw: Gateway) -> None:
     result = gw.client().embeddings.create(model="text-embedding-3-small", input=["a b c", "d e"])
+    cost = extra_cost(result.usage)
+    assert cost > 0 and cost == ledger_cost_of_last(gw, "embeddings")
+
+
+def test_embeddings_reporting_only_a_total_are_charged_that_total(gw: Gateway) -> None:
+    result = gw.client().embeddings.create(model="text-embedding-total-only", input=["a b c", "d e"])
+    assert result.usage.prompt_tokens == 5 and result.usage.total_tokens == 5
     cost = extra_cost(result.usage)
     assert cost > 0 and cost == ledger_cost_of_last(gw, "embeddings")
 
