@@ -47,6 +47,10 @@ def gw(fake_upstream: FakeOpenAI, anthropic_fake: fa.FakeAnthropic, embeddings: 
          "capabilities": {"completion": True}},
         *({"id": f"fake-{odd}", "deployments": [{"provider": "fake", "model": f"fake-{odd}"}], "pricing": PRICE}
           for odd in ("empty-usage", "null-usage")),
+        {"id": "native-no-usage", "deployments": [{"provider": "openai", "model": "native-no-usage"}],
+         "pricing": PRICE},
+        {"id": "claude-nousage", "deployments": [{"provider": "claude", "model": "claude-nousage"}],
+         "pricing": PRICE},
         {"id": "text-embedding-total-only", "deployments": [{"provider": "emb", "model": "total-only"}],
          "pricing": {"prompt": "0.02", "completion": "0"}},
         {"id": "gpt-4o-mini-text", "deployments": [{"provider": "fake", "model": "gpt-4o-mini"}], "pricing": PRICE,
@@ -162,7 +166,28 @@ def test_responses_usage_carries_the_ledger_cost(gw: Gateway, model: str) -> Non
     assert extra_cost(stored.usage) == extra_cost(completed.response.usage)
 
 
+def test_a_native_response_without_usage_gets_ours_with_the_ledger_cost(gw: Gateway) -> None:
+    """The upstream's response object had `usage: null`: the answer carries the counts the gateway
+    charged, in the Responses shape, with their cost."""
+    with gw.http() as http:
+        resp = http.post("/v1/responses", json={"model": "native-no-usage", "input": "Say hello"})
+    assert resp.status_code == 200, resp.text
+    usage = resp.json()["usage"]
+    assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+    assert usage["cost"] > 0 and usage["cost"] == ledger_cost(gw, resp.json()["id"])
+
+
 # ---------------------------------------------------------------------------- Messages API
+def test_a_native_message_without_usage_gets_ours_with_the_ledger_cost(gw: Gateway) -> None:
+    with gw.http() as http:
+        resp = http.post("/v1/messages", json={"model": "claude-nousage", "max_tokens": 100, "messages": USER})
+    assert resp.status_code == 200, resp.text
+    usage = resp.json()["usage"]
+    assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0
+    assert usage["cost"] > 0 and usage["cost"] == ledger_cost(gw, resp.json()["id"])
+
+
 @pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-text"])
 def test_messages_usage_carries_the_ledger_cost(gw: Gateway, model: str) -> None:
     """Translated and native: the message's usage and the message_delta event's."""
