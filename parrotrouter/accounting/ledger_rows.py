@@ -178,6 +178,8 @@ def _record_json(rec: UsageRecord) -> dict[str, Any]:
         "ended_by": text(rec.ended_by, _ENDED), "request_id": text(rec.request_id, _REQUEST_ID),
         "session_id": text(rec.session_id, _SESSION), "log_metadata": metadata_json(rec.log_metadata),
     }
+    if rec.observed:  # the observers saw it (metrics, request log): a replay must not count it again
+        out["observed"] = True
     res = rec.reservation
     if res is not None:  # what the settlement needs, should the record be written by another process
         out["reservation"] = {"amount": _money(res.amount), "account_id": text(res.account_id, _ACCOUNT),
@@ -206,7 +208,7 @@ def record_from_json(obj: dict[str, Any]) -> UsageRecord:
                       attempts=[Attempt(str(a["provider"]), str(a["deployment"]), count(a["status"]),
                                         a.get("error_code"), _number(a.get("latency_ms")) or 0.0)
                                 for a in obj.get("attempts") or []],
-                      finalized=True)
+                      finalized=True, observed=obj.get("observed") is True)
     res = obj.get("reservation")
     if res:
         buckets = tuple(Bucket(name, kind, ref, day=day) for name, kind, ref, day in res["buckets"])

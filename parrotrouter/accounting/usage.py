@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from ..pricing import ModelPricing
+from ..protocol.normalize import is_count
 from ..store.schema import NANO, usd_text
 from ..tokens import encoding_ready
 
@@ -107,8 +108,11 @@ class UsageRecord:
     priced: tuple[int, int, int, int] | None = None
 
     def observe_usage(self, usage: dict[str, Any] | None) -> None:
-        """Take the usage an upstream reported (OpenAI shape), each count bounded."""
-        if not usage or not isinstance(usage, dict):
+        """Take the usage an upstream reported (OpenAI shape), each count bounded. A usage without
+        a prompt or completion count (`{}`, nulls, strings) is not a report: the gateway
+        counts the tokens itself, as when there is no usage at all."""
+        if not isinstance(usage, dict) or not (is_count(usage.get("prompt_tokens"))
+                                               or is_count(usage.get("completion_tokens"))):
             return
         self.usage_reported = True
         self.prompt_tokens = token_count(usage.get("prompt_tokens"))

@@ -23,7 +23,10 @@ def finish_reason(value: Any) -> tuple[str | None, Any]:
 
 
 def usage_dict(usage: Any) -> dict[str, Any] | None:
-    if not isinstance(usage, dict):
+    """An upstream's usage with its counts made counts; None when it has neither a prompt nor a
+    completion count (`{}`, nulls): that is no report, and the tokens are counted instead."""
+    if not isinstance(usage, dict) or not (is_count(usage.get("prompt_tokens"))
+                                           or is_count(usage.get("completion_tokens"))):
         return None
     prompt = _int(usage.get("prompt_tokens"))
     completion = _int(usage.get("completion_tokens"))
@@ -44,9 +47,15 @@ _COUNTED_DETAILS = frozenset({"cached_tokens", "cache_write_tokens", "reasoning_
                               "accepted_prediction_tokens", "rejected_prediction_tokens"})
 
 
+def is_count(value: Any) -> bool:
+    """Whether an upstream's token count is one: an int, not negative (not a bool, a float, a
+    string, null)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _int(value: Any) -> int:
     """A token count as an upstream may send it; anything else (negative, a string, beyond 2**53) is 0."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53 else 0
+    return value if is_count(value) and value < 2**53 else 0
 
 
 def _choice_common(choice: dict[str, Any], position: int) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 from ..accounting.bounds import Billable, exact_tokenizer
 from ..catalog import ModelSpec
 from ..errors import ParrotError, echo
+from ..protocol.normalize import is_count
 from ..protocol.routing_fields import NO_ROUTING, BodyRouting
 from ..providers.base import EmbeddingCall, PartsServed, malformed
 from ..routing.policy import RoutingPolicy
@@ -125,16 +126,19 @@ async def embed(state: AppState, ctx: RequestContext, request: EmbeddingRequest,
         attempts = await work.prepare()
         answer, candidate = await attempts.run(request.run)
         work.attempts_header()
-        record.observe_usage(answer.get("usage"))
+        usage = answer.get("usage")
+        if isinstance(usage, dict) and not is_count(usage.get("prompt_tokens")) and is_count(usage.get("total_tokens")):
+            usage = {**usage, "prompt_tokens": usage["total_tokens"]}  # no completion: the total is the input
+        record.observe_usage(usage)
         record.completion_tokens = 0
         if not record.usage_reported:
             record.prompt_tokens = request.count_prompt(candidate.model.id)
         data = answer["data"]
         assert isinstance(data, list)
-        usage: dict[str, Any] = {"prompt_tokens": record.prompt_tokens, "total_tokens": record.prompt_tokens,
-                                 "cost": record.answer_cost()}
+        payload: dict[str, Any] = {"prompt_tokens": record.prompt_tokens, "total_tokens": record.prompt_tokens,
+                                   "cost": record.answer_cost()}
         return {"object": "list", "data": data,
-                "model": candidate.model.id, "provider": candidate.deployment.provider, "usage": usage}
+                "model": candidate.model.id, "provider": candidate.deployment.provider, "usage": payload}
     except ParrotError as err:
         if record.prompt_tokens == 0:  # parts answered before another failed were billed upstream
             record.prompt_tokens = request.served_tokens()

@@ -45,6 +45,14 @@ def gw(fake_upstream: FakeOpenAI, anthropic_fake: fa.FakeAnthropic, embeddings: 
     config["models"] += [
         {"id": "fake-no-usage", "deployments": [{"provider": "fake", "model": "fake-no-usage"}], "pricing": PRICE,
          "capabilities": {"completion": True}},
+        *({"id": f"fake-{odd}", "deployments": [{"provider": "fake", "model": f"fake-{odd}"}], "pricing": PRICE}
+          for odd in ("empty-usage", "null-usage")),
+        {"id": "native-no-usage", "deployments": [{"provider": "openai", "model": "native-no-usage"}],
+         "pricing": PRICE},
+        {"id": "claude-nousage", "deployments": [{"provider": "claude", "model": "claude-nousage"}],
+         "pricing": PRICE},
+        {"id": "text-embedding-total-only", "deployments": [{"provider": "emb", "model": "total-only"}],
+         "pricing": {"prompt": "0.02", "completion": "0"}},
         {"id": "gpt-4o-mini-text", "deployments": [{"provider": "fake", "model": "gpt-4o-mini"}], "pricing": PRICE,
          "capabilities": {"completion": True}},
         # a model the price table does not know and the config does not price: it costs nothing
@@ -76,15 +84,15 @@ def extra_cost(usage: Any) -> float:
 
 
 # ---------------------------------------------------------------------------- chat and completions
-@pytest.mark.parametrize("model", ["gpt-4o-mini", "fake-no-usage", "no-price"])
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "fake-no-usage", "fake-empty-usage", "fake-null-usage", "no-price"])
 def test_chat_answer_and_stream_carry_the_ledger_cost(gw: Gateway, model: str) -> None:
     client = gw.client()
     answer = client.chat.completions.create(model=model, messages=USER)  # type: ignore[arg-type]
     cost = extra_cost(answer.usage)
     assert cost == ledger_cost(gw, answer.id)
     assert (cost == 0) == (model == "no-price")
-    if model == "fake-no-usage":  # counted by the gateway, priced as the ledger prices it
-        assert answer.usage is not None and answer.usage.completion_tokens > 0
+    if "usage" in model:  # no usage, or one without counts: counted by the gateway, priced as the ledger prices it
+        assert answer.usage is not None and answer.usage.prompt_tokens > 0 and answer.usage.completion_tokens > 0
     chunks = list(client.chat.completions.create(model=model, messages=USER, stream=True,  # type: ignore[arg-type]
                                                  stream_options={"include_usage": True}))
     last = chunks[-1]
@@ -107,6 +115,13 @@ def test_completions_answer_and_stream_carry_the_ledger_cost(gw: Gateway, model:
 
 def test_embeddings_carry_the_ledger_cost(gw: Gateway) -> None:
     result = gw.client().embeddings.create(model="text-embedding-3-small", input=["a b c", "d e"])
+    cost = extra_cost(result.usage)
+    assert cost > 0 and cost == ledger_cost_of_last(gw, "embeddings")
+
+
+def test_embeddings_reporting_only_a_total_are_charged_that_total(gw: Gateway) -> None:
+    result = gw.client().embeddings.create(model="text-embedding-total-only", input=["a b c", "d e"])
+    assert result.usage.prompt_tokens == 5 and result.usage.total_tokens == 5
     cost = extra_cost(result.usage)
     assert cost > 0 and cost == ledger_cost_of_last(gw, "embeddings")
 
@@ -151,7 +166,28 @@ def test_responses_usage_carries_the_ledger_cost(gw: Gateway, model: str) -> Non
     assert extra_cost(stored.usage) == extra_cost(completed.response.usage)
 
 
+def test_a_native_response_without_usage_gets_ours_with_the_ledger_cost(gw: Gateway) -> None:
+    """The upstream's response object had `usage: null`: the answer carries the counts the gateway
+    charged, in the Responses shape, with their cost."""
+    with gw.http() as http:
+        resp = http.post("/v1/responses", json={"model": "native-no-usage", "input": "Say hello"})
+    assert resp.status_code == 200, resp.text
+    usage = resp.json()["usage"]
+    assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+    assert usage["cost"] > 0 and usage["cost"] == ledger_cost(gw, resp.json()["id"])
+
+
 # ---------------------------------------------------------------------------- Messages API
+def test_a_native_message_without_usage_gets_ours_with_the_ledger_cost(gw: Gateway) -> None:
+    with gw.http() as http:
+        resp = http.post("/v1/messages", json={"model": "claude-nousage", "max_tokens": 100, "messages": USER})
+    assert resp.status_code == 200, resp.text
+    usage = resp.json()["usage"]
+    assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0
+    assert usage["cost"] > 0 and usage["cost"] == ledger_cost(gw, resp.json()["id"])
+
+
 @pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-text"])
 def test_messages_usage_carries_the_ledger_cost(gw: Gateway, model: str) -> None:
     """Translated and native: the message's usage and the message_delta event's."""
@@ -217,17 +253,30 @@ def test_without_usage_include_a_stream_has_no_usage_chunk(gw: Gateway) -> None:
     ({"include": 1}, "usage.include"), ({"include": None}, "usage.include"), ({"exclude": True}, "usage.exclude"),
     ({"include": True, "x" * 5000: 1}, None),
 ])
-@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions"])
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions", "/v1/messages", "/v1/responses"])
 def test_bad_usage_values_are_a_400_naming_the_param(gw: Gateway, path: str, usage: Any, param: str | None) -> None:
-    body: dict[str, Any] = {"model": "gpt-4o-mini", "usage": usage}
-    body.update({"messages": USER} if path.endswith("chat/completions") else {"prompt": "hi"})
+    body: dict[str, Any] = {"model": "gpt-4o-mini", "usage": usage, **REQUEST_OF[path]}
     with gw.http() as http:
         resp = http.post(path, json=body)
     assert resp.status_code == 400, resp.text
     error = resp.json()["error"]
-    assert error["code"] == "invalid_request_error" or error["type"] == "invalid_request_error"
-    assert error["param"] is not None and error["param"].startswith(param or "usage.")
+    assert error.get("code") == "invalid_request_error" or error["type"] == "invalid_request_error"
+    named = error.get("param") or error["message"]  # Anthropic's errors have no `param`: the message names it
+    assert (param or "usage.") in named, error
     assert len(resp.text) < 2000  # a hostile field name is not echoed whole
+
+
+REQUEST_OF: dict[str, dict[str, Any]] = {
+    "/v1/chat/completions": {"messages": USER}, "/v1/completions": {"prompt": "hi"},
+    "/v1/messages": {"messages": USER, "max_tokens": 50}, "/v1/responses": {"input": "hi"}}
+
+
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/responses"])
+def test_usage_include_is_accepted_where_usage_always_has_its_cost(gw: Gateway, path: str) -> None:
+    with gw.http() as http:
+        resp = http.post(path, json={"model": "gpt-4o-mini", "usage": {"include": True}, **REQUEST_OF[path]})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["usage"]["cost"] == ledger_cost(gw, resp.json()["id"]) > 0
 
 
 # ---------------------------------------------------------------------------- X-RateLimit-*

@@ -10,7 +10,8 @@ shapes of the golden fixtures under tests/data/embeddings/), over real HTTP on l
 
 Vectors are deterministic: a text's vector depends on the text alone (its SHA-256), so the same
 input gives the same vector through every vendor. The model name `...-500` fails with HTTP 500;
-`...-slow` answers OpenAI's format after 3 s. Titan refuses an `inputText` over 50,000 characters, as
+`...-slow` answers OpenAI's format after 3 s; `...total-only` reports only `total_tokens` in its usage.
+Titan refuses an `inputText` over 50,000 characters, as
 Bedrock documents.
 Every request body, path and header set is recorded.
 """
@@ -92,8 +93,9 @@ class FakeEmbeddings(ThreadedServer):
                 values = base64.b64encode(array.array("f", values).tobytes()).decode()
             data.append({"object": "embedding", "index": i, "embedding": values})
         tokens = sum(words(x) if isinstance(x, str) else len(x) for x in items)
-        return web.json_response({"object": "list", "data": data, "model": model,
-                                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+        usage = {"total_tokens": tokens} if model.endswith("total-only") else {"prompt_tokens": tokens,
+                                                                               "total_tokens": tokens}
+        return web.json_response({"object": "list", "data": data, "model": model, "usage": usage})
 
     # ------------------------------------------------------------------ Gemini
     async def gemini(self, request: web.Request) -> web.Response:

@@ -4,7 +4,7 @@ with `type` and `sequence_number`) from response.created to response.completed.
 
 The model name selects the behaviour, as for chat: `tools` calls `get_weather` (until the input
 holds a `function_call_output`), `failed` fails mid-stream with response.failed, `500` answers
-HTTP 500; anything else answers `ANSWER`.
+HTTP 500; anything else answers `ANSWER` (`no-usage`: a response object without usage).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def _items(body: dict[str, Any]) -> list[dict[str, Any]]:
 def response_object(body: dict[str, Any]) -> dict[str, Any]:
     out = _shell(body, f"resp_up{next(_ids)}", "completed")
     out["output"] = _items(body)
-    out["usage"] = _usage(body, len(WORDS))
+    out["usage"] = None if str(body.get("model")).endswith("no-usage") else _usage(body, len(WORDS))
     return out
 
 

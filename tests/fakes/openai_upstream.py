@@ -4,7 +4,8 @@ The upstream model name selects the behaviour, so one gateway config can reach e
 `ok` (default), `tools`, `n`, `429`, `500`, `503`, `401`, `400-context`, `400-leaky`, `stall`,
 `slow-first-byte`, `cut-N` (stream cut after N chunks, no [DONE]), `malformed`, `error-in-stream`, `echo`
 (the answer repeats the last message's text: JSON and streams),
-`stall-after-N`, `no-usage`, `paced`, `paced-slow` (0.4 s a word), `hold` (answers after 4 s, so
+`stall-after-N`, `no-usage`, `empty-usage` and `null-usage` (a usage without counts: `{}`, nulls),
+`paced`, `paced-slow` (0.4 s a word), `hold` (answers after 4 s, so
 that concurrent requests overlap). A model name ending in `+greedy` (e.g. `gpt-4o+greedy`) answers
 after 2 s and bills the most a real upstream could (see `_greedy_usage`).
 Every request body is recorded for assertions.
@@ -25,6 +26,13 @@ from .threaded import ThreadedServer
 
 ANSWER = "Hello from the fake upstream. It has several words in it."
 WORDS = ["Hello", " from", " the", " fake", " upstream.", " It", " has", " several", " words", " in", " it."]
+
+
+# Usage objects that report nothing: the gateway counts the tokens itself.
+ODD_USAGE: dict[str, dict[str, Any]] = {
+    "empty-usage": {},
+    "null-usage": {"prompt_tokens": None, "completion_tokens": None, "total_tokens": None},
+}
 
 
 def _usage(body: dict[str, Any], completion: int) -> dict[str, Any]:
@@ -230,7 +238,7 @@ class FakeOpenAI(ThreadedServer):
                         for i in range(n)],
         }
         if scenario != "no-usage":
-            out["usage"] = _usage(body, 12 * n)
+            out["usage"] = ODD_USAGE[scenario] if scenario in ODD_USAGE else _usage(body, 12 * n)
         return out
 
     async def _stream(self, request: web.Request, body: dict[str, Any], scenario: str) -> web.StreamResponse:
@@ -303,7 +311,8 @@ class FakeOpenAI(ThreadedServer):
             for i in range(n):
                 yield _chunk(model, {}, "stop", index=i)
         if include_usage and scenario != "no-usage":
-            yield _chunk(model, None, usage=_usage(body, len(WORDS) * n))
+            usage = ODD_USAGE[scenario] if scenario in ODD_USAGE else _usage(body, len(WORDS) * n)
+            yield _chunk(model, None, usage=usage)
         yield b"data: [DONE]\n\n"
 
     async def _agent(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:

@@ -13,6 +13,8 @@ import sqlalchemy as sa
 from parrotrouter.accounting.ledger import REFUSED, UNKNOWN, UNREACHABLE, verdict
 from parrotrouter.accounting.ledger_rows import COLUMNS, record_from_json, record_json, row_of, row_view, text
 from parrotrouter.accounting.usage import Attempt, UsageRecord
+from parrotrouter.protocol.normalize import usage_dict
+from parrotrouter.providers.openai_responses import chat_usage
 from parrotrouter.store.schema import usage
 
 SIZES = {c.name: c.type.length for c in usage.columns if isinstance(c.type, sa.String)}
@@ -88,6 +90,18 @@ def test_upstream_usage_is_bounded_at_the_edge() -> None:
     assert (rec.prompt_tokens, rec.completion_tokens, rec.cached_tokens, rec.reasoning_tokens) == (2**31 - 1, 12, 0, 0)
     rec.observe_usage(["not", "a", "dict"])  # type: ignore[arg-type]
     assert rec.completion_tokens == 12
+
+
+@pytest.mark.parametrize("given", [{}, {"prompt_tokens": None, "completion_tokens": None, "total_tokens": None},
+                                   {"prompt_tokens": "7", "completion_tokens": 2.0}, {"total_tokens": 9},
+                                   chat_usage({}), usage_dict({"prompt_tokens": None})])
+def test_a_usage_without_counts_is_no_report(given: dict[str, object] | None) -> None:
+    """The gateway counts the tokens itself then: an upstream cannot make a request free."""
+    rec = record(prompt_tokens=0, completion_tokens=0)
+    rec.observe_usage(given)
+    assert not rec.usage_reported
+    rec.observe_usage({"prompt_tokens": 0, "completion_tokens": None})  # a count of 0 is a report
+    assert rec.usage_reported
 
 
 def test_record_json_round_trip_keeps_what_the_ledger_needs() -> None:

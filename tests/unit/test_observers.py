@@ -9,12 +9,15 @@ from decimal import Decimal
 
 import pytest
 
+from parrotrouter.accounting.credits import CreditManager
+from parrotrouter.accounting.ledger import Ledger
 from parrotrouter.accounting.usage import UsageRecord
 from parrotrouter.auth.principal import Principal
 from parrotrouter.observe import Observers
 from parrotrouter.pricing import ModelPricing
 from parrotrouter.serving.context import RequestContext
-from tests.unit.test_ledger_writer import Books, admitted, books, move_usage_table  # noqa: F401
+from parrotrouter.store.schema import usage
+from tests.unit.test_ledger_writer import Books, admitted, books, ids_in, move_usage_table  # noqa: F401
 
 CTX = RequestContext(Principal(key_id=None, name="t", account_id=None))
 
@@ -98,3 +101,35 @@ async def test_a_failing_observer_never_stops_the_others_and_raises_in_strict_mo
 
 def test_no_observer_costs_one_truth_test() -> None:
     assert not Observers()
+
+
+async def test_rows_replayed_from_a_spill_file_are_observed_once_in_all(books: Books) -> None:  # noqa: F811
+    """The observers (metrics, request log) saw the spilled rows in the process that spilled them;
+    the next process writes them without counting them again, and counts those never seen."""
+    seen = Watcher()
+    ledger = Ledger(books.engine, books.credits, home=books.home, interval=0.05)
+    await ledger.start()
+    ledger.on_completed = Observers([seen]).completed  # as api/app.py sets it, after start()
+    batch = await admitted(books, 3)
+    await move_usage_table(books, away=True)
+    for rec in batch:
+        ledger.record(rec)
+    await ledger.stop()  # completed (observed), then spilled
+    await books.credits.stop()
+    assert sorted(seen.completed_ids) == sorted(r.id for r in batch)
+    unseen = (await admitted(books, 1))[0]  # spilled by a process without observers
+    bare = Ledger(books.engine, CreditManager(books.engine), home=books.home, interval=0.05)
+    bare.record(unseen)
+    await bare.stop()
+    await bare.credits.stop()
+
+    again = Watcher()  # the next process starts while the database still refuses the rows
+    restarted = Ledger(books.engine, CreditManager(books.engine), home=books.home, interval=0.05)
+    await restarted.start()
+    restarted.on_completed = Observers([again]).completed
+    await move_usage_table(books, away=False)
+    await restarted.flush()
+    await restarted.stop()
+    await restarted.credits.stop()
+    assert await ids_in(books, usage, "id") == {r.id for r in [*batch, unseen]}
+    assert again.completed_ids == [unseen.id]

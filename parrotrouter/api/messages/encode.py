@@ -1,9 +1,10 @@
 """The canonical chat answer as an Anthropic `Message`, and our errors in Anthropic's shape.
 
-An Anthropic deployment's own message (the native path) is returned as it came, with our id and
-the public model name; any other answer is translated: reasoning as `thinking` blocks, text, tool
-calls as `tool_use` blocks, the finish reason as `stop_reason`, usage counted as Anthropic does
-(`input_tokens` without the cache reads and writes, which have fields of their own)."""
+An Anthropic deployment's own message (the native path) is returned as it came, with our id, the
+public model name and our `cost` in its usage (our counts, when it has no usage); any other answer
+is translated: reasoning as `thinking` blocks, text, tool calls as `tool_use` blocks, the finish
+reason as `stop_reason`, usage counted as Anthropic does (`input_tokens` without the cache reads
+and writes, which have fields of their own)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import orjson
 
 from ...errors import ModelOverloaded, ParrotError, UnsupportedModel, UpstreamFailure
+from ..native_usage import with_cost
 
 STOP_REASONS = frozenset({"end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal",
                           "model_context_window_exceeded"})
@@ -47,16 +49,6 @@ def usage(chat_usage: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def with_cost(message: dict[str, Any], ours: Any) -> dict[str, Any]:
-    """An upstream's own message (or `message_delta`) with the `cost` of our usage (or the cost
-    itself) added to its usage, the rest as it came."""
-    native_usage = message.get("usage")
-    cost = ours.get("cost") if isinstance(ours, dict) else ours
-    if not isinstance(native_usage, dict) or cost is None:
-        return message
-    return {**message, "usage": {**native_usage, "cost": cost}}
-
-
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
@@ -65,7 +57,7 @@ def to_message(answer: dict[str, Any]) -> dict[str, Any]:
     """The answer of the serving core as the Message the client gets."""
     native = answer.get("native")
     if isinstance(native, dict):
-        return with_cost({**native, "id": answer["id"], "model": answer["model"]}, answer.get("usage"))
+        return with_cost({**native, "id": answer["id"], "model": answer["model"]}, answer.get("usage"), usage)
     choice: dict[str, Any] = answer["choices"][0] if answer.get("choices") else {"finish_reason": "stop"}
     message: dict[str, Any] = choice.get("message") or {}
     return {"id": answer["id"], "type": "message", "role": "assistant", "model": answer["model"],

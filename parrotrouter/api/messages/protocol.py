@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from msgspec import Meta, Struct
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from ...protocol.chat import MAX_OUTPUT_TOKENS, MAX_STOP_CHARS, MAX_TOOLS
+from ...protocol.chat import MAX_OUTPUT_TOKENS, MAX_STOP_CHARS, MAX_TOOLS, UsageAccounting
 
 # Bounds (the README's table lists them). Anthropic's documented limits where it has one.
 MAX_MESSAGES = 100_000  # Anthropic: "a limit of 100,000 messages in a single request"
@@ -127,6 +127,7 @@ class MessagesRequest(_Body, kw_only=True):
     top_k: Annotated[int, Meta(ge=0, le=1_000_000)] | None = None
     stream: bool | None = None
     metadata: Metadata | None = None
+    usage: UsageAccounting | None = None  # checked as on chat; the answer's usage always has its cost
 
 
 # ---------------------------------------------------------------------- content blocks

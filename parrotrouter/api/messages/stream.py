@@ -15,7 +15,8 @@ from typing import Any
 import orjson
 
 from ...serving.core import Done, Frames, StreamEvent
-from .encode import frame_error, listed, stop_reason, usage, with_cost
+from ..native_usage import with_cost
+from .encode import frame_error, listed, stop_reason, usage
 
 Event = dict[str, Any]
 
@@ -90,7 +91,8 @@ class MessageStream:
         kind = str(event.get("type") or "")
         if kind == "message_start" and isinstance(event.get("message"), dict):
             event = {**event, "message": {**event["message"], "id": self.message_id, "model": self.model}}
-        elif kind == "message_delta":  # its usage is final (the core observed it before this event)
+        elif kind == "message_delta":  # its usage is final (the core observed it before this event);
+            # without one it stays without: the core counts only after the stream (the ledger has the cost)
             event = with_cost(event, self.cost())
         return sse(kind, event)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from ..native_usage import with_cost
 from . import protocol as p
 
 _GENERATION_PREFIXES = ("chatcmpl-", "resp_")
@@ -63,16 +64,6 @@ def usage_of(chat: Any) -> dict[str, Any] | None:
     if "cost" in chat:  # ours (the serving core's), as the ledger row has it
         out["cost"] = chat["cost"]
     return out
-
-
-def with_cost(response: dict[str, Any], ours: Any) -> dict[str, Any]:
-    """An upstream's own response object with the `cost` of our usage (or the cost itself) added
-    to its usage, the rest as it came."""
-    usage = response.get("usage")
-    cost = ours.get("cost") if isinstance(ours, dict) else ours
-    if not isinstance(usage, dict) or cost is None:
-        return response
-    return {**response, "usage": {**usage, "cost": cost}}
 
 
 def _count(value: Any) -> int:
@@ -227,4 +218,4 @@ def from_native(answer: dict[str, Any], rid: str, model: str, request: p.Respons
     assert isinstance(native, dict)
     return with_cost({**native, "id": rid, "model": model, "created_at": int(answer["created"]),
                       "previous_response_id": request.previous_response_id, "store": request.store is not False},
-                     answer.get("usage"))
+                     answer.get("usage"), usage_of)

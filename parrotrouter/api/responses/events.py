@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from ..native_usage import with_cost
 from . import encode
 from . import protocol as p
 
@@ -294,8 +295,10 @@ class StreamEncoder:
             if out["type"] in _LIFECYCLE and isinstance(out.get("response"), dict):
                 out["response"] = {**out["response"], **self._native_keep}
                 if out["type"] in ("response.completed", "response.incomplete", "response.failed"):
-                    if self.cost is not None and out["type"] != "response.failed":  # its usage is final
-                        out["response"] = encode.with_cost(out["response"], self.cost())
+                    # Its usage is final. Without one, it stays without: the core counts the tokens
+                    # only after this terminal event (the ledger row has them and the cost).
+                    if self.cost is not None and out["type"] != "response.failed":
+                        out["response"] = with_cost(out["response"], self.cost())
                     self.final = out["response"]
             elif out["type"] == "response.output_item.done" and isinstance(out.get("item"), dict):
                 self.output.append(out["item"])

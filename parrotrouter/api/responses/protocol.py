@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Struct
 
-from ...protocol.chat import MAX_OUTPUT_TOKENS, MAX_TOOLS, Identifier64, Metadata, NonEmptyStr, User
+from ...protocol.chat import MAX_OUTPUT_TOKENS, MAX_TOOLS, Identifier64, Metadata, NonEmptyStr, UsageAccounting, User
 
 MAX_INPUT_ITEMS = 16_384  # items of `input` (a long agent session stays far below)
 MAX_PARTS = 1024  # content parts of one message or tool output
@@ -235,6 +235,7 @@ class ResponsesRequest(Struct, omit_defaults=True):
     stream: bool | None = None
     stream_options: ResponsesStreamOptions | None = None
     store: bool | None = None
+    usage: UsageAccounting | None = None  # checked as on chat; the response's usage always has its cost
     previous_response_id: ResponseId | None = None
     include: Annotated[list[Annotated[str, Meta(max_length=64)]], Meta(max_length=MAX_INCLUDE)] | None = None
     truncation: Literal["auto", "disabled"] | None = None
