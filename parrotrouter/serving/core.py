@@ -96,7 +96,8 @@ class _Work(Generic[_R]):
             _label(self.record, ctx.logging)
         self.prompt = _PromptCount(request)
         if state.tracing is not None:  # observe/tracing.py: the request's span, a child span per attempt
-            ctx.trace = state.tracing.begin(self.record, request, ctx.trace_parent)
+            ctx.trace = state.tracing.begin(self.record, request, ctx.trace_parent,
+                                              state.catalog.knows(request.model))
         elif ctx.trace_parent is not None:
             ctx.trace = Forwarded(ctx.trace_parent)
         self.attempts: Attempts | None = None
