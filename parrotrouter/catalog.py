@@ -150,6 +150,10 @@ class Catalog:
             )
         return found
 
+    def knows(self, name: str) -> bool:
+        """Whether `name` names a model of this catalog (an id, an alias, `auto`, a pinned deployment)."""
+        return name in self._names
+
     def names(self) -> list[str]:
         return sorted(self._names)
 

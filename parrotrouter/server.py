@@ -83,13 +83,23 @@ def _raise_fd_limit(max_connections: int) -> None:
                     max_connections, new)
 
 
+# Libraries of this process that log SQL parameters or signed requests below these levels: an
+# INSERT of a stored prompt (aiosqlite's "executing" line at DEBUG; SQLAlchemy's echo at INFO), a
+# SigV4 canonical request with its security token (botocore at DEBUG). Never that low, whatever
+# `log_level` says.
+QUIET_LOGGERS = {"aiosqlite": logging.INFO, "sqlalchemy.engine": logging.WARNING, "botocore": logging.INFO}
+
+
 def _setup_logging(level: str, log_format: str = "text") -> None:
     """Log to stderr at the `log_level` setting, as `log_format` says (this process's loggers;
     libraries' included: observe/log_format.py)."""
     handler = logging.StreamHandler()
     handler.setFormatter(formatter(log_format))
     logging.basicConfig(handlers=[handler])
-    logging.getLogger().setLevel(level.upper())
+    root = logging.getLogger()
+    root.setLevel(level.upper())
+    for name, floor in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(max(root.level, floor))
 
 
 def _install_uvloop() -> None:

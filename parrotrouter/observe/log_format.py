@@ -88,7 +88,10 @@ class JsonFormatter(logging.Formatter):
             line["exception"] = record.exc_text
         if record.stack_info:
             line["stack"] = self.formatStack(record.stack_info)
-        return orjson.dumps(line, default=str).decode()
+        try:
+            return orjson.dumps(line, default=str).decode()
+        except TypeError:  # e.g. a lone surrogate: a header's non-UTF-8 bytes, as aiohttp decodes them
+            return json.dumps(line, default=str)  # ASCII only: a surrogate becomes a \udcXX escape
 
 
 def formatter(log_format: str) -> logging.Formatter:

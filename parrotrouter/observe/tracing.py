@@ -115,8 +115,12 @@ class Tracing:
         provider.add_span_processor(processor)
         return cls(provider)
 
-    def begin(self, record: UsageRecord, request: Served, parent: TraceContext | None) -> RequestSpan:
-        """The request's span, child of the client's trace context when it sent a valid one."""
+    def begin(self, record: UsageRecord, request: Served, parent: TraceContext | None,
+              known: bool) -> RequestSpan:
+        """The request's span, child of the client's trace context when it sent a valid one. Named
+        `{operation} {model}` when the requested model is a catalog name (`known`), else just
+        `{operation}` until the request is served (then by the catalog model served): a caller's
+        string never makes a span name, whose count trace backends index."""
         operation = OPERATIONS.get(record.endpoint, "chat")
         context = self.propagator.extract(parent.headers()) if parent is not None else None
         model = bounded(record.requested_model)
@@ -134,9 +138,10 @@ class Tracing:
         if record.account_id is not None:
             attributes["parrotrouter.account_id"] = record.account_id
         attributes.update(request_parameters(request))
-        span = self.tracer.start_span(f"{operation} {model}", context=context, kind=SpanKind.SERVER,
+        name = f"{operation} {model}" if known else operation
+        span = self.tracer.start_span(name, context=context, kind=SpanKind.SERVER,
                                       attributes=attributes)
-        return RequestSpan(self, span, record, operation)
+        return RequestSpan(self, span, record, operation, named=known)
 
     def finished(self, record: UsageRecord, ctx: RequestContext) -> None:
         trace = ctx.trace
@@ -194,12 +199,13 @@ def request_parameters(request: Served) -> dict[str, Any]:
 class RequestSpan:
     """One request's span, and the spans of its upstream attempts (`attempt`)."""
 
-    __slots__ = ("context", "end_ns", "operation", "provider", "record", "span", "streaming", "tracing")
+    __slots__ = ("context", "end_ns", "named", "operation", "provider", "record", "span", "streaming", "tracing")
 
-    def __init__(self, tracing: Tracing, span: Span, record: UsageRecord, operation: str) -> None:
+    def __init__(self, tracing: Tracing, span: Span, record: UsageRecord, operation: str, *, named: bool) -> None:
         self.tracing, self.span, self.record, self.operation = tracing, span, record, operation
         self.context = set_span_in_context(span)
         self.end_ns = 0
+        self.named = named  # the span's name has the requested model (a catalog name) already
         self.provider: str | None = None  # gen_ai.provider.name of the last attempt's provider
         # The attempt whose stream is being relayed: its span lasts until the stream ends.
         self.streaming: Span | None = None
@@ -262,6 +268,8 @@ class RequestSpan:
         }
         if record.served_model is not None:
             attributes["gen_ai.response.model"] = record.served_model
+            if not self.named:
+                span.update_name(f"{self.operation} {record.served_model}")
         if self.provider is not None:
             attributes["gen_ai.provider.name"] = attributes["gen_ai.system"] = self.provider
         if record.provider is not None:

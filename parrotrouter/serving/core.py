@@ -31,7 +31,7 @@ from ..routing.policy import DEFAULT as DEFAULT_POLICY
 from ..routing.policy import RoutingPolicy
 from ..routing.router import Candidate, Plan
 from ..state import AppState
-from ..store.content import LoggedContent
+from ..store.content import ContentBudget, LoggedContent
 from ..tokens import count_text, encoding_ready
 from .attempts import Attempts, attempts_header, close_quietly
 from .attempts import open_stream as open_upstream_stream
@@ -93,10 +93,11 @@ class _Work(Generic[_R]):
             request_id=ctx.request_id)
         ctx.headers["X-Generation-Id"] = self.record.id  # on the answer, a stream, an error alike
         if ctx.logging is not None:
-            _label(self.record, ctx.logging)
+            _label(self.record, ctx.logging, _content_budget(state))
         self.prompt = _PromptCount(request)
         if state.tracing is not None:  # observe/tracing.py: the request's span, a child span per attempt
-            ctx.trace = state.tracing.begin(self.record, request, ctx.trace_parent)
+            ctx.trace = state.tracing.begin(self.record, request, ctx.trace_parent,
+                                              state.catalog.knows(request.model))
         elif ctx.trace_parent is not None:
             ctx.trace = Forwarded(ctx.trace_parent)
         self.attempts: Attempts | None = None
@@ -159,7 +160,9 @@ class _Work(Generic[_R]):
         (`record.content` is None otherwise: callers test it first, so most requests pay nothing)."""
         logging, content = self.ctx.logging, self.record.content
         if logging is not None and logging.keep_response and content is not None:
-            content.response = answer()
+            # cut as the request is (the store cuts to bytes and flags it): held until written
+            max_bytes = self.state.settings.content_max_bytes
+            content.keep_response(answer()[:max_bytes + 1])
 
     def record_usage(self) -> None:
         if self.recorded:
@@ -349,13 +352,21 @@ class Stream:
             work.record_usage()
 
 
-def _label(record: UsageRecord, logging: LogRequest) -> None:
+def _label(record: UsageRecord, logging: LogRequest, budget: ContentBudget | None) -> None:
     """The logging headers' labels on the record, and the content to store (when asked and allowed)."""
     record.log_level, record.session_id, record.log_metadata = logging.level, logging.session_id, logging.metadata
     if logging.user_id is not None:
         record.user = logging.user_id
     if logging.request_body is not None or logging.keep_response:
-        record.content = LoggedContent(request=logging.request_body)
+        record.content = LoggedContent(budget=budget)
+        if logging.request_body is not None:
+            record.content.keep_request(logging.request_body)
+
+
+def _content_budget(state: AppState) -> ContentBudget | None:
+    """This process's budget of content waiting to be written (None: no content store)."""
+    content = state.accounts.ledger.content if state.accounts is not None else None
+    return content.budget if content is not None else None
 
 
 def _priced_routes(request: Served, plan: Plan) -> list[PricedRoute]:

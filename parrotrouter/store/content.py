@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,13 +37,75 @@ generation_content = sa.Table(
 )
 
 
+# Bytes of content held by this process's records until written (queued in the ledger's backlog,
+# which holds up to 100,000 records while the database is slow or down): past it, new content is
+# dropped, its usage row kept.
+MAX_PENDING_BYTES = 64 * 1024 * 1024
+DROP_LOG_SECONDS = 60.0  # dropped content is logged at most once per this interval
+
+
+class ContentBudget:
+    """The bytes of content this process holds, not yet written, and what was dropped past `limit`."""
+
+    def __init__(self, limit: int = MAX_PENDING_BYTES, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.clock = clock
+        self.pending = 0
+        self.dropped = 0  # texts (a prompt or an answer) not kept: over the budget
+        self._unlogged = 0
+        self._logged_at: float | None = None
+
+    def take(self, size: int) -> bool:
+        """Whether `size` more bytes fit (then they are held until `give_back`); counts a refusal."""
+        if self.pending + size <= self.limit:
+            self.pending += size
+            return True
+        self.dropped += 1
+        self._unlogged += 1
+        now = self.clock()
+        if self._logged_at is None or now - self._logged_at >= DROP_LOG_SECONDS:
+            log.warning("%d prompts or answers not stored: %d bytes of content wait to be written "
+                        "(at most %d per process; the database is slow or down); their usage rows are kept",
+                        self._unlogged, self.pending, self.limit)
+            self._logged_at, self._unlogged = now, 0
+        return False
+
+    def give_back(self, size: int) -> None:
+        self.pending -= size
+
+
 @dataclasses.dataclass(slots=True, repr=False)
 class LoggedContent:
-    """What a request asked to keep of its prompt and answer (None: not kept). Never in a repr:
-    records are logged and set aside as their repr."""
+    """What a request asked to keep of its prompt and answer (None: not kept, or dropped over the
+    budget). Never in a repr: records are logged and set aside as their repr."""
 
     request: str | None = None
     response: str | None = None
+    budget: ContentBudget | None = None
+    held: int = 0  # bytes taken from the budget: given back when this is freed
+
+    def keep_request(self, text: str) -> None:
+        if self._fits(text):
+            self.request = text
+
+    def keep_response(self, text: str) -> None:
+        if self._fits(text):
+            self.response = text
+
+    def _fits(self, text: str) -> bool:
+        if self.budget is None:
+            return True
+        size = sys.getsizeof(text)
+        if not self.budget.take(size):
+            return False
+        self.held += size
+        return True
+
+    def __del__(self) -> None:
+        # Freed when written (`ContentLog.write` forgets it) or with its record, whatever path the
+        # record took (written, set aside, dropped): the budget can never leak.
+        if self.held and self.budget is not None:
+            self.budget.give_back(self.held)
 
     def __repr__(self) -> str:
         return "LoggedContent(...)"
@@ -69,6 +133,7 @@ class ContentLog:
         self.strict = strict
         self.written = 0
         self.failed = 0  # records whose content could not be written (dropped, counted)
+        self.budget = ContentBudget()  # content held by records until written, per process
         self._task: asyncio.Task[None] | None = None
 
     def cutoff(self) -> int:

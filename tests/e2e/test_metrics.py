@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -188,6 +189,24 @@ def test_who_may_scrape(traffic_gw: Gateway, make_gateway: Callable[..., Gateway
     other.start()
     with httpx.Client(base_url=other.url) as http:
         assert http.get("/metrics").status_code == 401
+
+
+def _raw_scrape(gw: Gateway, header: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + header + b"\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_non_utf8_token_is_refused_not_a_crash(traffic_gw: Gateway) -> None:
+    """A token with non-UTF-8 bytes (aiohttp decodes them as surrogates) is a 401, never a 500."""
+    for header in (b"Authorization: Bearer abc\xff", b"x-api-key: abc\xff",
+                   b"Authorization: Bearer metrics-token-0123456789\xff"):
+        status_line = _raw_scrape(traffic_gw, header).split(b"\r\n", 1)[0]
+        assert b" 401 " in status_line, (header, status_line)
+    assert "UnicodeEncodeError" not in traffic_gw.output()
 
 
 def test_hostile_model_names_never_become_labels(traffic_gw: Gateway, scripted: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ warning: no line."""
 from __future__ import annotations
 
 import json
+import socket
 import time
 from typing import Any
 
@@ -50,6 +51,26 @@ def test_json_lines(make_gateway: Any, fake_upstream: FakeOpenAI) -> None:
     streamed = next(r for r in requests if r is not first)
     assert streamed["streamed"] is True and streamed["ttft_ms"] is not None and streamed["completion_tokens"] > 0
     assert MARKER not in gw.output() and "sk-" not in gw.output()
+
+
+def test_json_lines_survive_non_utf8_headers(make_gateway: Any, fake_upstream: FakeOpenAI) -> None:
+    """A header with non-UTF-8 bytes (aiohttp decodes them as surrogates) in the access log: still
+    one JSON line, never a "--- Logging error ---" traceback instead."""
+    gw: Gateway = make_gateway(fake_config(fake_upstream), env={"FAKE_UPSTREAM_KEY": "k",
+                                                                "PARROTROUTER_LOG_FORMAT": "json",
+                                                                "PARROTROUTER_ACCESS_LOG": "true"}).start()
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\nUser-Agent: evil\xff-agent\r\n\r\n")
+        while sock.recv(65536):
+            pass
+    access = _request_lines(gw, 1, "aiohttp.access")
+    gw.stop()
+    output = gw.output()
+    assert "Logging error" not in output and "Traceback" not in output
+    logged = output[output.index("\n{") + 1:]
+    lines = [json.loads(line) for line in logged.splitlines()]  # every log line is JSON
+    assert access and any("evil" in line["message"] and "-agent" in line["message"]
+                          for line in lines if line["logger"] == "aiohttp.access")
 
 
 def test_hostile_values_in_text_lines(make_gateway: Any, fake_upstream: FakeOpenAI) -> None:

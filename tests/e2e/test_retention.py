@@ -165,7 +165,7 @@ def test_content_is_kept_when_allowed_and_asked_shown_to_its_owner_and_purged(
         fake_upstream: FakeOpenAI, embeddings_upstream: FakeEmbeddings, database_url: str, tmp_path: Path) -> None:
     marker = "KEEPME" + uuid.uuid4().hex
     gw = start_gateway(tmp_path / "gw", fake_upstream, embeddings_upstream, database_url, content_logging=True,
-                       content_purge_seconds=0.3, content_max_bytes=4000)
+                       content_purge_seconds=0.3, content_max_bytes=4000, args=["--log-level", "debug"])
     try:
         owner, other = new_key(gw, "owner"), new_key(gw, "other")
         say = [{"role": "user", "content": f"Remember {marker}"}]
@@ -216,8 +216,12 @@ def test_content_is_kept_when_allowed_and_asked_shown_to_its_owner_and_purged(
         eventually(lambda: not query(gw, "SELECT id FROM generation_content"))
         assert generation(gw, kept.headers["X-Generation-Id"], key=owner).json()["metadata"] == {
             "team": "search", "ticket": "T-1"}  # the ledger row and its labels stay
+        stored = post(gw, "/v1/responses", {"model": "fake-echo", "input": f"Remember {marker}"}, key=owner)
+        assert stored.status_code == 200 and marker in stored.text  # a stored Responses row
     finally:
         gw.stop()
+    # At debug level the database drivers' statement lines would carry the stored prompt: never logged.
+    assert " DEBUG " in gw.output() and marker not in gw.output()
 
 
 def query(gw: Gateway, statement: str) -> list[Any]:

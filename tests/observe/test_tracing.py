@@ -167,7 +167,23 @@ async def test_a_failed_request_is_an_error_span() -> None:
     assert all(s.status.status_code is StatusCode.ERROR for s in _by_kind(spans, SpanKind.CLIENT))
     hostile = next(s for s in requests if s is not failed)
     model = dict(hostile.attributes or {})["gen_ai.request.model"]
-    assert isinstance(model, str) and "\n" not in model and len(model) <= 256 and len(hostile.name) <= 270
+    assert isinstance(model, str) and "\n" not in model and len(model) <= 256
+    assert hostile.name == "chat"  # a caller's string never names a span (trace backends index names)
+    assert failed.name == "chat m"
+
+
+def test_a_span_begun_without_a_catalog_name_is_named_by_the_model_served() -> None:
+    """A requested name that was not a catalog name (`known=False`) never names the span; once
+    served, the catalog model served does."""
+    exporter = InMemorySpanExporter()
+    tracing = Tracing.with_processor(SimpleSpanProcessor(exporter))
+    record = UsageRecord(id="chatcmpl-1", endpoint="chat.completions", requested_model="not-in-the-catalog")
+    trace = tracing.begin(record, EmbeddingRequest("not-in-the-catalog", ["a"], {}, 1, (1,)), None, known=False)
+    record.served_model = "gpt-4o-mini"
+    trace.end()
+    [span] = exporter.get_finished_spans()
+    assert span.name == "chat gpt-4o-mini"
+    assert dict(span.attributes or {})["gen_ai.request.model"] == "not-in-the-catalog"
 
 
 class Breaking(Scripted):
@@ -226,9 +242,27 @@ def test_an_embeddings_request_span() -> None:
     exporter = InMemorySpanExporter()
     tracing = Tracing.with_processor(SimpleSpanProcessor(exporter))
     record = UsageRecord(id="embd-1", endpoint="embeddings", requested_model="text-embedding-3-small")
-    trace = tracing.begin(record, EmbeddingRequest("text-embedding-3-small", ["a b"], {}, 3, (2,)), None)
+    trace = tracing.begin(record, EmbeddingRequest("text-embedding-3-small", ["a b"], {}, 3, (2,)), None,
+                           known=True)
     trace.end()
     [span] = exporter.get_finished_spans()
     assert span.name == "embeddings text-embedding-3-small" and span.kind is SpanKind.SERVER
     attrs = dict(span.attributes or {})
     assert attrs["gen_ai.operation.name"] == "embeddings" and "gen_ai.request.max_tokens" not in attrs
+
+
+def test_the_sampler_is_the_environment_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OTEL_TRACES_SAMPLER is honoured: `traceidratio` ignores the client's sampled flag."""
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    from parrotrouter.observe.tracing import build_provider
+
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
+    default = build_provider("http://127.0.0.1:1/v1/traces")
+    default.shutdown()
+    assert isinstance(default.sampler, ParentBased)
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
+    ratio = build_provider("http://127.0.0.1:1/v1/traces")
+    ratio.shutdown()
+    assert isinstance(ratio.sampler, TraceIdRatioBased) and ratio.sampler.rate == 0.25

@@ -14,7 +14,7 @@ from parrotrouter.auth.principal import MASTER, Principal
 from parrotrouter.errors import FailureKind, PermissionDenied, UpstreamFailure
 from parrotrouter.protocol.chat import ChatCompletionRequest
 from parrotrouter.routing.policy import DEFAULT
-from parrotrouter.serving.context import RequestContext
+from parrotrouter.serving.context import LogRequest, RequestContext
 from parrotrouter.serving.core import Done, Failed, Frames, answer, open_stream
 from parrotrouter.serving.request import GenerationRequest
 from parrotrouter.state import AppState
@@ -112,3 +112,15 @@ async def test_a_key_cannot_reach_a_model_it_may_not_use() -> None:
         await answer(state, RequestContext(key), request(), DEFAULT)
     assert records(state)[0].status == 403
     assert not state.providers["a"].calls  # type: ignore[attr-defined]
+
+
+async def test_a_kept_answer_is_cut_when_captured() -> None:
+    """A stored answer waits on its record for the ledger: cut at capture as the request is (one
+    character past `content_max_bytes`: the store cuts it to bytes and flags it), never kept whole."""
+    state = world({"m": [Scripted("a")]}, content_max_bytes="5")
+    ctx = RequestContext(MASTER)
+    ctx.logging = LogRequest(level="debug", keep_response=True)
+    await answer(state, ctx, request(), DEFAULT)
+    [rec] = records(state)
+    assert rec.content is not None and rec.content.request is None
+    assert rec.content.response is not None and len(rec.content.response) == 6

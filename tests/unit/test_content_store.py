@@ -3,6 +3,8 @@ boundary and cleaned, written once, never shown once expired, and purged."""
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from parrotrouter.accounting.usage import UsageRecord
-from parrotrouter.store.content import ContentLog, LoggedContent, bounded
+from parrotrouter.store.content import ContentBudget, ContentLog, LoggedContent, bounded
 from parrotrouter.store.db import create_engine, database_url, migrate
 
 DAY = 86400.0
@@ -56,3 +58,46 @@ async def test_written_once_shown_until_expired_then_purged(content_log: Content
     assert await content_log.purge() == 1
     assert await content_log.purge() == 0  # another worker purging the same rows finds nothing
     assert (await content_log.read("gen-fresh")).request == "01234567"
+
+
+def test_pending_content_has_a_byte_budget(caplog: pytest.LogCaptureFixture) -> None:
+    """Past the budget, content is dropped (the record keeps its row), counted, and logged once per
+    interval; the bytes come back when the content is freed, whatever path its record took."""
+    now = [0.0]
+    text = "x" * 1000
+    size = sys.getsizeof(text)
+    budget = ContentBudget(limit=3 * size, clock=lambda: now[0])
+    records = [record(f"gen-{i}", 0, None, None) for i in range(3)]
+    with caplog.at_level(logging.WARNING, logger="parrotrouter.content"):
+        for rec in records:
+            rec.content = LoggedContent(budget=budget)
+            rec.content.keep_request(text)
+            rec.content.keep_response(text)
+        kept = [(rec.content.request, rec.content.response) for rec in records if rec.content is not None]
+        assert kept[:1] == [(text, text)] and kept[1] == (text, None) and kept[2] == (None, None)
+        assert budget.pending == 3 * size and budget.dropped == 3
+        now[0] += 1
+        over = LoggedContent(budget=budget)
+        over.keep_request(text)
+        assert over.request is None and budget.dropped == 4
+        assert len(caplog.records) == 1  # once per interval, however many are dropped
+        assert text not in caplog.text
+        now[0] += 61
+        over.keep_response(text)
+        assert len(caplog.records) == 2 and "4 prompts or answers not stored" in caplog.text
+    records[0].content = None  # written (ContentLog.write forgets it) or its record dropped
+    assert budget.pending == size
+    del records
+    assert budget.pending == 0
+    fits = LoggedContent(budget=budget)
+    fits.keep_request(text)
+    assert fits.request == text
+
+
+async def test_written_content_gives_its_bytes_back(content_log: ContentLog) -> None:
+    rec = record("gen-budget", 0, None, None)
+    rec.content = LoggedContent(budget=content_log.budget)
+    rec.content.keep_request("0123")
+    assert content_log.budget.pending > 0
+    await content_log.write([rec])
+    assert content_log.budget.pending == 0 and (await content_log.read("gen-budget")).request == "0123"

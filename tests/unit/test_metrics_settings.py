@@ -23,6 +23,16 @@ def test_networks_parsed_from_the_environment_and_the_file() -> None:
     assert file.metrics_public_networks == (ipaddress.ip_network("192.168.1.0/24"),)
 
 
+def test_ipv4_mapped_peer_counts_as_its_ipv4_address() -> None:
+    from parrotrouter.api.metrics.routes import trusted
+
+    networks = (ipaddress.ip_network("10.0.0.0/8"),)
+    assert trusted(ipaddress.ip_address("::ffff:10.1.2.3"), networks)
+    assert trusted(ipaddress.ip_address("10.1.2.3"), networks)
+    assert not trusted(ipaddress.ip_address("::ffff:192.168.0.1"), networks)
+    assert not trusted(ipaddress.ip_address("::1"), networks)
+
+
 @pytest.mark.parametrize("env", [
     {"PARROTROUTER_METRICS_PUBLIC_NETWORKS": "10.0.0.0/33"},
     {"PARROTROUTER_METRICS_PUBLIC_NETWORKS": "not-a-network"},

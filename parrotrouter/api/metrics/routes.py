@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -26,6 +27,15 @@ def _from_trusted_network(request: web.Request) -> bool:
         address = ipaddress.ip_address(request.remote)
     except ValueError:  # a unix socket
         return False
+    return trusted(address, networks)
+
+
+def trusted(address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+            networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    """Whether a peer is in one of the networks; an IPv4-mapped IPv6 peer (`::ffff:a.b.c.d`, a
+    dual-stack listener's IPv4 client) counts as its IPv4 address."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
     return any(address in network for network in networks)
 
 
@@ -37,7 +47,10 @@ def _check_access(request: web.Request) -> None:
     headers = request.headers
     token = bearer_token(headers.get("Authorization")) or api_key_token(headers.get("x-api-key"))
     wanted = state.settings.metrics_token
-    if token is not None and wanted is not None and hmac.compare_digest(token.encode(), wanted.reveal().encode()):
+    # A header aiohttp decoded with surrogateescape (non-UTF-8 bytes) has surrogates: encode them
+    # back to the bytes sent rather than fail; a wrong token goes on to the authenticator's 401.
+    if token is not None and wanted is not None and hmac.compare_digest(
+            token.encode("utf-8", "surrogateescape"), wanted.reveal().encode()):
         return
     principal = state.authenticator.authenticate(token)  # 401 for a missing or unknown key
     if not principal.is_master:
