@@ -54,46 +54,26 @@ def _parse_positive(value: Any) -> float:
     return number
 
 
-def _parse_count(value: Any) -> int:
-    number = _parse_int(value)
-    if number < 1:
-        raise ValueError(f"must be at least 1, not {value!r}")
-    return number
+def _ranged(parse: Callable[[Any], Any], ok: Callable[[Any], bool], wanted: str) -> Callable[[Any], Any]:
+    """A parser of numbers within a range: `parse`, then `ok`, else "must be <wanted>"."""
+
+    def parse_ranged(value: Any) -> Any:
+        number = parse(value)
+        if not ok(number):
+            raise ValueError(f"must be {wanted}, not {value!r}")
+        return number
+
+    return parse_ranged
 
 
-def _parse_port(value: Any) -> int:
-    number = _parse_int(value)
-    if not 1 <= number <= 65535:
-        raise ValueError(f"must be a TCP port from 1 to 65535, not {value!r}")
-    return number
-
-
-def _parse_non_negative_int(value: Any) -> int:
-    number = _parse_int(value)
-    if number < 0:
-        raise ValueError(f"must be 0 or more, not {value!r}")
-    return number
-
-
-def _parse_window(value: Any) -> float:
-    number = _parse_float(value)
-    if not 10 <= number <= 86400:
-        raise ValueError(f"must be from 10 to 86400 seconds, not {value!r}")
-    return number
-
-
-def _parse_probe_interval(value: Any) -> float:
-    number = _parse_float(value)  # the bounds of a provider's health_check.interval, and 0: off
-    if not (number == 0 or 0.1 <= number <= 86400):
-        raise ValueError(f"must be 0 or from 0.1 to 86400 seconds, not {value!r}")
-    return number
-
-
-def _parse_probe_timeout(value: Any) -> float:
-    number = _parse_float(value)  # the bounds of a provider's health_check.timeout
-    if not 0 < number <= 60:
-        raise ValueError(f"must be more than 0 and at most 60 seconds, not {value!r}")
-    return number
+_parse_count = _ranged(_parse_int, lambda n: n >= 1, "at least 1")
+_parse_port = _ranged(_parse_int, lambda n: 1 <= n <= 65535, "a TCP port from 1 to 65535")
+_parse_non_negative_int = _ranged(_parse_int, lambda n: n >= 0, "0 or more")
+_parse_window = _ranged(_parse_float, lambda n: 10 <= n <= 86400, "from 10 to 86400 seconds")
+# The bounds of a provider's health_check.interval (and 0: off) and health_check.timeout.
+_parse_probe_interval = _ranged(_parse_float, lambda n: n == 0 or 0.1 <= n <= 86400,
+                                "0 or from 0.1 to 86400 seconds")
+_parse_probe_timeout = _ranged(_parse_float, lambda n: 0 < n <= 60, "more than 0 and at most 60 seconds")
 
 
 def _parse_path(value: Any) -> Path:
