@@ -94,7 +94,7 @@ def _announce(prepared: Any) -> None:
 
 @main.group()
 def config() -> None:
-    """Check configuration files."""
+    """Check configuration files, or convert one from LiteLLM."""
 
 
 @config.command("check")
@@ -110,6 +110,18 @@ def config_check(file: str) -> None:
         sys.exit(1)
     cat = resolved.catalog
     click.echo(f"{file}: OK ({len(cat.providers)} providers, {len(cat.models)} models)")
+
+
+@config.command("import-litellm")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the converted file here (else stdout).")
+def config_import_litellm(file: str, output: str | None) -> None:
+    """Convert FILE, a LiteLLM proxy config.yaml, into a ParrotRouter config; what could not be
+    mapped is reported on stderr and as comments in the output."""
+    from .config.litellm_import import write_conversion
+
+    sys.exit(write_conversion(file, output, lambda line: click.echo(line, err=True),
+                              lambda text: click.echo(text, nl=False)))
 
 
 def _register_admin() -> None:

@@ -313,6 +313,23 @@ REGISTRY: tuple[Setting, ...] = tuple(_declared(f) for f in dataclasses.fields(S
 _BY_NAME = {s.name: s for s in REGISTRY}
 
 
+def _referenced(ref: Mapping[str, Any], env: Mapping[str, str]) -> str:
+    """The value a file setting names by reference: `{$env: NAME}` or `{$file: PATH}` (as secrets in
+    `providers:` are given), so a secret such as the master key or a database URL stays out of the file."""
+    if len(ref) != 1 or not isinstance(next(iter(ref.values())), str) or next(iter(ref)) not in ("$env", "$file"):
+        raise ValueError("a value given by reference is {$env: VARIABLE_NAME} or {$file: PATH}")
+    kind, name = next(iter(ref.items()))
+    if kind == "$env":
+        value = env.get(name)
+        if not value:
+            raise ValueError(f"environment variable {name} is not set")
+        return value
+    try:
+        return Path(os.path.expanduser(name)).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {name}: {exc}") from None
+
+
 def load_settings(
     cli: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
@@ -331,6 +348,12 @@ def load_settings(
             raw, where = env[setting.env], setting.env
         elif setting.name in file:
             raw, where = file[setting.name], f"server.{setting.name}"
+            if isinstance(raw, Mapping):  # a reference, e.g. `master_key: {$env: NAME}`
+                try:
+                    raw = _referenced(raw, env)
+                except ValueError as exc:
+                    problems.append(f"{where}: {exc}")
+                    continue
         else:
             values[setting.name] = setting.default
             continue
