@@ -338,6 +338,16 @@ class _Converter:
         if name is None or params is None or info is None:
             return
         params = self.with_credential(params, f"{where}.litellm_params")
+        if "*" in name and name != "*" and not name.endswith("/*"):
+            self.found("unmapped", f"{where}.model_name", f"'{name[:80]}' is a pattern of requested names: "
+                       "ParrotRouter serves models by id and alias, not by pattern (name the model and list its "
+                       "aliases); this entry is left out")
+            return
+        mode = info.get("mode")
+        if isinstance(mode, str) and mode not in _MODES:
+            self.found("unmapped", f"{where}.model_info.mode", f"'{mode[:40]}' models are not served (ParrotRouter "
+                       "serves chat, completion and embedding models): this entry is left out")
+            return
         upstream = upstream_of(self, params, f"{where}.litellm_params")
         if upstream is None:
             return
@@ -458,10 +468,7 @@ class _Converter:
             if not isinstance(mode, str):
                 self.problem(f"{where}.mode", f"must be a string, not {_kind(mode)}")
                 return None
-            if mode not in _MODES:
-                self.found("unmapped", f"{where}.mode", f"mode '{mode}' is not served (ParrotRouter serves chat, "
-                           "completion and embedding models); the model is configured as a chat model")
-            elif _MODES[mode] is not None:
+            if _MODES.get(mode) is not None:
                 base = dict(_MODES[mode] or {})
         supports = {ours: info[key] for key, ours in _SUPPORTS.items() if key in info}
         for key, value in supports.items():
@@ -488,8 +495,12 @@ class _Converter:
             name = f"{base}-{n}"
         self._provider_by_identity[identity] = name
         spec: dict[str, Any] = {"name": name, "type": upstream.type}
-        if upstream.base_url is not None:
-            spec["base_url"] = upstream.base_url
+        base_url = upstream.base_url
+        preset = all_presets().get(upstream.provider_name())
+        if base_url is None and name != upstream.provider_name() and preset is not None and preset.base_url:
+            base_url = preset.base_url  # a second provider of a preset: it inherits nothing by name
+        if base_url is not None:
+            spec["base_url"] = base_url
         key = upstream.api_key
         if key is not None:
             if key.literal_digest is not None:

@@ -285,9 +285,16 @@ def _api_key(conv: Reporter, up: Upstream, params: Mapping[str, Any], where: str
                                    else None)
         up.api_key = KeyRef(key_where, env=default) if default else None
         return
+    shell = re.fullmatch(r"\$\{([A-Za-z_][A-Za-z0-9_]{0,127})\}", value) if isinstance(value, str) else None
     if is_env_ref(value):
         var = _env_ref(conv, value, key_where)
         up.api_key = KeyRef(key_where, env=var) if var else None
+    elif shell is not None:  # a shell-style placeholder, as configs templated by envsubst or compose hold
+        up.api_key = KeyRef(key_where, env=shell.group(1))
+        conv.found("note", key_where, f"'{value}' is taken as a reference to the environment variable "
+                   f"{shell.group(1)} (LiteLLM itself reads os.environ/NAME)")
+    elif value == "":
+        up.api_key = None
     elif isinstance(value, str):
         up.api_key = KeyRef(key_where, literal_digest=_digest(value))
     else:

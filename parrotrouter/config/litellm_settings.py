@@ -35,11 +35,7 @@ def read_router(conv: _Converter, router: Mapping[str, Any]) -> None:
         elif key == "timeout":
             _seconds(conv, value, where, "request_timeout")
         elif key == "allowed_fails":
-            count = _int(conv, value, where)
-            if count is not None:
-                conv.server["breaker_failure_threshold"] = max(1, count)
-                conv.found("note", where, "became breaker_failure_threshold: failures in a row open a "
-                           "deployment's breaker (LiteLLM counts failures per minute)")
+            _allowed_fails(conv, value, where)
         elif key == "cooldown_time":
             _seconds(conv, value, where, "breaker_cooldown")
         elif key in _FALLBACKS:
@@ -60,17 +56,22 @@ def read_litellm_settings(conv: _Converter, settings: Mapping[str, Any], router:
             _retries(conv, value, where)
         elif key == "request_timeout" and router.get("timeout") is None:
             _seconds(conv, value, where, "request_timeout")
-        elif key in ("num_retries", "request_timeout"):
+        elif key == "allowed_fails" and router.get("allowed_fails") is None:
+            _allowed_fails(conv, value, where)
+        elif key == "cooldown_time" and router.get("cooldown_time") is None:
+            _seconds(conv, value, where, "breaker_cooldown")
+        elif key in ("num_retries", "request_timeout", "allowed_fails", "cooldown_time"):
             conv.found("note", where, "router_settings gives it too; that one is used")
         elif key == "drop_params":
             conv.found("note", where, "ParrotRouter always drops the parameters a provider does not take (per "
                        "provider) and translates the rest; nothing to set")
-        elif key == "set_verbose" and value is True:
-            conv.server["log_level"] = "debug"
-        elif key == "json_logs" and value is True:
-            conv.server["log_format"] = "json"
         elif key in ("set_verbose", "json_logs"):
-            continue
+            if not isinstance(value, bool):
+                conv.problem(where, "must be true or false")
+            elif value and key == "set_verbose":
+                conv.server["log_level"] = "debug"
+            elif value:
+                conv.server["log_format"] = "json"
         elif key in ("callbacks", "success_callback", "failure_callback", "service_callback"):
             conv.found("unmapped", where, "callbacks have no equivalent: ParrotRouter has Prometheus /metrics (on by "
                        "default), OpenTelemetry traces (otlp_endpoint) and a request log (request_log)")
@@ -136,6 +137,14 @@ def _int(conv: _Converter, value: Any, where: str) -> int | None:
         conv.problem(where, "must be a whole number, 0 or more")
         return None
     return value
+
+
+def _allowed_fails(conv: _Converter, value: Any, where: str) -> None:
+    count = _int(conv, value, where)
+    if count is not None:
+        conv.server["breaker_failure_threshold"] = max(1, count)
+        conv.found("note", where, "became breaker_failure_threshold: failures in a row open a deployment's "
+                   "breaker (LiteLLM counts failures per minute)")
 
 
 def _retries(conv: _Converter, value: Any, where: str) -> None:
