@@ -332,10 +332,12 @@ class _Converter:
             if key not in ("model_name", "litellm_params", "model_info"):
                 self.found("unmapped", f"{where}.{key}", "not a model_list field (LiteLLM reads it from litellm_params)"
                            if key in ("rpm", "tpm") else "unknown model_list field")
-        name = self.name(entry.get("model_name"), f"{where}.model_name")
+        # A bad name is a problem, and the conversion fails; the rest is still read, so that every
+        # problem is reported at once.
+        name = self.name(entry.get("model_name"), f"{where}.model_name") or f"(model_list[{i}])"
         params = self.mapping(entry.get("litellm_params"), f"{where}.litellm_params")
         info = self.mapping(entry.get("model_info"), f"{where}.model_info")
-        if name is None or params is None or info is None:
+        if params is None or info is None:
             return
         params = self.with_credential(params, f"{where}.litellm_params")
         if "*" in name and name != "*" and not name.endswith("/*"):
@@ -435,8 +437,10 @@ class _Converter:
         for key, ours in (("max_input_tokens", "context_length"), ("max_output_tokens", "max_output_tokens")):
             if info.get(key) is not None:
                 found[ours] = self.count(info[key], f"{iwhere}.{key}")
-        if info.get("max_tokens") is not None and "max_output_tokens" not in found:
-            found["max_output_tokens"] = self.count(info["max_tokens"], f"{iwhere}.max_tokens")
+        if info.get("max_tokens") is not None:  # LiteLLM's older name: the output cap (an embedding model's input)
+            ours = "context_length" if info.get("mode") == "embedding" else "max_output_tokens"
+            if ours not in found:
+                found[ours] = self.count(info["max_tokens"], f"{iwhere}.max_tokens")
         if params.get("max_tokens") is not None and "max_output_tokens" not in found:
             found["max_output_tokens"] = self.count(params["max_tokens"], f"{where}.litellm_params.max_tokens")
             self.found("note", f"{where}.litellm_params.max_tokens", "became the model's max_output_tokens: the "
