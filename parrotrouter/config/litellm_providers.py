@@ -13,12 +13,12 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
+from ..providers.bedrock import REGION
 from ..providers.presets import all_presets
 
 ENV_PREFIX = "os.environ/"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _AZURE_VERSION = re.compile(r"[A-Za-z0-9._-]{1,40}")
-_AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 _STANDARD_AWS = {"aws_access_key_id": "AWS_ACCESS_KEY_ID", "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
                  "aws_session_token": "AWS_SESSION_TOKEN"}
 _COMPLETION = {"chat": False, "completion": True, "function_calling": False, "json_mode": False}
@@ -337,7 +337,7 @@ def _bedrock(conv: Reporter, up: Upstream, params: Mapping[str, Any], where: str
     region = params.get("aws_region_name")
     if region is not None:
         up.consumed.add("aws_region_name")
-        if isinstance(region, str) and _AWS_REGION.fullmatch(region):
+        if isinstance(region, str) and re.fullmatch(REGION, region):
             up.options["region"] = region
         elif is_env_ref(region):
             conv.found("action", f"{where}.aws_region_name", "the region came from the environment: ParrotRouter "

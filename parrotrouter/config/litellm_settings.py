@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from .litellm_providers import ENV_PREFIX, is_env_ref
 
 if TYPE_CHECKING:
-    from .litellm_import import _Converter
+    from .litellm_convert import Converter
 
 _STRATEGIES = {"simple-shuffle": "weighted", "least-busy": "least-busy", "latency-based-routing": "latency",
                "cost-based-routing": "cost"}
@@ -21,7 +21,7 @@ _FALLBACK_HINT = ("no cross-model fallback in the config file: a request lists i
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 
-def read_router(conv: _Converter, router: Mapping[str, Any]) -> None:
+def read_router(conv: Converter, router: Mapping[str, Any]) -> None:
     for key, value in router.items():
         where = f"router_settings.{key}"
         if value is None:
@@ -47,7 +47,7 @@ def read_router(conv: _Converter, router: Mapping[str, Any]) -> None:
     _redis(conv, router)
 
 
-def read_litellm_settings(conv: _Converter, settings: Mapping[str, Any], router: Mapping[str, Any]) -> None:
+def read_litellm_settings(conv: Converter, settings: Mapping[str, Any], router: Mapping[str, Any]) -> None:
     for key, value in settings.items():
         where = f"litellm_settings.{key}"
         if value is None:
@@ -83,7 +83,7 @@ def read_litellm_settings(conv: _Converter, settings: Mapping[str, Any], router:
             conv.found("unmapped", where, "no equivalent setting")
 
 
-def read_general(conv: _Converter, general: Mapping[str, Any]) -> None:
+def read_general(conv: Converter, general: Mapping[str, Any]) -> None:
     for key, value in general.items():
         where = f"general_settings.{key}"
         if value is None:
@@ -96,7 +96,7 @@ def read_general(conv: _Converter, general: Mapping[str, Any]) -> None:
             conv.found("unmapped", where, "no equivalent setting")
 
 
-def _strategy(conv: _Converter, value: Any, where: str) -> None:
+def _strategy(conv: Converter, value: Any, where: str) -> None:
     if not isinstance(value, str):
         conv.problem(where, "must be a string")
         return
@@ -110,7 +110,7 @@ def _strategy(conv: _Converter, value: Any, where: str) -> None:
         conv.found("note", where, f"became `strategy: {ours}` on every model with more than one deployment")
 
 
-def _aliases(conv: _Converter, value: Any, where: str) -> None:
+def _aliases(conv: Converter, value: Any, where: str) -> None:
     aliases = conv.mapping(value, where)
     for alias, target in (aliases or {}).items():
         if isinstance(target, Mapping):
@@ -119,6 +119,8 @@ def _aliases(conv: _Converter, value: Any, where: str) -> None:
                            "aliases")
             target = target.get("model")
         name = target if isinstance(target, str) else None
+        if conv.name(alias, f"{where}.{alias}") is None:
+            continue
         if name is None:
             conv.problem(f"{where}.{alias}", "must name a model_name")
         elif name not in conv.models:
@@ -129,7 +131,7 @@ def _aliases(conv: _Converter, value: Any, where: str) -> None:
             conv.models[name].aliases.append(alias)
 
 
-def _int(conv: _Converter, value: Any, where: str) -> int | None:
+def _int(conv: Converter, value: Any, where: str) -> int | None:
     if is_env_ref(value):
         conv.found("unmapped", where, "a number read from the environment: write it into server: by hand")
         return None
@@ -139,7 +141,7 @@ def _int(conv: _Converter, value: Any, where: str) -> int | None:
     return value
 
 
-def _allowed_fails(conv: _Converter, value: Any, where: str) -> None:
+def _allowed_fails(conv: Converter, value: Any, where: str) -> None:
     count = _int(conv, value, where)
     if count is not None:
         conv.server["breaker_failure_threshold"] = max(1, count)
@@ -147,7 +149,7 @@ def _allowed_fails(conv: _Converter, value: Any, where: str) -> None:
                    "breaker (LiteLLM counts failures per minute)")
 
 
-def _retries(conv: _Converter, value: Any, where: str) -> None:
+def _retries(conv: Converter, value: Any, where: str) -> None:
     retries = _int(conv, value, where)
     if retries is not None:
         conv.server["max_attempts"] = min(100, retries + 1)
@@ -155,7 +157,7 @@ def _retries(conv: _Converter, value: Any, where: str) -> None:
                    "request, retries and failovers to other deployments included)")
 
 
-def _seconds(conv: _Converter, value: Any, where: str, setting: str) -> None:
+def _seconds(conv: Converter, value: Any, where: str, setting: str) -> None:
     if is_env_ref(value):
         conv.found("unmapped", where, f"a number read from the environment: set {setting} by hand")
         return
@@ -164,7 +166,7 @@ def _seconds(conv: _Converter, value: Any, where: str, setting: str) -> None:
         conv.server[setting] = int(seconds) if seconds.is_integer() else seconds
 
 
-def _redis(conv: _Converter, router: Mapping[str, Any]) -> None:
+def _redis(conv: Converter, router: Mapping[str, Any]) -> None:
     """redis_url, or redis_host/port/password, as our redis_url (a password is never copied)."""
     given = {k: router[k] for k in ("redis_url", "redis_host", "redis_port", "redis_password")
              if router.get(k) is not None}
@@ -204,7 +206,7 @@ def _shown(value: Any, placeholder: str) -> str:
     return str(value)
 
 
-def _master_key(conv: _Converter, value: Any, where: str) -> None:
+def _master_key(conv: Converter, value: Any, where: str) -> None:
     if is_env_ref(value):
         name = value[len(ENV_PREFIX):]
         if not _ENV_NAME.fullmatch(name):
@@ -221,7 +223,7 @@ def _master_key(conv: _Converter, value: Any, where: str) -> None:
                "`parrotrouter keys create`")
 
 
-def _database_url(conv: _Converter, value: Any, where: str) -> None:
+def _database_url(conv: Converter, value: Any, where: str) -> None:
     note = ("ParrotRouter keeps its own tables (keys, credits, usage); LiteLLM's keys, teams and spend are not "
             "migrated — a database of its own is safest")
     if is_env_ref(value):

@@ -482,3 +482,15 @@ def test_an_empty_file_converts_to_an_empty_config(tmp_path: Path) -> None:
     conv = convert(None, "empty.yaml")
     assert conv.config == {"providers": [], "models": [], "env_providers": False}
     _validate(conv, tmp_path)
+
+
+def test_input_echoed_in_the_report_cannot_break_out_of_its_comment(tmp_path: Path) -> None:
+    conv = _convert("""
+model_list:
+  - model_name: m
+    litellm_params: {model: openai/gpt-4o, api_base: "x\\nserver: {port: 1}", "evil\\nkey": 1}
+""")
+    text = conv.render()
+    assert yaml.safe_load(text).get("server") is None
+    assert all(line.startswith("#") for line in text.split("\n\n", 1)[0].splitlines())
+    _validate(conv, tmp_path)
