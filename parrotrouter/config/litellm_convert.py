@@ -14,17 +14,17 @@ import math
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
 from ..errors import ConfigError
 from ..providers.presets import all_presets
-from .litellm_providers import Upstream, env_name, is_env_ref, upstream_of
+from .litellm_providers import Level, Upstream, env_name, is_env_ref, upstream_of
 from .litellm_settings import read_general, read_litellm_settings, read_router
 
 MAX_NAME = 256
-Level = Literal["action", "unmapped", "note"]
+MAX_PRICE_PER_TOKEN = 1.0  # USD: a million per million tokens, our bound on any price
 _HEADINGS = {"action": "To do before use", "unmapped": "Not mapped", "note": "Mapped, with a difference"}
 
 
@@ -115,6 +115,8 @@ class _Model:
 
 
 class Converter:
+    """One conversion's state: what was read so far, the findings and the problems."""
+
     def __init__(self, source: str) -> None:
         self.source = source
         self.problems: list[str] = []
@@ -147,8 +149,8 @@ class Converter:
             return None
         return value
 
-    def number(self, value: Any, where: str, *, positive: bool = False) -> float | None:
-        """A finite number ≥ 0 (> 0 when `positive`); None (and a problem) otherwise."""
+    def number(self, value: Any, where: str, *, positive: bool = False, maximum: float | None = None) -> float | None:
+        """A finite number ≥ 0 (> 0 when `positive`, ≤ `maximum`); None (and a problem) otherwise."""
         if is_env_ref(value):
             self.found("unmapped", where, "a number read from the environment: write the number in by hand")
             return None
@@ -157,6 +159,9 @@ class Converter:
             return None
         if value < 0 or (positive and value == 0):
             self.problem(where, f"must be {'more than 0' if positive else '0 or more'}, not {value}")
+            return None
+        if maximum is not None and value > maximum:
+            self.problem(where, f"must be at most {maximum:g}, not {value}")
             return None
         return float(value)
 
@@ -309,7 +314,7 @@ class Converter:
         for key, ours in (("input_cost_per_token", "prompt"), ("output_cost_per_token", "completion"),
                           ("cache_read_input_token_cost", "cached_prompt")):
             if values.get(key) is not None:
-                number = self.number(values[key], f"{where}.{key}")
+                number = self.number(values[key], f"{where}.{key}", maximum=MAX_PRICE_PER_TOKEN)
                 if number is not None:
                     costs[ours] = _per_million(values[key])
         if not costs:

@@ -17,6 +17,7 @@ from ..providers.bedrock import REGION
 from ..providers.presets import all_presets
 
 ENV_PREFIX = "os.environ/"
+MAX_SECONDS = 86_400  # a timeout or cooldown longer than a day is a mistake
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _AZURE_VERSION = re.compile(r"[A-Za-z0-9._-]{1,40}")
 _STANDARD_AWS = {"aws_access_key_id": "AWS_ACCESS_KEY_ID", "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
@@ -31,7 +32,8 @@ class Reporter(Protocol):
 
     def problem(self, where: str, message: str) -> None: ...
 
-    def number(self, value: Any, where: str, *, positive: bool = False) -> float | None: ...
+    def number(self, value: Any, where: str, *, positive: bool = False,
+               maximum: float | None = None) -> float | None: ...
 
     def name(self, value: Any, where: str) -> str | None: ...
 
@@ -310,7 +312,7 @@ def _timeouts(conv: Reporter, up: Upstream, params: Mapping[str, Any], where: st
             conv.found("unmapped", f"{where}.{key}", "a number read from the environment: write it into the "
                        f"provider's timeouts.{ours}")
             continue
-        seconds = conv.number(params[key], f"{where}.{key}", positive=True)
+        seconds = conv.number(params[key], f"{where}.{key}", positive=True, maximum=MAX_SECONDS)
         if seconds is not None:
             up.timeouts[ours] = seconds
             if key == "stream_timeout":

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .litellm_providers import ENV_PREFIX, is_env_ref
+from .litellm_providers import ENV_PREFIX, MAX_SECONDS, is_env_ref
 
 if TYPE_CHECKING:
     from .litellm_convert import Converter
@@ -161,7 +161,7 @@ def _seconds(conv: Converter, value: Any, where: str, setting: str) -> None:
     if is_env_ref(value):
         conv.found("unmapped", where, f"a number read from the environment: set {setting} by hand")
         return
-    seconds = conv.number(value, where, positive=True)
+    seconds = conv.number(value, where, positive=True, maximum=MAX_SECONDS)
     if seconds is not None:
         conv.server[setting] = int(seconds) if seconds.is_integer() else seconds
 

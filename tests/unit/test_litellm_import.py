@@ -494,3 +494,12 @@ model_list:
     assert yaml.safe_load(text).get("server") is None
     assert all(line.startswith("#") for line in text.split("\n\n", 1)[0].splitlines())
     _validate(conv, tmp_path)
+
+
+@pytest.mark.parametrize(("params", "problem"), [
+    ("input_cost_per_token: 1.0e+300", "input_cost_per_token: must be at most 1"),
+    ("timeout: 1.0e+300", "timeout: must be at most 86400"),
+])
+def test_numbers_out_of_bounds_are_errors(params: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        _convert(f"model_list: [{{model_name: m, litellm_params: {{model: openai/x, {params}}}}}]")
