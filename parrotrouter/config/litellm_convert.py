@@ -124,6 +124,7 @@ class Converter:
         self.server: dict[str, Any] = {}
         self.providers: dict[str, dict[str, Any]] = {}  # by name
         self._provider_by_identity: dict[tuple[Any, ...], str] = {}
+        self._inline_keys: dict[str, str] = {}  # provider -> where its key was written in the file
         self.models: dict[str, _Model] = {}
         self.env_providers = False
         self.credentials: dict[str, Mapping[str, Any]] = {}
@@ -411,10 +412,8 @@ class Converter:
         key = upstream.api_key
         if key is not None:
             if key.literal_digest is not None:
-                variable = env_name(name) + "_API_KEY"
-                spec["api_key"] = {"$env": variable}
-                self.found("action", key.where, f"the key was written in the file and is not copied: set "
-                           f"{variable} to it (provider '{name}' reads it from there)")
+                spec["api_key"] = {"$env": ""}  # named once every reference is known: `name_inline_keys`
+                self._inline_keys[name] = key.where
             else:
                 spec["api_key"] = {"$env": key.env}
         if upstream.headers:
@@ -443,7 +442,24 @@ class Converter:
 
     # -- output
 
+    def name_inline_keys(self) -> None:
+        """A variable for each key written in the file — `<PROVIDER>_API_KEY`, unless another
+        provider already reads that variable (then a numbered one)."""
+        taken = {spec["api_key"]["$env"] for name, spec in self.providers.items()
+                 if "api_key" in spec and name not in self._inline_keys}
+        for name, where in self._inline_keys.items():
+            base = variable = env_name(name) + "_API_KEY"
+            n = 1
+            while variable in taken:
+                n += 1
+                variable = f"{base}_{n}"
+            taken.add(variable)
+            self.providers[name]["api_key"] = {"$env": variable}
+            self.found("action", where, f"the key was written in the file and is not copied: set {variable} to "
+                       f"it (provider '{name}' reads it from there)")
+
     def assemble(self) -> dict[str, Any]:
+        self.name_inline_keys()
         models = []
         taken = set(self.models)
         for model in self.models.values():

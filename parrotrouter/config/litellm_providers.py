@@ -46,13 +46,14 @@ class Kind:
     name: str  # our provider's name: the preset's where one matches
     base_url: str | None = None  # where it is when api_base is not given (None: the preset's)
     base_required: bool = False  # LiteLLM needs api_base for it
+    base_env: str | None = None  # where LiteLLM reads api_base when it is not given
     key_env: str | None = None  # where LiteLLM reads its key when api_key is not given (else the preset's)
     completion: bool = False  # a text-completion model
     v1: bool = False  # api_base is the server's root; the OpenAI-compatible API is under /v1
 
 
 _OPENAI = Kind("openai", "openai")
-_AZURE = Kind("azure", "azure", key_env="AZURE_API_KEY")
+_AZURE = Kind("azure", "azure", key_env="AZURE_API_KEY", base_env="AZURE_API_BASE")
 _COMPATIBLE = Kind("openai", "openai-compatible", base_required=True)
 KINDS: dict[str, Kind] = {
     "openai": _OPENAI,
@@ -87,6 +88,8 @@ KINDS: dict[str, Kind] = {
     "litellm_proxy": Kind("openai", "litellm-proxy", base_required=True, key_env="LITELLM_PROXY_API_KEY"),
 }
 _HINTS = {"vertex_ai": "for Gemini models use the gemini/ prefix with a Gemini API key",
+          "gemini-": "LiteLLM sends a gemini- model without a prefix to Vertex AI; use the gemini/ prefix with a "
+                     "Gemini API key",
           "vertex_ai_beta": "for Gemini models use the gemini/ prefix with a Gemini API key",
           "vllm": "LiteLLM's in-process vLLM; serve it with `vllm serve` and use hosted_vllm/"}
 # Bare model names LiteLLM knows the provider of (the few a config commonly uses).
@@ -220,8 +223,9 @@ def _kind_of(conv: Reporter, model: str, params: Mapping[str, Any], where: str) 
     if params.get("api_base") is not None:
         conv.found("note", f"{where}.model", f"'{rest}' has no provider prefix: taken as OpenAI-compatible at api_base")
         return _COMPATIBLE, rest
-    conv.found("unmapped", f"{where}.model", f"cannot tell which provider serves '{rest[:80]}' (no provider prefix "
-               "such as openai/): this deployment is left out")
+    why = _HINTS["gemini-"] if rest.startswith("gemini") else "no provider prefix such as openai/"
+    conv.found("unmapped", f"{where}.model", f"cannot tell which provider serves '{rest[:80]}' ({why}): this "
+               "deployment is left out")
     return None
 
 
@@ -235,6 +239,8 @@ def _base_url(conv: Reporter, up: Upstream, value: Any, where: str) -> None:
     kind = up.kind
     assert kind is not None
     up.consumed.add("api_base")
+    if value is None and kind.base_env is not None:
+        value = ENV_PREFIX + kind.base_env  # LiteLLM's default, as if written
     if value is None:
         up.base_url = kind.base_url
         if kind.base_required:

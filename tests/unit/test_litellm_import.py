@@ -503,3 +503,20 @@ model_list:
 def test_numbers_out_of_bounds_are_errors(params: str, problem: str) -> None:
     with pytest.raises(ConfigError, match=problem):
         _convert(f"model_list: [{{model_name: m, litellm_params: {{model: openai/x, {params}}}}}]")
+
+
+def test_an_inline_key_never_shares_a_variable_another_provider_reads(tmp_path: Path) -> None:
+    conv = _convert("""
+model_list:
+  - {model_name: a, litellm_params: {model: openai/gpt-4o, api_key: sk-inline-one}}
+  - {model_name: b, litellm_params: {model: openai/gpt-4o-mini}}
+  - {model_name: c, litellm_params: {model: azure/dep}}
+""")
+    providers = _providers(conv)
+    assert providers["openai-2"]["api_key"] == {"$env": "OPENAI_API_KEY"}  # LiteLLM's default variable
+    assert providers["openai"]["api_key"] == {"$env": "OPENAI_API_KEY_2"}
+    assert any("set OPENAI_API_KEY_2 to it" in m for m in _messages(conv, "action"))
+    # Azure without api_base: LiteLLM reads AZURE_API_BASE; ours is written in the file.
+    assert providers["azure"]["base_url"] == "https://azure-api-base.invalid"
+    assert any("api_base came from $AZURE_API_BASE" in m for m in _messages(conv, "action"))
+    _validate(conv, tmp_path)
