@@ -116,8 +116,10 @@ def config_check(file: str) -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the converted file here (else stdout).")
 def config_import_litellm(file: str, output: str | None) -> None:
-    """Convert FILE, a LiteLLM proxy config.yaml, into a ParrotRouter config; what could not be
-    mapped is reported on stderr and as comments in the output."""
+    """Convert a LiteLLM proxy config.yaml into ours.
+
+    FILE is LiteLLM's config; what could not be mapped is reported on stderr and as comments at
+    the top of the output."""
     from .config.litellm_import import write_conversion
 
     sys.exit(write_conversion(file, output, lambda line: click.echo(line, err=True),

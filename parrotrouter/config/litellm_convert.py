@@ -281,9 +281,9 @@ class Converter:
         self.env_providers = True
         if upstream.kind is not None:
             provider = self.provider_for(upstream, f"{where}.litellm_params")
-            self.found("note", where, f"wildcard '{name}': provider '{provider}' is configured and, with "
-                       "env_providers, serves every model of the price table it knows by its own id; other ids "
-                       "need a models entry")
+            self.found("note", where, f"wildcard '{name}': provider '{provider}' is configured and env_providers "
+                       "is on; /v1/models lists what it serves by their own ids (an id it does not list needs a "
+                       "models entry)")
         else:
             self.found("note", where, f"wildcard '{name}': every provider enabled from the environment "
                        "(env_providers: true) serves its models by their own ids")
