@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -50,7 +51,7 @@ class Conversion:
         """The findings as lines, grouped by level (the same lines head the output as comments)."""
         lines: list[str] = []
         for level, heading in _HEADINGS.items():
-            found = [f for f in self.findings if f.level == level]
+            found = sorted((f for f in self.findings if f.level == level), key=_position)
             if found:
                 lines.append(f"{heading} ({len(found)}):")
                 lines += [f"  - {f}" for f in found]
@@ -89,8 +90,8 @@ _DEPLOYMENT_PARAMS = {"model", "weight", "rpm", "tpm", "order", "timeout", "stre
                       "litellm_credential_name"}
 _MODEL_INFO = {"id", "mode", "max_input_tokens", "max_output_tokens", "max_tokens", "input_cost_per_token",
                "output_cost_per_token", "cache_read_input_token_cost", *_SUPPORTS}
-_TOP = ("model_list", "router_settings", "litellm_settings", "general_settings", "environment_variables",
-        "credential_list")
+_TOP = ("model_list", "credential_list", "router_settings", "litellm_settings", "general_settings",
+        "environment_variables")  # in the order the report follows
 
 
 @dataclasses.dataclass
@@ -542,6 +543,13 @@ def _tidy(value: float) -> float | int:
 def _per_million(value: float | int) -> float | int:
     per_million = Decimal(str(value)) * 1_000_000
     return int(per_million) if per_million == per_million.to_integral_value() else float(per_million.normalize())
+
+
+def _position(finding: Finding) -> tuple[int, int]:
+    """Where a finding is in the file, roughly: its section, then its model_list entry."""
+    entry = re.match(r"model_list\[(\d+)\]", finding.where)
+    section = re.split(r"[.\[/]", finding.where, maxsplit=1)[0]
+    return (_TOP.index(section) if section in _TOP else len(_TOP), int(entry.group(1)) if entry else 0)
 
 
 def _printable(text: str) -> str:
