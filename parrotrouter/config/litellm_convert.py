@@ -388,7 +388,7 @@ class Converter:
             return base
         preset = all_presets().get(upstream.kind.name) if upstream.kind else None
         vision = bool(preset and upstream.model.startswith(preset.vision_prefixes))
-        return {**{"vision": vision}, **(base or {}), **supports}
+        return {"vision": vision, **(base or {}), **supports}
 
     def provider_for(self, upstream: Upstream, where: str) -> str:
         """The provider serving this upstream: one per distinct (type, base URL, key, options)."""
