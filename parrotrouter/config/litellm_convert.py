@@ -20,8 +20,9 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from ..pricing import lookup_pricing
 from ..providers.presets import all_presets
-from .litellm_providers import Level, Upstream, env_name, is_env_ref, upstream_of
+from .litellm_providers import KINDS, Level, Upstream, env_name, is_env_ref, upstream_of
 from .litellm_settings import read_general, read_litellm_settings, read_router
 
 MAX_NAME = 256
@@ -88,8 +89,8 @@ _SUPPORTS = {"supports_function_calling": "function_calling", "supports_vision":
 _DEPLOYMENT_PARAMS = {"model", "weight", "rpm", "tpm", "order", "timeout", "stream_timeout", "max_tokens",
                       "input_cost_per_token", "output_cost_per_token", "cache_read_input_token_cost",
                       "litellm_credential_name"}
-_MODEL_INFO = {"id", "mode", "max_input_tokens", "max_output_tokens", "max_tokens", "input_cost_per_token",
-               "output_cost_per_token", "cache_read_input_token_cost", *_SUPPORTS}
+_MODEL_INFO = {"id", "mode", "base_model", "max_input_tokens", "max_output_tokens", "max_tokens",
+               "input_cost_per_token", "output_cost_per_token", "cache_read_input_token_cost", *_SUPPORTS}
 _TOP = ("model_list", "credential_list", "router_settings", "litellm_settings", "general_settings",
         "environment_variables")  # in the order the report follows
 
@@ -357,12 +358,38 @@ class Converter:
         info_pricing = self.pricing(info, iwhere)
         if info_pricing is not None and model.deployments[-1].pricing is None:
             model.deployments[-1].pricing = info_pricing
+        if info.get("base_model") is not None:
+            self.base_model_pricing(model.deployments[-1], info["base_model"], f"{iwhere}.base_model")
         for key, value in found.items():
             if value is None:
                 continue
             if key in model.fields and model.fields[key] != value:
                 self.found("note", where, f"{key} {value} differs from an earlier deployment's; the first is kept")
             model.fields.setdefault(key, value)
+
+    def base_model_pricing(self, dep: _Deployment, base_model: Any, where: str) -> None:
+        """LiteLLM prices a deployment whose name says nothing (an Azure deployment) as its
+        `base_model`: ours is written in the file, from the price table."""
+        if not isinstance(base_model, str):
+            self.problem(where, f"must be a string, not {_kind(base_model)}")
+            return
+        if dep.pricing is not None:
+            self.found("note", where, "not used: the deployment's own price is given")
+            return
+        model = base_model.split("/", 1)[1] if base_model.split("/", 1)[0] in KINDS else base_model
+        kind = dep.upstream.kind
+        preset = all_presets().get(kind.name) if kind else None
+        found = next((p for p in (lookup_pricing(model, ids) for ids in dict.fromkeys(
+            ((preset.prices_id if preset else None), "openai")) if ids) if p is not None), None)
+        if found is None:
+            self.found("unmapped", where, f"'{base_model[:80]}' is not in the price table: price the model in "
+                       "the file (pricing:)")
+            return
+        dep.pricing = {"prompt": _tidy_decimal(found.prompt_mtok), "completion": _tidy_decimal(found.completion_mtok),
+                       **({"cached_prompt": _tidy_decimal(found.cached_prompt_mtok)}
+                          if found.cached_prompt_mtok is not None else {}), "unit": "1m_tokens"}
+        self.found("note", where, f"priced as {model} from the price table, written into the file (today's base "
+                   "rate; update it when the price changes)")
 
     def count(self, value: Any, where: str) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -541,8 +568,12 @@ def _tidy(value: float) -> float | int:
 
 
 def _per_million(value: float | int) -> float | int:
-    per_million = Decimal(str(value)) * 1_000_000
-    return int(per_million) if per_million == per_million.to_integral_value() else float(per_million.normalize())
+    return _tidy_decimal(Decimal(str(value)) * 1_000_000)
+
+
+def _tidy_decimal(value: Decimal) -> float | int:
+    """A price as YAML writes it plainly: an integer when it is one."""
+    return int(value) if value == value.to_integral_value() else float(value.normalize())
 
 
 def _position(finding: Finding) -> tuple[int, int]:

@@ -520,3 +520,20 @@ model_list:
     assert providers["azure"]["base_url"] == "https://azure-api-base.invalid"
     assert any("api_base came from $AZURE_API_BASE" in m for m in _messages(conv, "action"))
     _validate(conv, tmp_path)
+
+
+def test_base_model_prices_a_deployment_from_the_price_table(tmp_path: Path) -> None:
+    conv = _convert("""
+model_list:
+  - model_name: gpt-4-prod
+    litellm_params: {model: azure/my-gpt4-deployment, api_base: "https://x.openai.azure.com"}
+    model_info: {base_model: azure/gpt-4o-mini}
+  - model_name: unknown
+    litellm_params: {model: azure/other, api_base: "https://x.openai.azure.com"}
+    model_info: {base_model: no-such-model-anywhere}
+""")
+    pricing = _models(conv)["gpt-4-prod"]["pricing"]
+    assert pricing["unit"] == "1m_tokens" and pricing["prompt"] > 0 and pricing["completion"] > pricing["prompt"]
+    assert any("priced as gpt-4o-mini from the price table" in m for m in _messages(conv, "note"))
+    assert any("'no-such-model-anywhere' is not in the price table" in m for m in _messages(conv, "unmapped"))
+    _validate(conv, tmp_path)
