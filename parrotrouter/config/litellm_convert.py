@@ -88,7 +88,7 @@ _SUPPORTS = {"supports_function_calling": "function_calling", "supports_vision":
 # litellm_params read by `_upstream` (litellm_providers.py) or by the deployment below.
 _DEPLOYMENT_PARAMS = {"model", "weight", "rpm", "tpm", "order", "timeout", "stream_timeout", "max_tokens",
                       "input_cost_per_token", "output_cost_per_token", "cache_read_input_token_cost",
-                      "litellm_credential_name"}
+                      "litellm_credential_name", *_SUPPORTS}
 _MODEL_INFO = {"id", "mode", "base_model", "max_input_tokens", "max_output_tokens", "max_tokens",
                "input_cost_per_token", "output_cost_per_token", "cache_read_input_token_cost", *_SUPPORTS}
 _TOP = ("model_list", "credential_list", "router_settings", "litellm_settings", "general_settings",
@@ -352,7 +352,8 @@ class Converter:
             self.found("note", f"{where}.litellm_params.max_tokens", "became the model's max_output_tokens: the "
                        "default output cap sent to Anthropic, Gemini, Bedrock and Cohere; a request's own "
                        "max_tokens still wins")
-        caps = self.capabilities(info, upstream, iwhere)
+        # supports_* may be written in litellm_params too (LiteLLM reads both); model_info wins.
+        caps = self.capabilities({**{k: v for k, v in params.items() if k in _SUPPORTS}, **info}, upstream, iwhere)
         if caps is not None:
             found["capabilities"] = caps
         info_pricing = self.pricing(info, iwhere)

@@ -76,7 +76,7 @@ KINDS: dict[str, Kind] = {
     "perplexity": Kind("openai", "perplexity"),
     "ollama": Kind("openai", "ollama", base_url="http://localhost:11434/v1", v1=True),
     "ollama_chat": Kind("openai", "ollama", base_url="http://localhost:11434/v1", v1=True),
-    "hosted_vllm": Kind("openai", "vllm", base_required=True),
+    "hosted_vllm": Kind("openai", "vllm", base_env="HOSTED_VLLM_API_BASE"),
     "lm_studio": Kind("openai", "lmstudio", base_url="http://localhost:1234/v1"),
     "llamafile": Kind("openai", "llamafile", base_url="http://127.0.0.1:8080/v1"),
     "nvidia_nim": Kind("openai", "nvidia-nim", base_url="https://integrate.api.nvidia.com/v1",

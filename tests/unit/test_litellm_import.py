@@ -537,3 +537,15 @@ model_list:
     assert any("priced as gpt-4o-mini from the price table" in m for m in _messages(conv, "note"))
     assert any("'no-such-model-anywhere' is not in the price table" in m for m in _messages(conv, "unmapped"))
     _validate(conv, tmp_path)
+
+
+def test_supports_flags_in_litellm_params_count_too() -> None:
+    conv = _convert("""
+model_list:
+  - model_name: my-vllm-model
+    litellm_params: {model: hosted_vllm/llama-3-8b, api_base: "http://localhost:8000",
+                     supports_function_calling: false, supports_response_schema: false}
+""")
+    assert _models(conv)["my-vllm-model"]["capabilities"] == {"vision": False, "function_calling": False,
+                                                              "json_mode": False}
+    assert not _messages(conv, "unmapped")
