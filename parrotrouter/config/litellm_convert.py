@@ -141,6 +141,7 @@ class Converter:
         self.problems.append(_printable(f"{where}: {message}"))
 
     def mapping(self, value: Any, where: str) -> Mapping[str, Any] | None:
+        """A mapping with string keys (None, when absent: empty); None (and a problem) otherwise."""
         if value is None:
             return {}
         if not isinstance(value, Mapping):
@@ -169,6 +170,7 @@ class Converter:
         return float(value)
 
     def name(self, value: Any, where: str) -> str | None:
+        """A name (model, credential, alias): 1-256 printable characters; None (and a problem) otherwise."""
         if not isinstance(value, str) or not value.strip():
             self.problem(where, f"must be a non-empty string, not {_kind(value)}")
             return None
@@ -180,6 +182,7 @@ class Converter:
     # -- the document
 
     def run(self, doc: Any) -> dict[str, Any]:
+        """The whole document, section by section: our configuration's contents."""
         top = self.mapping(doc, "(top level)") if doc is not None else {}
         if top is None:
             return {}
@@ -198,6 +201,7 @@ class Converter:
         return self.assemble()
 
     def read_credentials(self, value: Any) -> None:
+        """credential_list: values a deployment takes in with litellm_credential_name."""
         if value is None:
             return
         if not isinstance(value, list):
@@ -213,6 +217,7 @@ class Converter:
                 self.credentials[name] = values
 
     def read_environment(self, value: Any) -> None:
+        """environment_variables: never copied (secrets); their names are reported."""
         env = self.mapping(value, "environment_variables")
         if env:
             self.found("action", "environment_variables",
@@ -220,6 +225,7 @@ class Converter:
                        "ParrotRouter runs in, if it needs them")
 
     def read_model_list(self, value: Any) -> None:
+        """model_list, entry by entry."""
         if value is None:
             self.found("note", "model_list", "missing: no models are configured")
             return
@@ -230,6 +236,7 @@ class Converter:
             self.read_entry(i, item)
 
     def read_entry(self, i: int, item: Any) -> None:
+        """One model_list entry: a deployment of the model it names (or a finding saying why not)."""
         where = f"model_list[{i}]"
         entry = self.mapping(item, where)
         if entry is None:
@@ -271,6 +278,7 @@ class Converter:
         self.model_fields(model, params, info, upstream, where)
 
     def with_credential(self, params: Mapping[str, Any], where: str) -> Mapping[str, Any]:
+        """The entry's litellm_params over the credential_list entry it names, if any."""
         ref = params.get("litellm_credential_name")
         if ref is None:
             return params
@@ -280,6 +288,7 @@ class Converter:
         return {**self.credentials[ref], **params}
 
     def wildcard(self, name: str, upstream: Upstream, where: str) -> None:
+        """A `*` or `provider/*` entry: providers from the environment serve their own models."""
         self.env_providers = True
         if upstream.kind is not None:
             provider = self.provider_for(upstream, f"{where}.litellm_params")
@@ -291,6 +300,7 @@ class Converter:
                        "(env_providers: true) serves its models by their own ids")
 
     def deployment(self, params: Mapping[str, Any], upstream: Upstream, where: str) -> _Deployment:
+        """The deployment's own settings: weight (or rpm/tpm), order, price; other params are reported."""
         dep = _Deployment(where, upstream)
         for key in ("weight", "rpm", "tpm"):
             if params.get(key) is not None:
@@ -393,12 +403,14 @@ class Converter:
                    "rate; update it when the price changes)")
 
     def count(self, value: Any, where: str) -> int | None:
+        """A positive integer (a token count); None (and a problem) otherwise."""
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             self.problem(where, f"must be a positive integer, not {_kind(value)}")
             return None
         return value
 
     def capabilities(self, info: Mapping[str, Any], upstream: Upstream, where: str) -> dict[str, bool] | None:
+        """Our capabilities from model_info's mode and supports_* flags (None: the defaults)."""
         mode = info.get("mode")
         base: dict[str, bool] | None = dict(upstream.capabilities) if upstream.capabilities else None
         if mode is not None:
@@ -459,6 +471,7 @@ class Converter:
         return name
 
     def merge_timeouts(self, name: str, upstream: Upstream, where: str) -> None:
+        """Deployments sharing a provider may give different timeouts: the longest is kept."""
         spec = self.providers[name]
         if not upstream.timeouts or spec.get("timeouts") == upstream.timeouts:
             return
@@ -488,6 +501,7 @@ class Converter:
                        f"it (provider '{name}' reads it from there)")
 
     def assemble(self) -> dict[str, Any]:
+        """Our configuration file's contents, once everything is read."""
         self.name_inline_keys()
         models = []
         taken = set(self.models)
@@ -503,6 +517,7 @@ class Converter:
         return out
 
     def model_config(self, model: _Model, taken: set[str]) -> dict[str, Any]:
+        """One model's entry: its deployments (weighted or ordered), aliases, limits, price, strategy."""
         deps = _merge_duplicates(model, self)
         strategy = self.server_strategy
         if any(d.order is not None for d in deps):
