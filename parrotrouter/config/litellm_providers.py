@@ -146,6 +146,11 @@ def env_name(provider: str) -> str:
     return re.sub(r"[^A-Z0-9]", "_", provider.upper())
 
 
+def _header_safe(value: str) -> bool:
+    """Visible ASCII only (no space, no line break): safe in a URL or a header sent upstream."""
+    return 0 < len(value) <= 2048 and all("!" <= c <= "~" for c in value)
+
+
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:16]
 
@@ -180,7 +185,7 @@ def upstream_of(conv: Reporter, params: Mapping[str, Any], where: str) -> Upstre
     if kind.type == "openai" and params.get("organization") is not None:
         up.consumed.add("organization")
         org = params["organization"]
-        if isinstance(org, str) and not is_env_ref(org):
+        if isinstance(org, str) and not is_env_ref(org) and _header_safe(org):
             up.headers["OpenAI-Organization"] = org
         else:
             conv.found("unmapped", f"{where}.organization", "only a literal organization id is mapped (to the "
@@ -259,7 +264,7 @@ def _base_url(conv: Reporter, up: Upstream, value: Any, where: str) -> None:
     if not isinstance(value, str):
         conv.problem(f"{where}.api_base", "must be a string")
         return
-    if not value.startswith(("http://", "https://")):
+    if not value.startswith(("http://", "https://")) or not _header_safe(value) or len(value) > 2048:
         up.base_url = "https://replace-me.invalid"
         up.provider_findings.append(("action", f"api_base '{value[:80]}' is not a URL: set the base_url of "
                                      f"provider '{{provider}}' (written as {up.base_url})"))

@@ -549,3 +549,15 @@ model_list:
     assert _models(conv)["my-vllm-model"]["capabilities"] == {"vision": False, "function_calling": False,
                                                               "json_mode": False}
     assert not _messages(conv, "unmapped")
+
+
+def test_urls_and_headers_with_control_characters_are_not_copied() -> None:
+    conv = _convert("""
+model_list:
+  - model_name: m
+    litellm_params: {model: openai/gpt-4o, api_base: "http://a\\r\\nX-Evil: 1", organization: "org\\r\\nX-Evil: 1"}
+""")
+    provider = _providers(conv)["openai-compatible"]
+    assert provider["base_url"] == "https://replace-me.invalid"
+    assert "headers" not in provider
+    assert "X-Evil" not in yaml.safe_dump(conv.config)
