@@ -561,3 +561,16 @@ model_list:
     assert provider["base_url"] == "https://replace-me.invalid"
     assert "headers" not in provider
     assert "X-Evil" not in yaml.safe_dump(conv.config)
+
+
+def test_server_settings_by_reference(tmp_path: Path) -> None:
+    secret = tmp_path / "db_url"
+    secret.write_text("postgresql://parrot@db/parrot\n")
+    settings = load_settings(env={"MY_REDIS": "redis://r:6379/0"}, file={
+        "database_url": {"$file": str(secret)}, "redis_url": {"$env": "MY_REDIS"}})
+    assert settings.database_url == "postgresql://parrot@db/parrot"
+    assert settings.redis_url == "redis://r:6379/0"
+    with pytest.raises(ConfigError) as err:
+        load_settings(env={}, file={"redis_url": {"$vault": "x"}, "database_url": {"$file": str(tmp_path / "no")}})
+    assert "server.redis_url: a value given by reference is {$env: VARIABLE_NAME} or {$file: PATH}" in str(err.value)
+    assert "server.database_url: cannot read" in str(err.value)
