@@ -11,7 +11,7 @@ import click
 from . import __version__
 from .bootstrap import prepare
 from .errors import ConfigError
-from .settings import REGISTRY
+from .settings import REGISTRY, load_settings
 
 
 def _cli_settings(**values: Any) -> dict[str, Any]:
@@ -105,6 +105,7 @@ def config_check(file: str) -> None:
 
     try:
         resolved = check_config_file(file)
+        load_settings(file=resolved.server)  # its server: section too, references included
     except ConfigError as err:
         click.echo(err.render(), err=True)
         sys.exit(1)

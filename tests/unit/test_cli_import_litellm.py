@@ -36,7 +36,8 @@ def test_writes_a_file_that_config_check_accepts(tmp_path: Path) -> None:
     assert result.stdout == ""
     assert out.read_text(encoding="utf-8") == GOLDEN.read_text(encoding="utf-8")
     assert f"written to {out}" in result.stderr
-    checked = runner.invoke(main, ["config", "check", str(out)], env={"OPENAI_API_KEY": "sk-test"})
+    checked = runner.invoke(main, ["config", "check", str(out)],
+                            env={"OPENAI_API_KEY": "sk-test", "REDIS_URL": "redis://127.0.0.1:6379/0"})
     assert checked.exit_code == 0, checked.output
     assert "OK (1 providers, 2 models)" in checked.stdout
 
@@ -77,3 +78,16 @@ def test_a_real_process(tmp_path: Path) -> None:
                              capture_output=True, text=True, env=env, timeout=60, check=False)
     assert refused.returncode == 2
     assert "once YAML aliases are expanded: refused" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_config_check_names_a_server_reference_that_is_not_set(tmp_path: Path) -> None:
+    out = tmp_path / "parrotrouter.yaml"
+    runner = CliRunner()
+    assert runner.invoke(main, ["config", "import-litellm", str(DATA / "docs_config_schema.yaml"),
+                                "-o", str(out)]).exit_code == 0
+    env = {"AZURE_API_KEY": "k", "REDIS_URL": "redis://127.0.0.1:6379/0", "LITELLM_MASTER_KEY": ""}
+    missing = runner.invoke(main, ["config", "check", str(out)], env=env)
+    assert missing.exit_code == 1
+    assert "server.master_key: environment variable LITELLM_MASTER_KEY is not set" in missing.stderr
+    ok = runner.invoke(main, ["config", "check", str(out)], env={**env, "LITELLM_MASTER_KEY": "sk-1234"})
+    assert ok.exit_code == 0, ok.output
