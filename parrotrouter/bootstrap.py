@@ -14,6 +14,7 @@ from .auth.keystore import KeyAuthenticator, KeyCache, KeyStore
 from .auth.principal import MasterKeyAuthenticator, TrustedSocketAuthenticator
 from .catalog import Catalog
 from .config import ResolvedConfig, load_config
+from .discovery import CatalogRefresh, build_discovery
 from .errors import ConfigError
 from .home import Home, hash_key
 from .observe import Observers
@@ -73,7 +74,8 @@ def build_state(prepared: Prepared) -> AppState:
                         authenticator=MasterKeyAuthenticator(secret, master_hash), usage=NullSink(),
                         budget=Budget.from_settings(settings), observers=build_observers(settings, tracing),
                         tracing=tracing,
-                        provider_health=build_provider_health(settings, catalog, providers, router.health))
+                        provider_health=build_provider_health(settings, catalog, providers, router.health),
+                        discovery=_discovery(settings, catalog))
     engine = create_engine(database_url(settings.database_url, home.path))
     cache = KeyCache(engine, interval=settings.key_refresh_seconds)
     credits = CreditManager(engine)
@@ -97,7 +99,13 @@ def build_state(prepared: Prepared) -> AppState:
         observers=build_observers(settings, tracing),
         tracing=tracing,
         provider_health=build_provider_health(settings, catalog, providers, router.health),
+        discovery=_discovery(settings, catalog),
     )
+
+
+def _discovery(settings: Settings, catalog: Catalog) -> CatalogRefresh | None:
+    return build_discovery(catalog, settings.discover_models, interval=settings.discovery_interval,
+                           timeout=settings.discovery_timeout)
 
 
 def build_observers(settings: Settings, tracing: Tracing | None = None) -> Observers:

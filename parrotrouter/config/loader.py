@@ -14,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from .. import catalog as cat
+from ..discovery.servers import local_provider
 from ..errors import ConfigError
 from ..pricing import FREE, ModelPricing, known_models, lookup_pricing, pricing_override
 from ..providers import local_embeddings
@@ -144,10 +145,13 @@ def _provider_from_config(i: int, p: ProviderConfig, env: Mapping[str, str]) -> 
         drop_params=preset.drop_params if preset else frozenset(), local=local, unix_socket=p.unix_socket,
         region=p.region, options=provider_type(p.type).parse_options(p.options),
         health_check=cat.HealthCheck(**p.health_check.model_dump()),
+        discover=p.discover if p.discover is not None or (preset and preset.local) else False,
     )
 
 
 def _provider_from_env(preset: Preset, env: Mapping[str, str]) -> cat.ProviderSpec | None:
+    if preset.local:  # a server of the operator's own: enabled by its URL variable, a key optional
+        return local_provider(preset, env)
     key = next((env[k] for k in preset.key_envs if env.get(k)), None)
     if key is None:
         return None
