@@ -3,7 +3,9 @@
 
 Start-up waits at most `discovery_timeout` seconds for the first lists (a server that is down does
 not hold the gateway back: what arrives later is served from then on). A failed listing keeps the
-provider's last good list and is logged by its reason (never a URL or a key).
+provider's last good list and is logged by its reason (never a URL or a key); while one fails, the
+next round comes sooner (10 s, doubling up to the interval), so a server started after the gateway
+is picked up within seconds, not at the next interval.
 """
 
 from __future__ import annotations
@@ -21,16 +23,20 @@ from .fetch import list_models, reason_of
 from .models import Plan, assemble, discovered_models
 
 log = logging.getLogger("parrotrouter.discovery")
+FIRST_RETRY = 10.0  # seconds before a failed listing is tried again (doubling up to the interval)
 
 
 class CatalogRefresh:
     """The discovery loop of one process (created at start-up, started with the app)."""
 
-    def __init__(self, catalog: Catalog, plans: Sequence[Plan], *, interval: float, timeout: float) -> None:
+    def __init__(self, catalog: Catalog, plans: Sequence[Plan], *, interval: float, timeout: float,
+                 startup_wait: float | None = None) -> None:
         self.catalog = catalog
         self.plans = list(plans)
         self.interval = interval  # 0: at start only
-        self.timeout = timeout
+        self.timeout = timeout  # one request's
+        self.startup_wait = timeout if startup_wait is None else startup_wait
+        self.retry = FIRST_RETRY
         self.base = list(catalog.models.values())  # what the config and the environment give
         self.found: dict[str, list[ModelSpec]] = {}  # each provider's last good list
         self.failing: dict[str, str] = {}  # provider -> why its last listing failed
@@ -43,18 +49,26 @@ class CatalogRefresh:
             return
         self._session = aiohttp.ClientSession(trust_env=False, connector=aiohttp.TCPConnector(limit=32))
         first = asyncio.get_running_loop().create_task(self.refresh(), name="model-discovery")
-        await asyncio.wait({first}, timeout=self.timeout)  # then serve; late lists fill in
+        await asyncio.wait({first}, timeout=self.startup_wait)  # then serve; late lists fill in
         self._task = asyncio.get_running_loop().create_task(self._run(first), name="model-discovery-loop")
 
     async def _run(self, first: asyncio.Task[None]) -> None:
         with contextlib.suppress(Exception):
             await first
         while self.interval > 0:
-            await asyncio.sleep(self.interval)
+            await asyncio.sleep(self._pause())
             try:
                 await self.refresh()
             except Exception:  # never let the loop die: the next round tries again
                 log.exception("model discovery failed")
+
+    def _pause(self) -> float:
+        """The interval; sooner while a provider fails (10 s, then doubling up to the interval)."""
+        if not self.failing:
+            self.retry = FIRST_RETRY
+            return self.interval
+        pause, self.retry = min(self.retry, self.interval), min(self.retry * 2, self.interval)
+        return pause
 
     async def refresh(self) -> None:
         """One round: every provider listed concurrently; each result applied as it arrives."""

@@ -113,9 +113,11 @@ def read_openai(obj: Any, *, prices: bool = False) -> Listing | None:
         if not isinstance(entry, dict) or (model_id := valid_id(entry.get("id"))) is None:
             continue
         meta = entry.get("meta")
+        meta = meta if isinstance(meta, dict) else {}
+        # llama.cpp: the context it serves (n_ctx, newer servers) before the one it was trained for
         context = (positive_int(entry.get("max_model_len")) or positive_int(entry.get("context_length"))
-                   or positive_int(entry.get("context_window"))
-                   or (positive_int(meta.get("n_ctx_train")) if isinstance(meta, dict) else None))
+                   or positive_int(entry.get("context_window")) or positive_int(meta.get("n_ctx"))
+                   or positive_int(meta.get("n_ctx_train")))
         arch = entry.get("architecture")
         modalities = arch.get("input_modalities") if isinstance(arch, dict) else None
         vision = ("image" in modalities) if isinstance(modalities, list) else None
@@ -201,4 +203,5 @@ def read_llamacpp_props(obj: Any) -> int | None:
     if not isinstance(obj, dict):
         return None
     settings = obj.get("default_generation_settings")
-    return positive_int(settings.get("n_ctx")) if isinstance(settings, dict) else None
+    served = positive_int(settings.get("n_ctx")) if isinstance(settings, dict) else None
+    return served or positive_int(obj.get("n_ctx"))
