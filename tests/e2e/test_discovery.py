@@ -98,3 +98,18 @@ def test_a_server_down_at_start_does_not_hold_the_gateway(make_gateway: Any, ser
     answer = gw.client().chat.completions.create(model=LLAMA, messages=[{"role": "user", "content": "hi"}])
     assert answer.choices[0].message.content
     assert "provider ollama: listing its models failed: connection refused" in gw.output()
+
+
+def test_lm_studio_and_llamacpp_server_together(make_gateway: Any, servers: list[ModelServer]) -> None:
+    lmstudio, llamacpp = model_servers.lmstudio().start(), model_servers.llamacpp().start()
+    servers += [lmstudio, llamacpp]
+    gw: Gateway = make_gateway(None, env={"LMSTUDIO_BASE_URL": lmstudio.url,
+                                          "LLAMACPP_SERVER_URL": llamacpp.base_url}).start()
+    models = listed(gw)
+    assert models["qwen2-vl-7b-instruct"]["capabilities"]["vision"]
+    assert models["qwen2-vl-7b-instruct"]["provider"]["id"] == "lmstudio"
+    assert models["text-embedding-nomic-embed-text-v1.5"]["capabilities"]["embeddings"]
+    gguf = "../models/Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf"
+    assert models[gguf]["context_length"] == 8192 and models[gguf]["provider"]["id"] == "llamacpp-server"
+    answer = gw.client().completions.create(model=gguf, prompt="Once upon")
+    assert answer.choices[0].text
