@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import aiohttp
 
@@ -41,6 +41,8 @@ class CatalogRefresh:
         self.found: dict[str, list[ModelSpec]] = {}  # each provider's last good list
         self.failing: dict[str, str] = {}  # provider -> why its last listing failed
         self.rounds = 0
+        # Told of each new model list (e.g. provider health, which judges providers by their deployments).
+        self.listeners: list[Callable[[Catalog], None]] = []
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -108,6 +110,11 @@ class CatalogRefresh:
     def apply(self) -> None:
         self.catalog.replace(assemble(self.base, {p.source.provider: self.found.get(p.source.provider, [])
                                                   for p in self.plans}))
+        for listener in self.listeners:
+            try:
+                listener(self.catalog)
+            except Exception:
+                log.exception("a listener of the catalog's models failed")
 
     async def aclose(self) -> None:
         if self._task is not None:

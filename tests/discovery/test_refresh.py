@@ -141,12 +141,15 @@ async def test_refresh_adds_and_removes_and_keeps_the_last_good_list(servers: li
     server = serve(servers, model_servers.vllm())
     refresh = refresh_for(server)
     catalog = refresh.catalog
+    told: list[list[str]] = []
+    refresh.listeners.append(lambda c: told.append(list(c.models)))
     await refresh.start()
     try:
         assert list(catalog.models) == ["configured", "meta-llama/Llama-3.1-8B-Instruct", "sql-lora",
                                         "BAAI/bge-m3-embed"]
         assert catalog.models["BAAI/bge-m3-embed"].capabilities.embeddings
         assert server.auth[-1] == "Bearer sk-upstream-secret"
+        assert told == [list(catalog.models)]  # e.g. provider health, judging providers by their deployments
         server.listings["/v1/models"]["data"].append({"id": "new-model", "max_model_len": 2048})
         await refresh.refresh()
         assert catalog.models["new-model"].context_length == 2048 and catalog.knows("vllm/new-model")
