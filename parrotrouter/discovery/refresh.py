@@ -44,7 +44,7 @@ class CatalogRefresh:
         # Told of each new model list (e.g. provider health, which judges providers by their deployments).
         self.listeners: list[Callable[[Catalog], None]] = []
         self._session: aiohttp.ClientSession | None = None
-        self._task: asyncio.Task[None] | None = None
+        self.task: asyncio.Task[None] | None = None  # the loop (its first round included)
 
     async def start(self) -> None:
         if not self.plans:
@@ -52,7 +52,7 @@ class CatalogRefresh:
         self._session = aiohttp.ClientSession(trust_env=False, connector=aiohttp.TCPConnector(limit=32))
         first = asyncio.get_running_loop().create_task(self.refresh(), name="model-discovery")
         await asyncio.wait({first}, timeout=self.startup_wait)  # then serve; late lists fill in
-        self._task = asyncio.get_running_loop().create_task(self._run(first), name="model-discovery-loop")
+        self.task = asyncio.get_running_loop().create_task(self._run(first), name="model-discovery-loop")
 
     async def _run(self, first: asyncio.Task[None]) -> None:
         with contextlib.suppress(Exception):
@@ -117,9 +117,9 @@ class CatalogRefresh:
                 log.exception("a listener of the catalog's models failed")
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        if self.task is not None:
+            self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await self.task
         if self._session is not None:
             await self._session.close()

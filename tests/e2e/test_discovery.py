@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Gateway, free_port
+from tests.e2e.test_lifecycle import run_cli
 from tests.fakes import model_servers
 from tests.fakes.model_servers import ModelServer
 
@@ -113,3 +114,12 @@ def test_lm_studio_and_llamacpp_server_together(make_gateway: Any, servers: list
     assert models[gguf]["context_length"] == 8192 and models[gguf]["provider"]["id"] == "llamacpp-server"
     answer = gw.client().completions.create(model=gguf, prompt="Once upon")
     assert answer.choices[0].text
+
+
+def test_models_command_lists_discovered_models(servers: list[ModelServer], tmp_path: Any) -> None:
+    ollama = model_servers.ollama().start()
+    servers.append(ollama)
+    out = run_cli("models", env={"PARROTROUTER_HOME": str(tmp_path), "PARROTROUTER_LOCAL_MODELS": "false",
+                                 "OLLAMA_HOST": ollama.url, "OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""})
+    assert out.returncode == 0, out.stderr
+    assert "llama3.2:latest" in out.stdout and "ollama/llama3.2:latest" in out.stdout
