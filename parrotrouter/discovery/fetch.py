@@ -103,10 +103,11 @@ async def _ollama(session: aiohttp.ClientSession, source: Source, timeout: float
     gate = asyncio.Semaphore(SHOW_CONCURRENCY)
 
     async def show(model: wire.Listed) -> wire.Listed:
+        # `model` is the field today, `name` the one older Ollama releases read: both, for either.
         async with gate:
             try:
                 details = await read_json(session, root + "/api/show", source.headers, timeout,
-                                          body={"model": model.id}, limit=MAX_SHOW_BYTES)
+                                          body={"model": model.id, "name": model.id}, limit=MAX_SHOW_BYTES)
             except (DiscoveryFailed, aiohttp.ClientError, TimeoutError, ValueError):
                 return model  # listed without details: still served
         return wire.read_ollama_show(model, details)
