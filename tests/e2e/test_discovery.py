@@ -123,3 +123,26 @@ def test_models_command_lists_discovered_models(servers: list[ModelServer], tmp_
                                  "OLLAMA_HOST": ollama.url, "OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""})
     assert out.returncode == 0, out.stderr
     assert "llama3.2:latest" in out.stdout and "ollama/llama3.2:latest" in out.stdout
+
+
+def test_hostile_upstreams_never_break_the_gateway(make_gateway: Any, servers: list[ModelServer]) -> None:
+    import orjson
+
+    junk: list[Any] = [{"id": "bad\x00id"}, {"id": "x" * 300}, {"id": 5}, None, "junk", {"id": "auto"},
+                       {"id": "ok-model", "max_model_len": -1}]
+    many = ModelServer({"/v1/models": {"data": [*junk, *({"id": f"m-{i}"} for i in range(10_000))]}}).start()
+    huge = ModelServer({"/v1/models": b'{"data": [' + b'{"id": "y"},' * 800_000 + b'{"id": "z"}]}'}).start()
+    servers += [many, huge]
+    assert len(orjson.dumps(huge.listings["/v1/models"].decode())) > 8 * 2**20
+    gw: Gateway = make_gateway(None, env={"VLLM_BASE_URL": many.base_url, "OPENAI_BASE_URL": huge.base_url,
+                                          "OPENAI_API_KEY": "sk-x"}).start()
+    models = listed(gw)
+    discovered = [m for m in models if m.startswith("m-")]
+    # The first 5,000 valid ids: `auto` (never served as a model: the gateway's own name), ok-model, m-0..m-4997
+    assert len(discovered) == 4_998 and "m-4997" in models and "m-4998" not in models and "auto" not in models
+    assert models["ok-model"]["context_length"] is None and "y" not in models
+    output = gw.output()
+    assert "provider vllm lists more than 5000 models" in output
+    assert "provider openai: listing its models failed: answer larger than" in output
+    answer = gw.client().chat.completions.create(model="m-7", messages=[{"role": "user", "content": "hi"}])
+    assert answer.choices[0].message.content
