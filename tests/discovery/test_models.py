@@ -142,3 +142,23 @@ def test_catalog_replace_swaps_models_and_names() -> None:
     assert before == {"a": model("a", "p", aliases=("x",))}  # the old dict was not mutated
     assert list(catalog.models) == ["b"] and catalog.knows("p/b") and not catalog.knows("x")
     assert catalog.resolve("auto").model.id == "b"
+
+
+def test_settings() -> None:
+    import pytest
+
+    from parrotrouter.errors import ConfigError
+    from parrotrouter.settings import load_settings
+
+    def loaded(**env: str) -> object:
+        return load_settings(env={f"PARROTROUTER_{k.upper()}": v for k, v in env.items()})
+
+    settings = loaded(discover_models=" vllm , ollama ", discovery_interval="0", discovery_timeout="0.5")
+    assert (settings.discover_models, settings.discovery_interval, settings.discovery_timeout) == (  # type: ignore[attr-defined]
+        "vllm,ollama", 0, 0.5)
+    assert loaded(discover_models="NONE").discover_models == "none"  # type: ignore[attr-defined]
+    assert loaded().discover_models == "auto"  # type: ignore[attr-defined]
+    for bad in ({"discover_models": "a b"}, {"discovery_interval": "1"}, {"discovery_timeout": "0"},
+                {"discovery_interval": "inf"}):
+        with pytest.raises(ConfigError):
+            loaded(**bad)
