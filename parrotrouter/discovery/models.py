@@ -69,18 +69,23 @@ def plan_for(spec: ProviderSpec, setting: str) -> Plan | None:
             log.warning("provider %s: model discovery needs an OpenAI-compatible provider over TCP; skipped",
                         spec.name)
         return None
+    # A cloud preset at its own URL (not OPENAI_BASE_URL pointing elsewhere): its filter applies
+    # unless the operator asked for this provider by name, and ids of non-chat models are skipped.
     own_url = preset is not None and not preset.local and spec.base_url == preset.base_url.rstrip("/")
     headers = dict(spec.headers)
     if spec.api_key:
         headers["Authorization"] = f"Bearer {spec.api_key.reveal()}"
-    keep = preset.discover_filter if preset is not None and own_url and spec.discover is None and not listed \
-        else None
     dialect = preset.discover if preset is not None and preset.discover else "openai"
-    local = preset is not None and preset.local
-    return Plan(Source(spec.name, dialect, spec.base_url, headers, keep), local=local,
+    keep = None
+    if preset is not None and own_url and spec.discover is None and not listed:
+        keep = preset.discover_filter
+    return Plan(Source(spec.name, dialect, spec.base_url, headers, keep),
+                local=preset is not None and preset.local,
                 prices_id=preset.prices_id if preset is not None else None,
                 upstream_prices=dialect == "openrouter", cloud=own_url,
-                completions=not (own_url and preset is not None and preset.name == "openai"),
+                # a cloud's own API serves /v1/completions for few models (OpenAI: none of its chat
+                # models); OpenRouter and OpenAI-compatible servers (vLLM, llama.cpp, Ollama...) do
+                completions=not own_url or dialect == "openrouter",
                 vision_prefixes=preset.vision_prefixes if preset is not None else ())
 
 
@@ -111,9 +116,9 @@ def _capabilities(plan: Plan, listed: wire.Listed, embedding: bool) -> Capabilit
         return EMBEDDING
     if _COMPLETIONS_BASES.search(listed.id):
         return COMPLETIONS_ONLY
-    base = listed.id[3:] if listed.id.startswith("ft:") else listed.id
-    vision = listed.vision if listed.vision is not None else base.startswith(plan.vision_prefixes) \
-        if plan.vision_prefixes else False
+    vision = listed.vision
+    if vision is None:  # the upstream did not say: the preset's vision families (ft: of one included)
+        vision = bool(plan.vision_prefixes) and listed.id.removeprefix("ft:").startswith(plan.vision_prefixes)
     return Capabilities(chat=True, completion=plan.completions,
                         function_calling=listed.tools if listed.tools is not None else True, vision=vision)
 
