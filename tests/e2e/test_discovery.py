@@ -49,7 +49,10 @@ def test_openai_base_url_at_a_vllm_serves_its_models(make_gateway: Any, servers:
     assert models[LLAMA]["context_length"] == 131072
     assert models[LLAMA]["provider"]["id"] == "openai" and "/v1/completions" in models[LLAMA]["endpoints"]
     assert models["BAAI/bge-m3-embed"]["capabilities"]["embeddings"]
-    answer = gw.client().chat.completions.create(model=LLAMA, messages=[{"role": "user", "content": "hi"}])
+    client = gw.client()
+    assert LLAMA in {m.id for m in client.models.list()}
+    assert client.models.retrieve(LLAMA).id == LLAMA
+    answer = client.chat.completions.create(model=LLAMA, messages=[{"role": "user", "content": "hi"}])
     assert answer.choices[0].message.content and answer.model == LLAMA
     assert vllm.last()["model"] == LLAMA and vllm.headers[-1]["Authorization"] == "Bearer sk-anything"
     assert "sk-anything" not in gw.output()
