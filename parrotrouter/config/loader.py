@@ -145,7 +145,7 @@ def _provider_from_config(i: int, p: ProviderConfig, env: Mapping[str, str]) -> 
         drop_params=preset.drop_params if preset else frozenset(), local=local, unix_socket=p.unix_socket,
         region=p.region, options=provider_type(p.type).parse_options(p.options),
         health_check=cat.HealthCheck(**p.health_check.model_dump()),
-        discover=p.discover if p.discover is not None or (preset and preset.local) else False,
+        discover=bool(p.discover),  # a provider of the file discovers its models only when it says so
     )
 
 

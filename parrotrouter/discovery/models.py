@@ -9,7 +9,7 @@ The rule (the `discover_models` setting `auto`, the default), for OpenAI-compati
   cannot list; priced where the table matches them, else unknown);
 - OpenRouter: every model, at the prices its /models states;
 - other clouds: none (their price table is the better list);
-- a provider of the config file: only with `discover: true` (or under a local preset's name).
+- a provider of the config file: only with `discover: true`.
 
 `discover_models: none` turns discovery off; a comma-separated list of provider names discovers
 exactly those (every model of each). Discovered models never shadow a model of the config file or of

@@ -53,7 +53,8 @@ def test_config_providers_discover_only_when_asked(tmp_path) -> None:  # type: i
                     "  - {name: ollama, type: openai, base_url: 'http://127.0.0.1:9/v1'}\n"
                     "  - {name: vllm, type: openai, base_url: 'http://127.0.0.1:9/v1', discover: false}\n")
     found = load_config(str(path), {}, local_models=False).catalog.providers
-    assert [p.source.provider for p in plans(found.values(), "auto")] == ["box2", "ollama"]
+    assert [p.source.provider for p in plans(found.values(), "auto")] == ["box2"]
+    assert [p.source.provider for p in plans(found.values(), "vllm,ollama")] == ["ollama", "vllm"]
 
 
 def test_local_models_are_free_and_embeddings_become_embedding_models() -> None:
