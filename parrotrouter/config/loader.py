@@ -205,7 +205,7 @@ def _model_from_config(m: ModelConfig, providers: Mapping[str, cat.ProviderSpec]
     else:
         for d in deployments:
             spec = providers[d.provider]
-            if spec.type in LOCAL_TYPES:
+            if _runs_locally(spec):
                 pricing = FREE
                 break
             preset = all_presets().get(d.provider)
@@ -232,10 +232,16 @@ def _model_from_config(m: ModelConfig, providers: Mapping[str, cat.ProviderSpec]
 def _deployment_pricing(d: cat.Deployment, provider: cat.ProviderSpec, model_pricing: ModelPricing | None,
                         overridden: bool) -> ModelPricing | None:
     """A deployment's own price (its provider's table entry), unless the model's price is configured."""
-    if overridden or provider.type in LOCAL_TYPES:
+    if overridden or _runs_locally(provider):
         return model_pricing
     preset = all_presets().get(provider.name)
     return _table_pricing(d.upstream_model, preset.prices_id if preset else None) or model_pricing
+
+
+def _runs_locally(provider: cat.ProviderSpec) -> bool:
+    """In-process models, and servers of a local preset (Ollama, LM Studio, vLLM, llama.cpp server): free."""
+    preset = all_presets().get(provider.name)
+    return provider.type in LOCAL_TYPES or (preset is not None and preset.local and preset.type == provider.type)
 
 
 def _table_pricing(model: str, prices_id: str | None) -> ModelPricing | None:

@@ -163,3 +163,10 @@ def test_settings() -> None:
                 {"discovery_interval": "inf"}):
         with pytest.raises(ConfigError):
             loaded(**bad)
+
+
+def test_config_models_on_a_local_server_are_free(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "c.yaml"
+    path.write_text("models:\n  - {id: my-llama, deployments: [{provider: ollama, model: 'llama3.2:latest'}]}\n")
+    catalog = load_config(str(path), {"OLLAMA_HOST": "127.0.0.1:11434"}, local_models=False).catalog
+    assert catalog.models["my-llama"].pricing == FREE and catalog.models["my-llama"].deployments[0].pricing == FREE
