@@ -89,7 +89,8 @@ async def _generic(session: aiohttp.ClientSession, source: Source, timeout: floa
     return listing
 
 
-async def _ollama(session: aiohttp.ClientSession, source: Source, timeout: float) -> wire.Listing:
+async def _ollama(session: aiohttp.ClientSession, source: Source, timeout: float,
+                  known: dict[str, wire.Listed]) -> wire.Listing:
     root = root_of(source.base_url)
     try:
         obj = await read_json(session, root + "/api/tags", source.headers, timeout)
@@ -103,6 +104,8 @@ async def _ollama(session: aiohttp.ClientSession, source: Source, timeout: float
     gate = asyncio.Semaphore(SHOW_CONCURRENCY)
 
     async def show(model: wire.Listed) -> wire.Listed:
+        if model.digest is not None and (seen := known.get(model.id)) is not None and seen.digest == model.digest:
+            return seen  # the same model as last round: its details too
         # `model` is the field today, `name` the one older Ollama releases read: both, for either.
         async with gate:
             try:
@@ -113,10 +116,13 @@ async def _ollama(session: aiohttp.ClientSession, source: Source, timeout: float
         return wire.read_ollama_show(model, details)
 
     shown = await asyncio.gather(*(show(m) for m in listing.models[:MAX_SHOWN]))
+    known.clear()
+    known.update((m.id, m) for m in shown)
     return dataclasses.replace(listing, models=(*shown, *listing.models[MAX_SHOWN:]))
 
 
-async def _lmstudio(session: aiohttp.ClientSession, source: Source, timeout: float) -> wire.Listing:
+async def _lmstudio(session: aiohttp.ClientSession, source: Source, timeout: float,
+                    known: dict[str, wire.Listed]) -> wire.Listing:
     try:
         obj = await read_json(session, root_of(source.base_url) + "/api/v0/models", source.headers, timeout)
     except DiscoveryFailed as exc:
@@ -127,7 +133,8 @@ async def _lmstudio(session: aiohttp.ClientSession, source: Source, timeout: flo
     return listing if listing is not None else await _generic(session, source, timeout)
 
 
-async def _llamacpp(session: aiohttp.ClientSession, source: Source, timeout: float) -> wire.Listing:
+async def _llamacpp(session: aiohttp.ClientSession, source: Source, timeout: float,
+                    known: dict[str, wire.Listed]) -> wire.Listing:
     listing = await _generic(session, source, timeout)
     if len(listing.models) != 1:
         return listing
@@ -141,13 +148,20 @@ async def _llamacpp(session: aiohttp.ClientSession, source: Source, timeout: flo
     return dataclasses.replace(listing, models=(dataclasses.replace(listing.models[0], context_length=n_ctx),))
 
 
-READERS = {"openai": _generic, "openrouter": _generic, "ollama": _ollama, "lmstudio": _lmstudio,
-           "llamacpp": _llamacpp}
+async def _openai(session: aiohttp.ClientSession, source: Source, timeout: float,
+                  known: dict[str, wire.Listed]) -> wire.Listing:
+    return await _generic(session, source, timeout)
 
 
-async def list_models(session: aiohttp.ClientSession, source: Source, timeout: float) -> wire.Listing:
-    """The provider's models as its upstream lists them (filtered by `source.keep`)."""
-    listing = await READERS.get(source.dialect, _generic)(session, source, timeout)
+READERS = {"openai": _openai, "openrouter": _openai, "ollama": _ollama, "lmstudio": _lmstudio, "llamacpp": _llamacpp}
+
+
+async def list_models(session: aiohttp.ClientSession, source: Source, timeout: float,
+                      known: dict[str, wire.Listed] | None = None) -> wire.Listing:
+    """The provider's models as its upstream lists them (filtered by `source.keep`). `known`: what
+    the last round learned of each model, kept by the caller (Ollama's details, asked again only
+    when a model's digest changed)."""
+    listing = await READERS.get(source.dialect, _openai)(session, source, timeout, {} if known is None else known)
     if source.keep is None:
         return listing
     keep = re.compile(source.keep)

@@ -21,6 +21,7 @@ import aiohttp
 from ..catalog import Catalog, ModelSpec
 from .fetch import list_models, reason_of
 from .models import Plan, assemble, discovered_models
+from .wire import Listed
 
 log = logging.getLogger("parrotrouter.discovery")
 FIRST_RETRY = 10.0  # seconds before a failed listing is tried again (doubling up to the interval)
@@ -40,6 +41,7 @@ class CatalogRefresh:
         self.base = list(catalog.models.values())  # what the config and the environment give
         self.found: dict[str, list[ModelSpec]] = {}  # each provider's last good list
         self.failing: dict[str, str] = {}  # provider -> why its last listing failed
+        self.known: dict[str, dict[str, Listed]] = {}  # provider -> its models' details (Ollama's /api/show)
         self.rounds = 0
         # Told of each new model list (e.g. provider health, which judges providers by their deployments).
         self.listeners: list[Callable[[Catalog], None]] = []
@@ -83,7 +85,8 @@ class CatalogRefresh:
         started = time.monotonic()
         try:
             async with asyncio.timeout(self.timeout * 4):  # Ollama: the list, then each model's details
-                listing = await list_models(self._session, plan.source, self.timeout)
+                listing = await list_models(self._session, plan.source, self.timeout,
+                                            self.known.setdefault(name, {}))
         except Exception as exc:
             reason = reason_of(exc)
             if self.failing.get(name) != reason:

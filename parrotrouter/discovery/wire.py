@@ -37,6 +37,7 @@ class Listed:
     tools: bool | None = None
     # USD per million tokens, as the upstream priced it (OpenRouter): prompt, completion.
     price_mtok: tuple[Decimal, Decimal] | None = None
+    digest: str | None = None  # Ollama: the model's content digest (its details change only with it)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -148,7 +149,7 @@ def read_ollama_tags(obj: Any) -> Listing | None:
             continue
         model_id = valid_id(entry.get("model")) or valid_id(entry.get("name"))
         if model_id is not None:
-            found.append(Listed(model_id))
+            found.append(Listed(model_id, digest=valid_id(entry.get("digest"))))
     return _bounded(found, len(entries))
 
 

@@ -205,3 +205,18 @@ async def test_unreachable_server(caplog: pytest.LogCaptureFixture) -> None:
     await refresh.aclose()
     assert list(catalog.models) == ["configured"]
     assert "provider ollama: listing its models failed: connection refused (none served yet)" in caplog.text
+
+
+async def test_ollama_details_are_asked_again_only_when_a_digest_changes(servers: list[ModelServer]) -> None:
+    server = serve(servers, model_servers.ollama())
+    refresh = refresh_for(server, name="ollama")
+    await refresh.start()
+    try:
+        await refresh.refresh()
+        assert server.asked.count("/api/show") == 3
+        assert refresh.catalog.models["llama3.2:latest"].context_length == 131072  # from the remembered details
+        server.listings["/api/tags"]["models"][0]["digest"] = "b" * 64  # llama3.2 pulled again
+        await refresh.refresh()
+        assert server.asked.count("/api/show") == 4
+    finally:
+        await refresh.aclose()
