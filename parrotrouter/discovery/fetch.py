@@ -116,8 +116,8 @@ async def _ollama(session: aiohttp.ClientSession, source: Source, timeout: float
         return wire.read_ollama_show(model, details)
 
     shown = await asyncio.gather(*(show(m) for m in listing.models[:MAX_SHOWN]))
-    known.clear()
-    known.update((m.id, m) for m in shown)
+    known.clear()  # remembered: the models whose details arrived (the others are asked again)
+    known.update((m.id, m) for m in shown if m.context_length is not None or m.embedding is not None)
     return dataclasses.replace(listing, models=(*shown, *listing.models[MAX_SHOWN:]))
 
 
