@@ -14,6 +14,7 @@ from .auth.keystore import KeyAuthenticator, KeyCache, KeyStore
 from .auth.principal import MasterKeyAuthenticator, TrustedSocketAuthenticator
 from .catalog import Catalog
 from .config import ResolvedConfig, load_config
+from .discovery import CatalogRefresh, build_discovery
 from .errors import ConfigError
 from .home import Home, hash_key
 from .observe import Observers
@@ -69,11 +70,12 @@ def build_state(prepared: Prepared) -> AppState:
     tracing = build_tracing(settings)
     if not settings.accounting:
         router = Router(catalog, providers)
-        return AppState(settings=settings, catalog=catalog, providers=providers, router=router,
-                        authenticator=MasterKeyAuthenticator(secret, master_hash), usage=NullSink(),
-                        budget=Budget.from_settings(settings), observers=build_observers(settings, tracing),
-                        tracing=tracing,
-                        provider_health=build_provider_health(settings, catalog, providers, router.health))
+        return _listening(AppState(
+            settings=settings, catalog=catalog, providers=providers, router=router,
+            authenticator=MasterKeyAuthenticator(secret, master_hash), usage=NullSink(),
+            budget=Budget.from_settings(settings), observers=build_observers(settings, tracing), tracing=tracing,
+            provider_health=build_provider_health(settings, catalog, providers, router.health),
+            discovery=_discovery(settings, catalog)))
     engine = create_engine(database_url(settings.database_url, home.path))
     cache = KeyCache(engine, interval=settings.key_refresh_seconds)
     credits = CreditManager(engine)
@@ -84,7 +86,7 @@ def build_state(prepared: Prepared) -> AppState:
     accounts = Accounts(engine=engine, keys=KeyStore(engine, secret), key_cache=cache, credits=credits,
                         ledger=ledger)
     router = Router(catalog, providers, build_health(settings))
-    return AppState(
+    return _listening(AppState(
         settings=settings,
         catalog=catalog,
         providers=providers,
@@ -97,7 +99,22 @@ def build_state(prepared: Prepared) -> AppState:
         observers=build_observers(settings, tracing),
         tracing=tracing,
         provider_health=build_provider_health(settings, catalog, providers, router.health),
-    )
+        discovery=_discovery(settings, catalog),
+    ))
+
+
+def _listening(state: AppState) -> AppState:
+    """Provider health follows the catalog's deployments as discovery changes them."""
+    health = state.provider_health
+    if state.discovery is not None and health is not None:
+        state.discovery.listeners.append(
+            lambda catalog: health.track(d for m in catalog.models.values() for d in m.deployments))
+    return state
+
+
+def _discovery(settings: Settings, catalog: Catalog) -> CatalogRefresh | None:
+    return build_discovery(catalog, settings.discover_models, interval=settings.discovery_interval,
+                           timeout=settings.discovery_timeout)
 
 
 def build_observers(settings: Settings, tracing: Tracing | None = None) -> Observers:

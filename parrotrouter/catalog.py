@@ -61,6 +61,7 @@ class ProviderSpec:
     unix_socket: str | None = None  # reach base_url's host over this socket instead of TCP
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # the type's own, validated
     health_check: HealthCheck = HealthCheck()
+    discover: bool | None = None  # list its models from GET /models (None: the default rule, discovery/)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -83,6 +84,7 @@ class Deployment:
     weight: float = 1.0
     pricing: ModelPricing | None = dataclasses.field(default=None, compare=False)
     region: str | None = None  # the provider's region, for geographic routing
+    price_source: str | None = None  # table | config | upstream | local; None: unknown
 
     @property
     def id(self) -> str:
@@ -101,6 +103,9 @@ class ModelSpec:
     owned_by: str = "parrotrouter"
     created: int = 0
     strategy: str | None = None  # routing strategy for this model's deployments (default weighted)
+    price_source: str | None = None  # table | config | upstream | local; None: unknown
+    retired: bool = False  # the price table says deprecated: hidden from /v1/models by default
+    discovered_from: str | None = None  # the provider whose GET /models listed it
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -125,20 +130,12 @@ class Catalog:
 
     def __init__(self, providers: Iterable[ProviderSpec], models: Iterable[ModelSpec]) -> None:
         self.providers: dict[str, ProviderSpec] = {p.name: p for p in providers}
-        self.models: dict[str, ModelSpec] = {}
-        self._names: dict[str, Resolution] = {}
-        for model in models:
-            self.models[model.id] = model
-            self._names[model.id] = Resolution(model)
-        if self.models:
-            self._names.setdefault(AUTO, Resolution(next(iter(self.models.values()))))
-        for model in self.models.values():
-            for alias in model.aliases:
-                self._names.setdefault(alias, Resolution(model))
-            for dep in model.deployments:
-                pinned = Resolution(model, dep.provider)
-                self._names.setdefault(f"{dep.provider}/{model.id}", pinned)
-                self._names.setdefault(dep.id, pinned)
+        self.models, self._names = _index(models)
+
+    def replace(self, models: Iterable[ModelSpec]) -> None:
+        """Serve `models` from now on (discovery's refresh): new dicts are built, then swapped in
+        (never mutated in place), so a request resolving concurrently sees the old or the new list."""
+        self.models, self._names = _index(models)
 
     def resolve(self, name: str) -> Resolution:
         found = self._names.get(name)
@@ -159,3 +156,22 @@ class Catalog:
 
     def describe(self) -> dict[str, Any]:
         return {"providers": sorted(self.providers), "models": sorted(self.models)}
+
+
+def _index(models: Iterable[ModelSpec]) -> tuple[dict[str, ModelSpec], dict[str, Resolution]]:
+    """Models by id, and every name that resolves: ids, `auto`, aliases, pinned deployments."""
+    by_id: dict[str, ModelSpec] = {}
+    names: dict[str, Resolution] = {}
+    for model in models:
+        by_id[model.id] = model
+        names[model.id] = Resolution(model)
+    if by_id:
+        names.setdefault(AUTO, Resolution(next(iter(by_id.values()))))
+    for model in by_id.values():
+        for alias in model.aliases:
+            names.setdefault(alias, Resolution(model))
+        for dep in model.deployments:
+            pinned = Resolution(model, dep.provider)
+            names.setdefault(f"{dep.provider}/{model.id}", pinned)
+            names.setdefault(dep.id, pinned)
+    return by_id, names

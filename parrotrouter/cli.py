@@ -10,6 +10,7 @@ import click
 
 from . import __version__
 from .bootstrap import prepare
+from .discovery import discover_once
 from .errors import ConfigError
 from .settings import REGISTRY, load_settings
 
@@ -146,6 +147,8 @@ def models(config_file: str | None) -> None:
     except ConfigError as err:
         click.echo(err.render(), err=True)
         sys.exit(2)
+    settings = prepared.settings
+    discover_once(prepared.config.catalog, settings.discover_models, settings.discovery_timeout)
     for model in sorted(prepared.config.catalog.models.values(), key=lambda m: m.id):
         deps = ", ".join(d.id for d in model.deployments)
         click.echo(f"{model.id:40} {deps}")

@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,6 +75,24 @@ _parse_window = _ranged(_parse_float, lambda n: 10 <= n <= 86400, "from 10 to 86
 _parse_probe_interval = _ranged(_parse_float, lambda n: n == 0 or 0.1 <= n <= 86400,
                                 "0 or from 0.1 to 86400 seconds")
 _parse_probe_timeout = _ranged(_parse_float, lambda n: 0 < n <= 60, "more than 0 and at most 60 seconds")
+
+
+_parse_discovery_interval = _ranged(_parse_float, lambda n: n == 0 or 5 <= n <= 86400,
+                                   "0 (at start only) or from 5 to 86400 seconds")
+_parse_discovery_timeout = _ranged(_parse_float, lambda n: 0 < n <= 120, "more than 0 and at most 120 seconds")
+
+
+def _parse_discover_models(value: Any) -> str:
+    """`auto`, `none`, or provider names separated by commas (normalised: `a,b`)."""
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    names = [str(item).strip() for item in items if str(item).strip()]
+    if not names:
+        return "none"
+    if len(names) == 1 and names[0].lower() in ("auto", "none"):
+        return names[0].lower()
+    if len(names) > 256 or any(not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", n) for n in names):
+        raise ValueError(f"must be auto, none, or provider names separated by commas, not {value!r}")
+    return ",".join(names)
 
 
 def _parse_path(value: Any) -> Path:
@@ -292,6 +311,15 @@ class Settings:
                               "object per line, every logger's).")
     request_log: bool = setting(False, parse_bool, "Log one line per generation/embeddings request (logger "
                                 "parrotrouter.requests, level INFO) once its tokens and cost are final.")
+    # Model discovery (discovery/): providers' GET /models, served by their ids
+    discover_models: str = setting("auto", _parse_discover_models, "Providers whose models are listed from their "
+                                   "GET /models: auto (local servers, a custom OPENAI_BASE_URL, OpenAI's "
+                                   "fine-tuned models, OpenRouter, config providers with discover: true), none, "
+                                   "or provider names separated by commas.")
+    discovery_interval: float = setting(300.0, _parse_discovery_interval, "Seconds between model discoveries "
+                                        "(0: at start only, else 5-86400).")
+    discovery_timeout: float = setting(5.0, _parse_discovery_timeout, "Seconds one discovery request may take; "
+                                       "start-up waits at most this long for the first lists.")
 
     @functools.cached_property
     def limit_defaults(self) -> Defaults:  # asked on every request: built once

@@ -14,6 +14,7 @@ from .accounting.usage import UsageSink
 from .auth.keystore import KeyCache, KeyStore
 from .auth.principal import Authenticator
 from .catalog import Catalog
+from .discovery import CatalogRefresh
 from .observe import Observers
 from .observe.provider_health import ProviderHealth
 from .providers.base import Provider
@@ -71,3 +72,5 @@ class AppState:
     provider_health: ProviderHealth | None = None
     # OpenTelemetry traces (observe/tracing.py, also one of the observers): None when tracing is off.
     tracing: Tracing | None = None
+    # Model discovery (discovery/refresh.py): keeps the catalog's discovered models current; None: off.
+    discovery: CatalogRefresh | None = None

@@ -57,6 +57,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# Variables that enable a provider whose models are discovered (local servers, a custom OpenAI URL,
+# OpenRouter): a test gets only the ones it gives.
+DISCOVERY_ENV = ("OPENAI_BASE_URL", "OPENROUTER_API_KEY", "OLLAMA_HOST", "LMSTUDIO_BASE_URL", "LM_STUDIO_BASE_URL",
+                 "LM_STUDIO_API_BASE", "VLLM_BASE_URL", "LLAMACPP_SERVER_URL")
+
+
 class Gateway:
     """The real `parrotrouter serve` process, on a free loopback port."""
 
@@ -72,7 +78,7 @@ class Gateway:
                     "PARROTROUTER_LOCAL_MODELS": "false", "PARROTROUTER_ACCOUNTING_STRICT": "true",
                     **(env or {})}
         for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GROQ_API_KEY", "CO_API_KEY",
-                    "COHERE_API_KEY", "CO_API_URL"):
+                    "COHERE_API_KEY", "CO_API_URL", *DISCOVERY_ENV):
             if var not in (env or {}):
                 self.env.pop(var, None)
         for var in [v for v in self.env if v.startswith("AWS_") and v not in (env or {})]:

@@ -41,6 +41,8 @@ async def _start(app: web.Application) -> None:
     await state.observers.start(completes_itself=state.accounts is None)
     if state.provider_health is not None:
         await state.provider_health.start()
+    if state.discovery is not None:  # the first lists, bounded by discovery_timeout (then they fill in)
+        await state.discovery.start()
     state.started = True
 
 
@@ -66,6 +68,8 @@ async def _stop(app: web.Application) -> None:
         await state.limiter.aclose()
     if state.provider_health is not None:
         await state.provider_health.aclose()
+    if state.discovery is not None:
+        await state.discovery.aclose()
     await state.router.health.aclose()
     for provider in state.providers.values():
         try:

@@ -14,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from .. import catalog as cat
+from ..discovery.servers import local_provider
 from ..errors import ConfigError
 from ..pricing import FREE, ModelPricing, known_models, lookup_pricing, pricing_override
 from ..providers import local_embeddings
@@ -144,10 +145,13 @@ def _provider_from_config(i: int, p: ProviderConfig, env: Mapping[str, str]) -> 
         drop_params=preset.drop_params if preset else frozenset(), local=local, unix_socket=p.unix_socket,
         region=p.region, options=provider_type(p.type).parse_options(p.options),
         health_check=cat.HealthCheck(**p.health_check.model_dump()),
+        discover=bool(p.discover),  # a provider of the file discovers its models only when it says so
     )
 
 
 def _provider_from_env(preset: Preset, env: Mapping[str, str]) -> cat.ProviderSpec | None:
+    if preset.local:  # a server of the operator's own: enabled by its URL variable, a key optional
+        return local_provider(preset, env)
     key = next((env[k] for k in preset.key_envs if env.get(k)), None)
     if key is None:
         return None
@@ -201,7 +205,7 @@ def _model_from_config(m: ModelConfig, providers: Mapping[str, cat.ProviderSpec]
     else:
         for d in deployments:
             spec = providers[d.provider]
-            if spec.type in LOCAL_TYPES:
+            if _runs_locally(spec):
                 pricing = FREE
                 break
             preset = all_presets().get(d.provider)
@@ -228,10 +232,16 @@ def _model_from_config(m: ModelConfig, providers: Mapping[str, cat.ProviderSpec]
 def _deployment_pricing(d: cat.Deployment, provider: cat.ProviderSpec, model_pricing: ModelPricing | None,
                         overridden: bool) -> ModelPricing | None:
     """A deployment's own price (its provider's table entry), unless the model's price is configured."""
-    if overridden or provider.type in LOCAL_TYPES:
+    if overridden or _runs_locally(provider):
         return model_pricing
     preset = all_presets().get(provider.name)
     return _table_pricing(d.upstream_model, preset.prices_id if preset else None) or model_pricing
+
+
+def _runs_locally(provider: cat.ProviderSpec) -> bool:
+    """In-process models, and servers of a local preset (Ollama, LM Studio, vLLM, llama.cpp server): free."""
+    preset = all_presets().get(provider.name)
+    return provider.type in LOCAL_TYPES or (preset is not None and preset.local and preset.type == provider.type)
 
 
 def _table_pricing(model: str, prices_id: str | None) -> ModelPricing | None:

@@ -89,6 +89,7 @@ class ProviderConfig(_Strict):
     region: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)  # the provider type's own (its `options` schema)
     health_check: HealthCheckConfig = Field(default_factory=HealthCheckConfig)
+    discover: bool | None = None  # serve the models its GET /models lists too (discovery/; default off)
     # llamacpp only
     path: str | None = None
     threads: Annotated[int, Field(ge=1)] | None = None

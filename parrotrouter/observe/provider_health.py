@@ -161,8 +161,7 @@ class ProviderHealth:
         # The catalog's deployments by provider: a provider is shut off by its breakers only when
         # every one of these is open (not merely every one that happens to have a breaker state).
         self.deployments: dict[str, set[str]] = {}
-        for deployment in deployments:
-            self.deployments.setdefault(deployment.provider, set()).add(deployment.id)
+        self.track(deployments)
         self.probes = {name: p for name, spec in specs.items() if (p := probe_for(spec, interval, timeout))}
         self.results: dict[str, ProbeResult] = {}
         self.redis: Any = None
@@ -175,6 +174,13 @@ class ProviderHealth:
         self._next: dict[str, float] = {}
         self._running: dict[str, asyncio.Task[None]] = {}
         self._task: asyncio.Task[None] | None = None
+
+    def track(self, deployments: Iterable[Deployment]) -> None:
+        """Judge providers by these deployments from now on (the catalog changed: model discovery)."""
+        by_provider: dict[str, set[str]] = {}
+        for deployment in deployments:
+            by_provider.setdefault(deployment.provider, set()).add(deployment.id)
+        self.deployments = by_provider
 
     # ------------------------------------------------------------------ reading
     def provider(self, name: str) -> Verdict:

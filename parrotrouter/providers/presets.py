@@ -27,6 +27,14 @@ class Preset:
     # Short names from the ParrotRouter docs: alias -> the family; it names the newest model of
     # that family in the price table.
     family_aliases: tuple[tuple[str, str], ...] = ()
+    # Model discovery (parrotrouter/discovery/): how its GET /models is read ("openai", "ollama",
+    # "lmstudio", "llamacpp", "openrouter"); None: not discovered unless configured.
+    discover: str | None = None
+    # Ids discovery keeps when the provider is at the preset's own base URL (e.g. OpenAI: `^ft:`, the
+    # organisation's fine-tuned models the price table cannot list); None: every id.
+    discover_filter: str | None = None
+    local: bool = False  # a server of the operator's own: no key needed, its models are free
+    url_envs: tuple[str, ...] = ()  # variables naming its URL; for a local preset, one set enables it
 
 
 def all_presets() -> dict[str, Preset]:

@@ -17,7 +17,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("api", {"api"}),  # HTTP only: decode, authenticate, call the serving core, encode
     ("serving", {"serving"}),  # the core: no HTTP framework
     ("state", {"state", "observe"}),  # the app's state object (its observers: metrics, traces, logs)
-    ("config", {"config"}),  # the config file and the environment, into a catalog
+    ("config", {"config", "discovery"}),  # the config file, the environment and upstreams' lists, into a catalog
     ("limits and credits", {"ratelimit", "accounting"}),
     ("auth", {"auth"}),
     ("routing", {"routing"}),  # knows nothing of keys, limits, credits or HTTP frameworks
