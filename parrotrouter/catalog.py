@@ -7,7 +7,8 @@ on every request through `Catalog.resolve`, a dictionary lookup.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .errors import UnsupportedModel, echo
@@ -83,6 +84,7 @@ class Deployment:
     weight: float = 1.0
     pricing: ModelPricing | None = dataclasses.field(default=None, compare=False)
     region: str | None = None  # the provider's region, for geographic routing
+    price_source: str | None = None  # "table" | "config" | "upstream" | "local" | None (unknown)
 
     @property
     def id(self) -> str:
@@ -101,6 +103,8 @@ class ModelSpec:
     owned_by: str = "parrotrouter"
     created: int = 0
     strategy: str | None = None  # routing strategy for this model's deployments (default weighted)
+    price_source: str | None = None  # "table" | "config" | "upstream" | "local" | None (unknown)
+    retired: bool = False  # the price table marks it deprecated: still served, hidden from lists
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -117,31 +121,61 @@ class Resolution:
 
 
 AUTO = "auto"
+MAX_NAME = 256  # a longer model name, or one with control characters, names nothing
+DYNAMIC_NAMES = 4096  # names resolved on demand (and misses) remembered, least recently used first out
+
+# A name the catalog does not list, resolved on demand (a dated id the price table knows, an
+# OpenRouter-style id): the resolution, or None. Given the catalog to look other names up in.
+Resolver = Callable[[str, "Catalog"], "Resolution | None"]
+
+
+def well_formed(name: str) -> bool:
+    """Whether `name` may name a model at all (bounded, printable)."""
+    return 0 < len(name) <= MAX_NAME and name.isprintable()
 
 
 class Catalog:
     """Models by public id. `auto` names the first model given (the loader's order: the config
-    file's models, then the embedded local model, then models enabled from the environment)."""
+    file's models, then the embedded local model, then models enabled from the environment).
 
-    def __init__(self, providers: Iterable[ProviderSpec], models: Iterable[ModelSpec]) -> None:
+    Names it does not list are asked of `resolver` (see `config/identity.py`), and the answers —
+    misses too — kept in a bounded LRU: a client sending random names costs at most
+    `DYNAMIC_NAMES` entries. `pinned` names a model's deployment at one provider by another name
+    (a Bedrock id of a model Anthropic serves too): name -> (model id, provider). `auto_names`
+    are names of `auto` (e.g. `openrouter/auto` when OpenRouter is not enabled)."""
+
+    def __init__(self, providers: Iterable[ProviderSpec], models: Iterable[ModelSpec], *,
+                 resolver: Resolver | None = None, pinned: Mapping[str, tuple[str, str]] | None = None,
+                 auto_names: Iterable[str] = ()) -> None:
         self.providers: dict[str, ProviderSpec] = {p.name: p for p in providers}
         self.models: dict[str, ModelSpec] = {}
         self._names: dict[str, Resolution] = {}
+        self._resolver = resolver
+        self._dynamic: OrderedDict[str, Resolution | None] = OrderedDict()
+        self.auto_names = frozenset({AUTO, *auto_names})
         for model in models:
             self.models[model.id] = model
             self._names[model.id] = Resolution(model)
         if self.models:
             self._names.setdefault(AUTO, Resolution(next(iter(self.models.values()))))
+            if AUTO in self._names:
+                for name in self.auto_names:
+                    self._names.setdefault(name, self._names[AUTO])
         for model in self.models.values():
             for alias in model.aliases:
                 self._names.setdefault(alias, Resolution(model))
             for dep in model.deployments:
-                pinned = Resolution(model, dep.provider)
-                self._names.setdefault(f"{dep.provider}/{model.id}", pinned)
-                self._names.setdefault(dep.id, pinned)
+                pinned_res = Resolution(model, dep.provider)
+                self._names.setdefault(f"{dep.provider}/{model.id}", pinned_res)
+                self._names.setdefault(dep.id, pinned_res)
+        for name, (model_id, provider) in (pinned or {}).items():
+            if model_id in self.models:
+                self._names.setdefault(name, Resolution(self.models[model_id], provider))
 
     def resolve(self, name: str) -> Resolution:
         found = self._names.get(name)
+        if found is None:
+            found = self._resolve_dynamic(name)
         if found is None:
             raise UnsupportedModel(
                 f"The model '{echo(name)}' is not available on this gateway. "
@@ -150,9 +184,38 @@ class Catalog:
             )
         return found
 
+    def _resolve_dynamic(self, name: str) -> Resolution | None:
+        if self._resolver is None or not well_formed(name):
+            return None
+        cache = self._dynamic
+        if name in cache:
+            cache.move_to_end(name)
+            return cache[name]
+        found = self._resolver(name, self)
+        cache[name] = found
+        if len(cache) > DYNAMIC_NAMES:
+            cache.popitem(last=False)
+        return found
+
+    def forget_dynamic(self) -> None:
+        """Drop the names resolved on demand (after the models change)."""
+        self._dynamic = OrderedDict()
+
+    def listed(self, name: str) -> Resolution | None:
+        """`name` as the catalog lists it (an id, an alias, `auto`, a pinned deployment), or None:
+        no on-demand resolution."""
+        return self._names.get(name)
+
     def knows(self, name: str) -> bool:
-        """Whether `name` names a model of this catalog (an id, an alias, `auto`, a pinned deployment)."""
-        return name in self._names
+        """Whether `name` names a model of this catalog (an id, an alias, `auto`, a pinned
+        deployment, or a name resolved on demand)."""
+        if name in self._names:
+            return True
+        try:
+            self.resolve(name)
+        except UnsupportedModel:
+            return False
+        return True
 
     def names(self) -> list[str]:
         return sorted(self._names)
