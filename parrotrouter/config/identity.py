@@ -66,11 +66,16 @@ def default_capabilities(model_id: str, provider: cat.ProviderSpec) -> cat.Capab
     return cat.Capabilities(vision=vision, completion=completions and self_hosted(provider))
 
 
-def serves_table_id(preset: Preset, model_id: str, completions: bool) -> bool:
-    """Whether a price-table id is one of the preset's zero-config chat (or text completion) models."""
+def serves_table_id(preset: Preset, model_id: str, provider: cat.ProviderSpec) -> bool:
+    """Whether a price-table id is one of the preset's zero-config chat (or text completion)
+    models: another vendor's model under the type's own id (`canonical_id`) counts, version
+    suffix and all (`global.anthropic.claude-sonnet-4-5-20250929-v1:0`)."""
     if preset.model_filter and not re.search(preset.model_filter, model_id):
         return False
-    return is_chat_model_id(model_id) or (completions and is_completion_model_id(model_id))
+    ptype = provider_type(provider.type)
+    if ptype.canonical_id is not None and ptype.canonical_id(model_id) not in (None, model_id):
+        return True
+    return is_chat_model_id(model_id) or ("completions" in ptype.endpoints and is_completion_model_id(model_id))
 
 
 # ---------------------------------------------------------------------- aliases
@@ -250,7 +255,7 @@ class NameResolver:
                     or ptype.env_models is not None or provider.name == OPENROUTER):
                 continue
             entry = table_entry(name, preset.prices_id)
-            if entry is None or not serves_table_id(preset, entry.id, "completions" in ptype.endpoints):
+            if entry is None or not serves_table_id(preset, entry.id, provider):
                 continue
             listed = catalog.listed(entry.id)
             if like is None:

@@ -261,9 +261,8 @@ def _well_known_models(provider: cat.ProviderSpec, taken: set[str], env: Mapping
         return []
     out = []
     retired = retired_ids(preset.prices_id)
-    completions = "completions" in ptype.endpoints
     for model_id, context, pricing in known_models(preset.prices_id):
-        if model_id in taken or not identity.serves_table_id(preset, model_id, completions):
+        if model_id in taken or not identity.serves_table_id(preset, model_id, provider):
             continue
         out.append(cat.ModelSpec(
             id=model_id, deployments=(cat.Deployment(provider.name, model_id, pricing=pricing, region=provider.region,
