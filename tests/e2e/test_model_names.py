@@ -185,7 +185,8 @@ def test_anthropic_and_bedrock_serve_one_model_with_failover(make_gateway: Any, 
         assert provider == "bedrock" and len(attempts) == 2, attempts
         assert bedrock.models[-1] == "global.anthropic.claude-sonnet-4-5-20250929-v1:0"
         # Bedrock's own ids name its deployment of the model
-        for name in ("global.anthropic.claude-sonnet-4-5-20250929-v1:0", "us.anthropic.claude-sonnet-4-5-20250929-v1:0"):
+        for name in ("global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+                     "us.anthropic.claude-sonnet-4-5-20250929-v1:0"):
             assert _served_by(gateway, name)[0] == "bedrock"
             assert bedrock.models[-1] == name
     finally:
