@@ -128,9 +128,9 @@ def test_dated_docs_id_reaches_anthropic_at_claude_3_opus_prices(make_gateway: A
         expected = (Decimal(usage.prompt_tokens) * 15 + Decimal(usage.completion_tokens) * 75) / 1_000_000
         assert Decimal(str(usage.model_extra["cost"])) == expected
     # a dated id the catalog does not list, resolved through the price table: sent as written
-    answer = client.chat.completions.create(model="claude-3-5-sonnet-20241022", messages=USER, max_tokens=100)  # type: ignore[arg-type]
-    assert anthropic_fake.requests[-1]["model"] == "claude-3-5-sonnet-20241022"
-    assert answer.model == "claude-3-5-sonnet-20241022"
+    answer = client.chat.completions.create(model="claude-3-7-sonnet-20250219", messages=USER, max_tokens=100)  # type: ignore[arg-type]
+    assert anthropic_fake.requests[-1]["model"] == "claude-3-7-sonnet-20250219"
+    assert answer.model == "claude-3-7-sonnet-20250219"
     # OpenRouter's spelling of an Anthropic model: Anthropic's own id is sent
     answer = client.chat.completions.create(model="anthropic/claude-sonnet-4.5", messages=USER, max_tokens=100)  # type: ignore[arg-type]
     assert anthropic_fake.requests[-1]["model"] == "claude-sonnet-4-5" and answer.model == "claude-sonnet-4-5"

@@ -93,7 +93,7 @@ def test_the_endpoint_check_names_the_endpoint_that_serves_the_model() -> None:
 # ---------------------------------------------------------------------------- dated and documented ids
 @pytest.mark.parametrize(("name", "provider", "entry_price"), [
     ("claude-3-opus-20240229", "anthropic", Decimal(15)),
-    ("claude-3-5-sonnet-20241022", "anthropic", Decimal(3)),
+    ("claude-3-7-sonnet-20250219", "anthropic", Decimal(3)),
     ("claude-sonnet-4-5-20250929", "anthropic", Decimal(3)),
     ("gpt-4-turbo-preview", "openai", Decimal(10)),
     ("gpt-4o-2024-08-06", "openai", Decimal("2.5")),

@@ -33,7 +33,8 @@ __all__ = ["PROVIDER", "AnthropicAdapter", "AnthropicProvider", "AnthropicStream
 # only the dated ids.
 ALIASES = (("claude-3-opus", "claude-3-opus-20240229"), ("claude-3-opus-latest", "claude-3-opus-20240229"),
            ("claude-3-sonnet", "claude-3-sonnet-20240229"), ("claude-3-haiku", "claude-3-haiku-20240307"),
-           ("claude-3-haiku-latest", "claude-3-haiku-20240307"))
+           ("claude-3-haiku-latest", "claude-3-haiku-20240307"), ("claude-3-5-sonnet", "claude-3-5-sonnet-20241022"),
+           ("claude-3-5-sonnet-latest", "claude-3-5-sonnet-20241022"))
 
 PROVIDER = ProviderType(
     name="anthropic", display_name="Anthropic",
