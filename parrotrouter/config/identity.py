@@ -139,7 +139,7 @@ def merge(per_provider: Iterable[tuple[cat.ProviderSpec, list[cat.ModelSpec]]]) 
     lists.sort(key=lambda item: provider_type(item[0].type).canonical_id is not None)  # stable
     by_id: dict[str, cat.ModelSpec] = {}
     pinned: dict[str, tuple[str, str]] = {}
-    served_by: dict[str, dict[str, str]] = {}  # provider -> the price table's entry id -> our model id
+    served_by: dict[str, set[str]] = {}  # provider -> the ids of its own models (its table's ids)
     for provider, models in lists:
         canonical = provider_type(provider.type).canonical_id
         for model in models:
@@ -147,7 +147,7 @@ def merge(per_provider: Iterable[tuple[cat.ProviderSpec, list[cat.ModelSpec]]]) 
             if target is None:
                 if model.id not in by_id:
                     by_id[model.id] = model
-                    _note_served(served_by, provider, model)
+                    served_by.setdefault(provider.name, set()).add(model.id)
                 continue
             by_id[target] = _join(by_id[target], model)
             if model.id != target:
@@ -155,12 +155,8 @@ def merge(per_provider: Iterable[tuple[cat.ProviderSpec, list[cat.ModelSpec]]]) 
     return Merged(list(by_id.values()), pinned)
 
 
-def _note_served(served_by: dict[str, dict[str, str]], provider: cat.ProviderSpec, model: cat.ModelSpec) -> None:
-    served_by.setdefault(provider.name, {})[model.id] = model.id
-
-
 def _merge_target(model: cat.ModelSpec, canonical: Callable[[str], str | None], by_id: Mapping[str, cat.ModelSpec],
-                  served_by: Mapping[str, Mapping[str, str]], provider: cat.ProviderSpec) -> str | None:
+                  served_by: Mapping[str, set[str]], provider: cat.ProviderSpec) -> str | None:
     vendor_id = canonical(model.id)
     if not vendor_id:
         return None
@@ -172,8 +168,8 @@ def _merge_target(model: cat.ModelSpec, canonical: Callable[[str], str | None], 
         if other == provider.name or preset is None or preset.prices_id is None:
             continue
         entry = table_entry(vendor_id, preset.prices_id)
-        if entry is not None and entry.id in ids and ids[entry.id] in by_id:
-            return ids[entry.id]
+        if entry is not None and entry.id in ids:
+            return str(entry.id)
     return None
 
 
