@@ -321,12 +321,14 @@ def load_config(
             id=local_embeddings.MODEL_ID, pricing=FREE, capabilities=EMBEDDING, owned_by="dleemiller",
             deployments=(cat.Deployment(LOCAL_EMBEDDINGS_PROVIDER, local_embeddings.MODEL_ID, pricing=FREE),)))
         taken.add(local_embeddings.MODEL_ID)
+    resolver: cat.Resolver | None = None
     pinned: dict[str, tuple[str, str]] = {}
-    if cfg.env_providers:  # each provider's own, then one model per model (several deployments)
+    if cfg.env_providers:  # each provider's own models, then one model per model (several deployments)
         merged = identity.merge((spec, _well_known_models(spec, set(taken), env)) for spec in providers.values())
         models += merged.models
         pinned = merged.pinned
-    catalog = cat.Catalog(providers.values(), models, resolver=identity.NameResolver(), pinned=pinned,
+        resolver = identity.NameResolver()  # names not listed: dated ids, OpenRouter-style ids
+    catalog = cat.Catalog(providers.values(), models, resolver=resolver, pinned=pinned,
                           auto_names=identity.auto_names(providers))
     return ResolvedConfig(server=dict(cfg.server), catalog=catalog, source=path or "(environment)")
 

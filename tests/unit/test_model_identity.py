@@ -214,3 +214,15 @@ def test_malformed_names_are_refused_cleanly(name: str) -> None:
         c.resolve(name)
     assert len(str(info.value)) < 500
     assert name not in c._dynamic
+
+
+def test_without_environment_providers_only_the_files_names_resolve(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"env_providers": False,
+                                    "providers": [{"name": "openai", "type": "openai"}],
+                                    "models": [{"id": "gpt-4o", "deployments": [{"provider": "openai"}]}]}))
+    c = load_config(str(path), OPENAI, local_models=False).catalog
+    assert served(c, "gpt-4o") == ("gpt-4o", [("openai", "gpt-4o")])
+    for name in ("gpt-4o-2024-08-06", "openai/gpt-4.1"):
+        with pytest.raises(UnsupportedModel):
+            c.resolve(name)
