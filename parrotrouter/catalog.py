@@ -7,6 +7,7 @@ on every request through `Catalog.resolve`, a dictionary lookup.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 from .errors import UnsupportedModel, echo
 from .pricing import ModelPricing
 from .settings import Secret
+
+log = logging.getLogger("parrotrouter.catalog")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -157,10 +160,9 @@ class Catalog:
             self.models[model.id] = model
             self._names[model.id] = Resolution(model)
         if self.models:
-            self._names.setdefault(AUTO, Resolution(next(iter(self.models.values()))))
-            if AUTO in self._names:
-                for name in self.auto_names:
-                    self._names.setdefault(name, self._names[AUTO])
+            first = self._names.setdefault(AUTO, Resolution(next(iter(self.models.values()))))
+            for name in self.auto_names:
+                self._names.setdefault(name, first)
         for model in self.models.values():
             for alias in model.aliases:
                 self._names.setdefault(alias, Resolution(model))
@@ -191,7 +193,11 @@ class Catalog:
         if name in cache:
             cache.move_to_end(name)
             return cache[name]
-        found = self._resolver(name, self)
+        try:
+            found = self._resolver(name, self)
+        except Exception:  # a bug in a lookup is a miss for this name, not a failed request
+            log.exception("cannot resolve the model name %r", echo(name))
+            return None
         cache[name] = found
         if len(cache) > DYNAMIC_NAMES:
             cache.popitem(last=False)
