@@ -7,12 +7,16 @@ on every request through `Catalog.resolve`, a dictionary lookup.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .errors import UnsupportedModel, echo
 from .pricing import ModelPricing
 from .settings import Secret
+
+log = logging.getLogger("parrotrouter.catalog")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -104,7 +108,7 @@ class ModelSpec:
     created: int = 0
     strategy: str | None = None  # routing strategy for this model's deployments (default weighted)
     price_source: str | None = None  # table | config | upstream | local; None: unknown
-    retired: bool = False  # the price table says deprecated: hidden from /v1/models by default
+    retired: bool = False  # the price table marks it deprecated: still served, hidden from lists
     discovered_from: str | None = None  # the provider whose GET /models listed it
 
 
@@ -122,23 +126,50 @@ class Resolution:
 
 
 AUTO = "auto"
+MAX_NAME = 256  # a longer model name, or one with control characters, names nothing
+DYNAMIC_NAMES = 4096  # names resolved on demand (and misses) remembered, least recently used first out
+
+# A name the catalog does not list, resolved on demand (a dated id the price table knows, an
+# OpenRouter-style id): the resolution, or None. Given the catalog to look other names up in.
+Resolver = Callable[[str, "Catalog"], "Resolution | None"]
+
+
+def well_formed(name: str) -> bool:
+    """Whether `name` may name a model at all (bounded, printable)."""
+    return 0 < len(name) <= MAX_NAME and name.isprintable()
 
 
 class Catalog:
     """Models by public id. `auto` names the first model given (the loader's order: the config
-    file's models, then the embedded local model, then models enabled from the environment)."""
+    file's models, then the embedded local model, then models enabled from the environment).
 
-    def __init__(self, providers: Iterable[ProviderSpec], models: Iterable[ModelSpec]) -> None:
+    Names it does not list are asked of `resolver` (see `config/identity.py`), and the answers —
+    misses too — kept in a bounded LRU: a client sending random names costs at most
+    `DYNAMIC_NAMES` entries. `pinned` names a model's deployment at one provider by another name
+    (a Bedrock id of a model Anthropic serves too): name -> (model id, provider). `auto_names`
+    are names of `auto` (e.g. `openrouter/auto` when OpenRouter is not enabled)."""
+
+    def __init__(self, providers: Iterable[ProviderSpec], models: Iterable[ModelSpec], *,
+                 resolver: Resolver | None = None, pinned: Mapping[str, tuple[str, str]] | None = None,
+                 auto_names: Iterable[str] = ()) -> None:
         self.providers: dict[str, ProviderSpec] = {p.name: p for p in providers}
-        self.models, self._names = _index(models)
+        self._resolver = resolver
+        self._pinned = dict(pinned or {})
+        self.auto_names = frozenset({AUTO, *auto_names})
+        self._dynamic: OrderedDict[str, Resolution | None] = OrderedDict()
+        self.models, self._names = _index(models, self.auto_names, self._pinned)
 
     def replace(self, models: Iterable[ModelSpec]) -> None:
         """Serve `models` from now on (discovery's refresh): new dicts are built, then swapped in
-        (never mutated in place), so a request resolving concurrently sees the old or the new list."""
-        self.models, self._names = _index(models)
+        (never mutated in place), so a request resolving concurrently sees the old or the new list;
+        names resolved on demand are forgotten (they may name a model that is gone)."""
+        self.models, self._names = _index(models, self.auto_names, self._pinned)
+        self.forget_dynamic()
 
     def resolve(self, name: str) -> Resolution:
         found = self._names.get(name)
+        if found is None:
+            found = self._resolve_dynamic(name)
         if found is None:
             raise UnsupportedModel(
                 f"The model '{echo(name)}' is not available on this gateway. "
@@ -147,9 +178,42 @@ class Catalog:
             )
         return found
 
+    def _resolve_dynamic(self, name: str) -> Resolution | None:
+        if self._resolver is None or not well_formed(name):
+            return None
+        cache = self._dynamic
+        if name in cache:
+            cache.move_to_end(name)
+            return cache[name]
+        try:
+            found = self._resolver(name, self)
+        except Exception:  # a bug in a lookup is a miss for this name, not a failed request
+            log.exception("cannot resolve the model name %r", echo(name))
+            return None
+        cache[name] = found
+        if len(cache) > DYNAMIC_NAMES:
+            cache.popitem(last=False)
+        return found
+
+    def forget_dynamic(self) -> None:
+        """Drop the names resolved on demand (after the models change)."""
+        self._dynamic = OrderedDict()
+
+    def listed(self, name: str) -> Resolution | None:
+        """`name` as the catalog lists it (an id, an alias, `auto`, a pinned deployment), or None:
+        no on-demand resolution."""
+        return self._names.get(name)
+
     def knows(self, name: str) -> bool:
-        """Whether `name` names a model of this catalog (an id, an alias, `auto`, a pinned deployment)."""
-        return name in self._names
+        """Whether `name` names a model of this catalog (an id, an alias, `auto`, a pinned
+        deployment, or a name resolved on demand)."""
+        if name in self._names:
+            return True
+        try:
+            self.resolve(name)
+        except UnsupportedModel:
+            return False
+        return True
 
     def names(self) -> list[str]:
         return sorted(self._names)
@@ -158,20 +222,27 @@ class Catalog:
         return {"providers": sorted(self.providers), "models": sorted(self.models)}
 
 
-def _index(models: Iterable[ModelSpec]) -> tuple[dict[str, ModelSpec], dict[str, Resolution]]:
-    """Models by id, and every name that resolves: ids, `auto`, aliases, pinned deployments."""
+def _index(models: Iterable[ModelSpec], auto_names: Iterable[str], pinned: Mapping[str, tuple[str, str]],
+           ) -> tuple[dict[str, ModelSpec], dict[str, Resolution]]:
+    """Models by id, and every name that resolves: ids, `auto` (and its other names), aliases,
+    pinned deployments, and `pinned`'s names of a model's deployment at one provider."""
     by_id: dict[str, ModelSpec] = {}
     names: dict[str, Resolution] = {}
     for model in models:
         by_id[model.id] = model
         names[model.id] = Resolution(model)
     if by_id:
-        names.setdefault(AUTO, Resolution(next(iter(by_id.values()))))
+        first = names.setdefault(AUTO, Resolution(next(iter(by_id.values()))))
+        for name in auto_names:
+            names.setdefault(name, first)
     for model in by_id.values():
         for alias in model.aliases:
             names.setdefault(alias, Resolution(model))
         for dep in model.deployments:
-            pinned = Resolution(model, dep.provider)
-            names.setdefault(f"{dep.provider}/{model.id}", pinned)
-            names.setdefault(dep.id, pinned)
+            pinned_res = Resolution(model, dep.provider)
+            names.setdefault(f"{dep.provider}/{model.id}", pinned_res)
+            names.setdefault(dep.id, pinned_res)
+    for name, (model_id, provider) in pinned.items():
+        if model_id in by_id:
+            names.setdefault(name, Resolution(by_id[model_id], provider))
     return by_id, names

@@ -212,6 +212,13 @@ def known_models(genai_provider_id: str) -> tuple[tuple[str, int | None, ModelPr
     return tuple(out)
 
 
+@functools.cache
+def retired_ids(genai_provider_id: str) -> frozenset[str]:
+    """The ids the table marks deprecated at a provider (retired: still priced, no longer listed)."""
+    provider = next((p for p in get_snapshot().providers if p.id == genai_provider_id), None)
+    return frozenset(info.id for info in provider.models if info.deprecated) if provider is not None else frozenset()
+
+
 def pricing_from_table(info: gp_types.ModelInfo) -> ModelPricing | None:
     price = _current_price(info)
     prompt, completion = _base(price.input_mtok), _base(price.output_mtok)
@@ -229,8 +236,9 @@ def pricing_from_table(info: gp_types.ModelInfo) -> ModelPricing | None:
     )
 
 
-def _table_entry(model: str, genai_provider_id: str | None) -> Any:
-    """The price table's entry of `model` at a provider, or None."""
+def table_entry(model: str, genai_provider_id: str | None) -> gp_types.ModelInfo | None:
+    """The price table's entry of `model` at a provider (its match clauses know dated and
+    documented ids: `gpt-4-turbo-preview` is `gpt-4-turbo`), or None."""
     if genai_provider_id is None:
         return None
     try:
@@ -242,7 +250,7 @@ def _table_entry(model: str, genai_provider_id: str | None) -> Any:
 def input_only_pricing(model: str, genai_provider_id: str | None) -> ModelPricing | None:
     """The price of a model billed for its input only (an embedding model: the table has no output
     price), or None when the table does not list it."""
-    info = _table_entry(model, genai_provider_id)
+    info = table_entry(model, genai_provider_id)
     if info is None:
         return None
     price = _current_price(info)
@@ -257,7 +265,7 @@ def input_only_pricing(model: str, genai_provider_id: str | None) -> ModelPricin
 
 def lookup_pricing(model: str, genai_provider_id: str | None) -> ModelPricing | None:
     """Price of `model` at a provider from the table, or None when the table has no price."""
-    info = _table_entry(model, genai_provider_id)
+    info = table_entry(model, genai_provider_id)
     return None if info is None else pricing_from_table(info)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,13 @@ from pydantic import ValidationError
 from .. import catalog as cat
 from ..discovery.servers import local_provider
 from ..errors import ConfigError
-from ..pricing import FREE, ModelPricing, known_models, lookup_pricing, pricing_override
+from ..pricing import FREE, ModelPricing, known_models, lookup_pricing, pricing_override, retired_ids
 from ..providers import local_embeddings
 from ..providers.embedding_models import EMBEDDING, embedding_pricing, is_embedding_model, zero_config_models
-from ..providers.presets import Preset, all_presets, is_chat_model_id, newest
+from ..providers.presets import Preset, all_presets
 from ..providers.registry import provider_type, provider_types
 from ..settings import Secret
+from . import identity
 from .schema import ConfigFile, ModelConfig, ProviderConfig, SecretRef
 
 EMBEDDED_MODEL_ID = "smollm2-135m-instruct"
@@ -252,49 +252,38 @@ def _table_pricing(model: str, prices_id: str | None) -> ModelPricing | None:
 
 
 def _default_capabilities(model_id: str, provider: cat.ProviderSpec) -> cat.Capabilities:
-    ptype = provider_type(provider.type)
-    if "embeddings" in ptype.endpoints and is_embedding_model(model_id):
-        return EMBEDDING
-    if ptype.capabilities is not None:
-        return ptype.capabilities(model_id, provider)
-    preset = all_presets().get(provider.name)
-    vision = bool(preset and model_id.startswith(preset.vision_prefixes))
-    return cat.Capabilities(vision=vision, completion="completions" in ptype.endpoints)
+    return identity.default_capabilities(model_id, provider)
 
 
 def _well_known_models(provider: cat.ProviderSpec, taken: set[str], env: Mapping[str, str]) -> list[cat.ModelSpec]:
+    """A provider's zero-config models: its type's own list, else the price table's ids it
+    serves (chat models; text completion models where the type serves /v1/completions), with
+    the preset's fixed aliases."""
     preset = all_presets().get(provider.name)
     if preset is None or preset.type != provider.type:
         return []
-    listed = provider_type(provider.type).env_models
-    if listed is not None:  # the type lists them itself (e.g. Azure's deployments)
-        out = [m for m in listed(provider, env) if m.id not in taken]
+    ptype = provider_type(provider.type)
+    if ptype.env_models is not None:  # the type lists them itself (e.g. Azure's deployments)
+        out = [m for m in ptype.env_models(provider, env) if m.id not in taken]
         taken.update(m.id for m in out)
         return out
     if preset.prices_id is None:
         return []
     out = []
+    retired = retired_ids(preset.prices_id)
     for model_id, context, pricing in known_models(preset.prices_id):
-        if model_id in taken or not is_chat_model_id(model_id):
-            continue
-        if preset.model_filter and not re.search(preset.model_filter, model_id):
+        if model_id in taken or not identity.serves_table_id(preset, model_id, provider):
             continue
         out.append(cat.ModelSpec(
-            id=model_id, deployments=(cat.Deployment(provider.name, model_id, pricing=pricing),),
+            id=model_id, deployments=(cat.Deployment(provider.name, model_id, pricing=pricing, region=provider.region,
+                                                     price_source="table"),),
             context_length=context, capabilities=_default_capabilities(model_id, provider),
-            pricing=pricing, owned_by=provider.name,
+            pricing=pricing, owned_by=provider.name, price_source="table", retired=model_id in retired,
         ))
         taken.add(model_id)
-    if "embeddings" in provider_type(provider.type).endpoints:
+    if "embeddings" in ptype.endpoints:
         out += zero_config_models(provider, preset, taken)
-    for alias, family in preset.family_aliases:
-        target = newest([m.id for m in out], family)
-        if target is None or alias in taken:
-            continue
-        i = next(i for i, m in enumerate(out) if m.id == target)
-        out[i] = dataclasses.replace(out[i], aliases=(*out[i].aliases, alias))
-        taken.add(alias)
-    return out
+    return identity.with_aliases(out, provider, preset, taken)
 
 
 def load_config(
@@ -342,11 +331,16 @@ def load_config(
             id=local_embeddings.MODEL_ID, pricing=FREE, capabilities=EMBEDDING, owned_by="dleemiller",
             deployments=(cat.Deployment(LOCAL_EMBEDDINGS_PROVIDER, local_embeddings.MODEL_ID, pricing=FREE),)))
         taken.add(local_embeddings.MODEL_ID)
-    if cfg.env_providers:
-        for spec in providers.values():
-            models += _well_known_models(spec, taken, env)
-    return ResolvedConfig(server=dict(cfg.server), catalog=cat.Catalog(providers.values(), models),
-                          source=path or "(environment)")
+    resolver: cat.Resolver | None = None
+    pinned: dict[str, tuple[str, str]] = {}
+    if cfg.env_providers:  # each provider's own models, then one model per model (several deployments)
+        merged = identity.merge((spec, _well_known_models(spec, set(taken), env)) for spec in providers.values())
+        models += merged.models
+        pinned = merged.pinned
+        resolver = identity.NameResolver()  # names not listed: dated ids, OpenRouter-style ids
+    catalog = cat.Catalog(providers.values(), models, resolver=resolver, pinned=pinned,
+                          auto_names=identity.auto_names(providers))
+    return ResolvedConfig(server=dict(cfg.server), catalog=catalog, source=path or "(environment)")
 
 
 def check_config_file(path: str, env: Mapping[str, str] | None = None) -> ResolvedConfig:

@@ -227,8 +227,9 @@ def capabilities(model_id: str, spec: ProviderSpec) -> Capabilities:
     """What a deployment of this model can do (by the OpenAI model's name)."""
     if is_embedding_model(model_id):
         return EMBEDDING
-    legacy = "instruct" in model_id or model_id.startswith(("davinci", "babbage"))
-    return Capabilities(vision=model_id.startswith(VISION_PREFIXES), completion=legacy)
+    if "instruct" in model_id or model_id.startswith(("davinci", "babbage")):  # text completion only
+        return Capabilities(chat=False, completion=True, function_calling=False, json_mode=False)
+    return Capabilities(vision=model_id.startswith(VISION_PREFIXES))
 
 
 PROVIDER = ProviderType(
@@ -239,4 +240,6 @@ PROVIDER = ProviderType(
     # `from_env` reads the SDK's variables, `env_models` lists the deployments.
     presets=(Preset(NAME, NAME, "Azure OpenAI", "", (), prices_id="azure", vision_prefixes=VISION_PREFIXES),),
     from_env=from_env, env_models=env_models, capabilities=capabilities,
+    # A deployment named after its model (the portal's default) is that OpenAI model.
+    canonical_id=lambda model_id: model_id,
 )

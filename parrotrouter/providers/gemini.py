@@ -408,6 +408,5 @@ PROVIDER = ProviderType(
     presets=(Preset("gemini", "gemini", "Google Gemini", "https://generativelanguage.googleapis.com/v1beta",
                     ("GEMINI_API_KEY", "GOOGLE_API_KEY"), "GEMINI_BASE_URL", "google",
                     vision_prefixes=("gemini-",), model_filter=r"^gemini-",
-                    family_aliases=(("gemini-pro", r"^gemini-[\d.]+-pro$"),
-                                    ("gemini-flash", r"^gemini-[\d.]+-flash$"))),),
+                    model_aliases=(("gemini-pro", "gemini-2.5-pro"), ("gemini-flash", "gemini-2.5-flash"))),),
 )

@@ -24,9 +24,10 @@ class Preset:
     drop_params: frozenset[str] = frozenset()
     vision_prefixes: tuple[str, ...] = ()
     model_filter: str | None = None  # the price table's ids this provider serves (regex)
-    # Short names from the ParrotRouter docs: alias -> the family; it names the newest model of
-    # that family in the price table.
-    family_aliases: tuple[tuple[str, str], ...] = ()
+    # Short names (the ParrotRouter docs', the vendor's own): (alias, the one exact model id it
+    # names). Fixed: an alias never moves to another model (a newer one, at another price). A
+    # target the price table lists under another id (a dated id) is served by its own id.
+    model_aliases: tuple[tuple[str, str], ...] = ()
     # Model discovery (parrotrouter/discovery/): how its GET /models is read ("openai", "ollama",
     # "lmstudio", "llamacpp", "openrouter"); None: not discovered unless configured.
     discover: str | None = None
@@ -52,15 +53,14 @@ _NOT_CHAT = re.compile(
 )
 
 
+# OpenAI's text completion models: served on /v1/completions only (no chat).
+_COMPLETION_ONLY = re.compile(r"^(gpt-3\.5-turbo-instruct(-\d{4})?|davinci-002|babbage-002)$")
+
+
 def is_chat_model_id(model_id: str) -> bool:
     return _NOT_CHAT.search(model_id) is None
 
 
-def version_key(model_id: str) -> tuple[int, ...]:
-    """Numbers in a model id, for "newest of the family" (claude-opus-4-5 > claude-opus-4-1)."""
-    return tuple(int(n) for n in re.findall(r"\d+", model_id))
-
-
-def newest(ids: list[str], family: str) -> str | None:
-    matching = [i for i in ids if re.search(family, i)]
-    return max(matching, key=version_key) if matching else None
+def is_completion_model_id(model_id: str) -> bool:
+    """A text completion model (`gpt-3.5-turbo-instruct`, `davinci-002`, `babbage-002`)."""
+    return _COMPLETION_ONLY.match(model_id) is not None

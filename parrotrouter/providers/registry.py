@@ -64,6 +64,11 @@ class ProviderType:
     # Default capabilities of a model it serves, by model id (None: chat, tools, JSON mode).
     capabilities: Callable[[str, ProviderSpec], Capabilities] | None = None
     needs_base_url: bool = True  # a config-file provider without a preset must give base_url
+    # The id the model's own vendor gives a model this type serves under another id (Bedrock's
+    # `us.anthropic.claude-sonnet-4-5-20250929-v1:0` is Anthropic's `claude-sonnet-4-5-20250929`),
+    # or None when it has none: the catalog makes one model of the two, with a deployment at
+    # each provider. None (the field): the type serves models under their vendor's ids.
+    canonical_id: Callable[[str], str | None] | None = None
 
     def parse_options(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """The validated `options:` (ValueError naming the problem when they are wrong)."""

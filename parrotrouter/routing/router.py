@@ -132,7 +132,7 @@ class Router:
 
     def _resolve(self, name: str, request: Wants | None, policy: RoutingPolicy, prompt_tokens: Callable[[], int],
                  permit: Permit | None = None) -> ModelSpec:
-        if name == AUTO and AUTO not in self.catalog.models and request is not None:
+        if name in self.catalog.auto_names and AUTO not in self.catalog.models and request is not None:
             def permitted(m: ModelSpec) -> bool:  # auto picks among what the caller may use
                 return permit is None or any(permit(AUTO, m, d) for d in m.deployments)
 

@@ -106,7 +106,8 @@ class _Work(Generic[_R]):
     async def prepare(self) -> Attempts:
         """Plan, admit and reserve: what comes before any upstream call."""
         state, request, record, policy = self.state, self.request, self.record, self.policy
-        if _asks_auto(request.model, policy):  # auto weighs the prompt against context windows
+        # auto weighs the prompt against context windows
+        if _asks_auto(request.model, policy, state.catalog.auto_names):
             await self.prompt.prefetch()
         plan = state.router.plan(request.model, request, policy, request.sent_params, self.prompt,
                                  permit=self.ctx.principal.policy.model_permit())
@@ -379,12 +380,13 @@ def _priced_routes(request: Served, plan: Plan) -> list[PricedRoute]:
     return routes
 
 
-def _asks_auto(model: str, policy: RoutingPolicy) -> bool:
-    if model == AUTO:
+def _asks_auto(model: str, policy: RoutingPolicy, auto_names: frozenset[str] = frozenset({AUTO})) -> bool:
+    if model in auto_names:
         return True
     if policy is DEFAULT_POLICY:
         return False
-    return AUTO in (policy.primary_model, *policy.fallback_models, *(fb.model for fb in policy.conditional_fallbacks))
+    asked = (policy.primary_model, *policy.fallback_models, *(fb.model for fb in policy.conditional_fallbacks))
+    return not auto_names.isdisjoint(asked)
 
 
 def _ended(state: AppState, record: UsageRecord, by: str | None) -> None:

@@ -65,6 +65,10 @@ class NativeBody:
     output_bound: int = 0
 
 
+_PATHS = {"chat.completions": "POST /v1/chat/completions", "messages": "POST /v1/messages",
+          "responses": "POST /v1/responses"}
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class GenerationRequest:
     """A chat or text completion request, decoded and validated.
@@ -149,10 +153,23 @@ class GenerationRequest:
         return tools, payload.has_images(), json_mode
 
     def mismatch(self, model: ModelSpec) -> str | None:
-        """An embedding model cannot answer chat or text completions."""
+        """Whether the model serves this kind of request: chat-type requests (chat, Responses,
+        Messages) need a chat model, /v1/completions a model that serves text completions (a
+        cloud's chat models do not; its instruct models serve nothing else)."""
         caps = model.capabilities
-        if caps.chat or (self.kind == "completions" and caps.completion):
+        if self.kind == "chat":
+            if caps.chat:
+                return None
+            if caps.completion:
+                path = _PATHS.get(self.shape.ledger_name, self.shape.ledger_name)
+                return (f"The model '{echo(model.id)}' is a text completion model: it serves POST /v1/completions "
+                        f"only, not {path}.")
+        elif caps.completion:
             return None
+        elif caps.chat:
+            return (f"The model '{echo(model.id)}' does not serve POST /v1/completions (its provider serves it as a "
+                    "chat model): use POST /v1/chat/completions. GET /v1/models?capability=completion lists "
+                    "the models that serve /v1/completions.")
         return (f"The model '{echo(model.id)}' does not serve {self.shape.ledger_name} requests"
                 + (": it is an embedding model (POST /v1/embeddings)." if caps.embeddings else "."))
 

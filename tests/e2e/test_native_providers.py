@@ -358,9 +358,14 @@ def test_zero_config_from_environment(make_gateway: Any, fakes: Any) -> None:
     client = gateway.client()
     ids = {m.id for m in client.models.list()}
     assert {"claude-3-5-haiku-latest", "claude-sonnet-4-5", "gemini-2.0-flash", "gemini-2.5-pro"} <= ids
+    before = len(a.requests)
     for name in ("claude-3-opus", "gemini-pro", "anthropic/claude-sonnet-4-5", "gemini/gemini-2.0-flash"):
         resp = client.chat.completions.create(model=name, messages=USER)
         assert resp.choices[0].message.content
     assert a.headers[-1]["x-api-key"] == "ak" and g.headers[-1]["x-goog-api-key"] == "gk"
+    # a fixed alias: `claude-3-opus` is Claude 3 Opus (sent upstream by its dated id), not the newest Opus
+    assert a.requests[before]["model"] == "claude-3-opus-20240229"
     opus = client.models.retrieve("claude-3-opus")
-    assert opus.id.startswith("claude-opus-") and (opus.model_extra or {})["pricing"]["prompt"] > 0
+    extra = opus.model_extra or {}
+    assert opus.id == "claude-3-opus-20240229" and "claude-3-opus" in extra["aliases"]
+    assert extra["pricing"]["prompt"] == 0.015

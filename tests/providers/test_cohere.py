@@ -290,4 +290,4 @@ def test_declaration() -> None:
     assert PROVIDER.name == "cohere" and PROVIDER.endpoints == frozenset({"chat", "embeddings"})
     preset = PROVIDER.presets[0]
     assert preset.key_envs == ("CO_API_KEY", "COHERE_API_KEY") and preset.base_url_env == "CO_API_URL"
-    assert ("command-a-03-2025", "^command\\-a$") in preset.family_aliases
+    assert ("command-a-03-2025", "command-a") in preset.model_aliases

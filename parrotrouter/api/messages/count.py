@@ -19,6 +19,7 @@ from ...providers.base import ChatCall, NativeCall
 from ...ratelimit.rules import limits_for
 from ...routing.policy import parse_policy
 from ...serving.request import GenerationRequest
+from ...serving.served import keep_serving
 from ...tokens import encoding_ready
 from ..json import json_response
 from ..request import app_state, authenticated, read_json_sized
@@ -47,6 +48,7 @@ async def count_tokens(http: web.Request) -> web.StreamResponse:
     plan = state.router.plan(request.model, request, parse_policy(http.headers, request.routing),
                              request.sent_params, lambda: request.count_prompt(request.model),
                              permit=principal.policy.model_permit())
+    keep_serving(request, plan)
     if state.limiter is not None:  # one request off the request limits; no tokens
         decision = await state.limiter.admit(limits_for(principal, None, state.settings.limit_defaults), 0)
         ctx.headers.update(decision.headers)

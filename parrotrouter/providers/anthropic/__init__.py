@@ -28,6 +28,14 @@ from .response import AnthropicStream, finish_of, from_anthropic, usage_of
 __all__ = ["PROVIDER", "AnthropicAdapter", "AnthropicProvider", "AnthropicStream", "finish_of", "from_anthropic",
            "to_anthropic", "usage_of"]
 
+# The Claude 3 short names (the ParrotRouter docs', Anthropic's former `-latest` aliases and the
+# price table's own family ids) name the one Claude 3 model of that name: Anthropic's API takes
+# only the dated ids.
+ALIASES = (("claude-3-opus", "claude-3-opus-20240229"), ("claude-3-opus-latest", "claude-3-opus-20240229"),
+           ("claude-3-sonnet", "claude-3-sonnet-20240229"), ("claude-3-haiku", "claude-3-haiku-20240307"),
+           ("claude-3-haiku-latest", "claude-3-haiku-20240307"), ("claude-3-5-sonnet", "claude-3-5-sonnet-20241022"),
+           ("claude-3-5-sonnet-latest", "claude-3-5-sonnet-20241022"))
+
 PROVIDER = ProviderType(
     name="anthropic", display_name="Anthropic",
     build=lambda spec: AnthropicProvider(spec, AnthropicAdapter(spec)),
@@ -35,7 +43,5 @@ PROVIDER = ProviderType(
                                 "parallel_tool_calls", "response_format", "reasoning_effort", "reasoning"}),
     presets=(Preset("anthropic", "anthropic", "Anthropic", "https://api.anthropic.com", ("ANTHROPIC_API_KEY",),
                     "ANTHROPIC_BASE_URL", "anthropic", vision_prefixes=("claude-",), model_filter=r"^claude-",
-                    family_aliases=(("claude-3-opus", r"^claude-opus-[\d-]+$"),
-                                    ("claude-3-sonnet", r"^claude-sonnet-[\d-]+$"),
-                                    ("claude-3-haiku-latest", r"^claude-haiku-[\d-]+$"))),),
+                    model_aliases=ALIASES),),
 )

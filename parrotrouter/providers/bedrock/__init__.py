@@ -74,6 +74,19 @@ def _capabilities(model_id: str, spec: ProviderSpec) -> Capabilities:
     return Capabilities(vision=vision)
 
 
+# A cross-region inference profile's prefix, the vendor's prefix, the version suffix:
+# `us.anthropic.claude-sonnet-4-5-20250929-v1:0` is Anthropic's `claude-sonnet-4-5-20250929`.
+_ANTHROPIC_ID = re.compile(
+    r"^(?:(?:us|eu|apac|jp|au|ca|us-gov|global)\.)?anthropic\.(claude-[a-z0-9-]+?)(?:-v\d+(?::\d+)?)?$")
+
+
+def canonical_id(model_id: str) -> str | None:
+    """Anthropic's id of a Claude model on Bedrock (None for the other vendors' models: their
+    own APIs are not providers of the gateway, or name them alike)."""
+    found = _ANTHROPIC_ID.match(model_id)
+    return found.group(1) if found else None
+
+
 PROVIDER = ProviderType(
     name="bedrock", display_name="AWS Bedrock", build=_build, options=BedrockOptions,
     supported_params=frozenset({"max_tokens", "max_completion_tokens", "stop", "temperature", "top_p", "tools",
@@ -83,5 +96,5 @@ PROVIDER = ProviderType(
     # notation for the us./eu./apac. inference profiles, not a model id).
     presets=(Preset("bedrock", "bedrock", "AWS Bedrock", "", (), prices_id="aws", model_filter=r"^(?!regional\.)"),),
     from_env=from_env, capabilities=_capabilities, needs_base_url=False,
-    endpoints=frozenset({"chat", "embeddings"}),
+    endpoints=frozenset({"chat", "embeddings"}), canonical_id=canonical_id,
 )

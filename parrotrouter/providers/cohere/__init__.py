@@ -93,5 +93,5 @@ PROVIDER = ProviderType(
                                 "reasoning_effort", "reasoning"}),
     presets=(Preset("cohere", "cohere", "Cohere", DEFAULT_BASE_URL, ("CO_API_KEY", "COHERE_API_KEY"), "CO_API_URL",
                     "cohere", vision_prefixes=("command-a-vision", "c4ai-aya-vision"), model_filter=r"^command-(a|r)",
-                    family_aliases=tuple((dated, f"^{re.escape(family)}$") for family, dated in DATED.items())),),
+                    model_aliases=tuple((dated, family) for family, dated in DATED.items())),),
 )
