@@ -294,8 +294,9 @@ def _api_key(conv: Reporter, up: Upstream, params: Mapping[str, Any], where: str
                                      "refreshed"))
     if value is None:
         preset = all_presets().get(kind.name)
+        # a local server's preset (vLLM, Ollama, ...) needs no key: none is referenced for it
         default = kind.key_env or (preset.key_envs[0] if preset and preset.type == kind.type and preset.key_envs
-                                   else None)
+                                   and not preset.local else None)
         up.api_key = KeyRef(key_where, env=default) if default else None
         return
     shell = re.fullmatch(r"\$\{([A-Za-z_][A-Za-z0-9_]{0,127})\}", value) if isinstance(value, str) else None
