@@ -56,11 +56,12 @@ def test_the_embedded_model_is_listed_as_local_and_free(tmp_path: Path) -> None:
 
 def test_the_table_shows_providers_prices_sources_and_capabilities(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({"providers": [{"name": "house", "type": "openai",
-                                                     "base_url": "http://127.0.0.1:9/v1"}],
-                                      "models": [{"id": "house-free", "free": True, "deployments": [{"provider": "house"}]},
-                                                 {"id": "house-unknown", "deployments": [{"provider": "house"}],
-                                                  "capabilities": {"vision": True, "function_calling": False}}]}))
+    house = [{"provider": "house"}]
+    config.write_text(yaml.safe_dump({
+        "providers": [{"name": "house", "type": "openai", "base_url": "http://127.0.0.1:9/v1"}],
+        "models": [{"id": "house-free", "free": True, "deployments": house},
+                   {"id": "house-unknown", "deployments": house,
+                    "capabilities": {"vision": True, "function_calling": False}}]}))
     env = {v: None for p in all_presets().values() for v in (*p.key_envs, p.base_url_env) if v}
     result = CliRunner().invoke(main, ["models", "--config", str(config)], env={
         **env, "OPENAI_API_KEY": "sk-test", "PARROTROUTER_HOME": str(tmp_path / "home"),
