@@ -152,3 +152,12 @@ def test_the_operators_auto_model() -> None:
     for bad, says in (("nope", "'nope' is not a model"), ("auto", "'auto' itself"), ("x" * 300, "more characters")):
         with pytest.raises(ConfigError, match=says):
             check_auto_model(bad, r.catalog)
+
+
+@pytest.mark.parametrize("value", ["a\x00b", " gpt-4o", "x" * 257, "tab\there"])
+def test_the_auto_model_setting_is_bounded(value: str) -> None:
+    from parrotrouter.settings import load_settings
+
+    with pytest.raises(ConfigError, match="PARROTROUTER_AUTO_MODEL: must be a model id"):
+        load_settings(env={"PARROTROUTER_AUTO_MODEL": value})
+    assert load_settings(env={"PARROTROUTER_AUTO_MODEL": "openai/gpt-4o"}).auto_model == "openai/gpt-4o"
