@@ -23,8 +23,7 @@ _OTHER_PROVIDERS = (
 
 
 def _money(value: Decimal) -> str:
-    text = format(value.normalize(), "f")
-    return text
+    return format(value.normalize(), "f")
 
 
 def model_row(model: ModelSpec) -> tuple[str, str, str, str, str, str]:

@@ -19,7 +19,7 @@ CAPABILITIES = ("chat", "completion", "function_calling", "vision", "embeddings"
 CAPABILITY_FILTERS = {**{c: c for c in CAPABILITIES}, "embedding": "embeddings", "image": "vision"}
 # `?provider=` slugs of the docs and of OpenRouter-style ids, as our provider names.
 PROVIDER_SLUGS = {"google": "gemini", "google-ai-studio": "gemini", "x-ai": "xai", "mistralai": "mistral",
-                  "aws": "bedrock", "amazon-bedrock": "bedrock", "azure-openai": "azure", "cohere-ai": "cohere"}
+                  "aws": "bedrock", "amazon-bedrock": "bedrock"}
 # The endpoints a model serves, by capability: every inbound API of a chat model is served, in the
 # deployment's own format where it speaks that API (`native_apis`), else translated.
 CHAT_ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/messages", "/v1/messages/count_tokens")
