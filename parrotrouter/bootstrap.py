@@ -12,10 +12,10 @@ from .accounting.ledger import Ledger
 from .accounting.usage import DiscardingSink, NullSink
 from .auth.keystore import KeyAuthenticator, KeyCache, KeyStore
 from .auth.principal import MasterKeyAuthenticator, TrustedSocketAuthenticator
-from .catalog import Catalog
+from .catalog import AUTO, Catalog
 from .config import ResolvedConfig, load_config
 from .discovery import CatalogRefresh, build_discovery
-from .errors import ConfigError
+from .errors import ConfigError, ParrotError, echo
 from .home import Home, hash_key
 from .observe import Observers
 from .observe.performance import Performance
@@ -52,9 +52,30 @@ def prepare(cli: dict[str, object] | None = None) -> Prepared:
     settings = load_settings(cli, file=config.server) if config.server else first
     if settings.local_models != first.local_models:
         config = load_config(settings.config, local_models=settings.local_models)
+    check_auto_model(settings.auto_model, config.catalog)
     home = Home(settings.home)
     home.ensure()
     return Prepared(settings, config, home)
+
+
+def check_auto_model(name: str | None, catalog: Catalog) -> None:
+    """The `auto_model` setting names a chat model of the catalog (not `auto` itself); ConfigError if not."""
+    if name is None:
+        return
+    problem = None
+    if name == AUTO:
+        problem = "cannot be 'auto' itself"
+    else:
+        try:
+            model = catalog.resolve(name).model
+        except ParrotError:
+            problem = (f"'{echo(name)}' is not a model of this gateway's catalog (`parrotrouter models` lists "
+                       "them; check the spelling, or enable the provider that serves it)")
+        else:
+            if not model.capabilities.chat:
+                problem = f"'{echo(name)}' is not a chat model (it serves no chat requests)"
+    if problem is not None:
+        raise ConfigError([f"auto_model: {problem}"], "settings")
 
 
 def build_state(prepared: Prepared) -> AppState:
@@ -69,7 +90,7 @@ def build_state(prepared: Prepared) -> AppState:
     providers = {name: build_provider(spec, settings.model_host) for name, spec in catalog.providers.items()}
     tracing = build_tracing(settings)
     if not settings.accounting:
-        router = Router(catalog, providers)
+        router = Router(catalog, providers, auto_model=settings.auto_model)
         return _listening(AppState(
             settings=settings, catalog=catalog, providers=providers, router=router,
             authenticator=MasterKeyAuthenticator(secret, master_hash), usage=NullSink(),
@@ -85,7 +106,7 @@ def build_state(prepared: Prepared) -> AppState:
                     home=home.path, content=content)
     accounts = Accounts(engine=engine, keys=KeyStore(engine, secret), key_cache=cache, credits=credits,
                         ledger=ledger)
-    router = Router(catalog, providers, build_health(settings))
+    router = Router(catalog, providers, build_health(settings), auto_model=settings.auto_model)
     return _listening(AppState(
         settings=settings,
         catalog=catalog,

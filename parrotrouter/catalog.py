@@ -88,7 +88,7 @@ class Deployment:
     weight: float = 1.0
     pricing: ModelPricing | None = dataclasses.field(default=None, compare=False)
     region: str | None = None  # the provider's region, for geographic routing
-    price_source: str | None = None  # table | config | upstream | local; None: unknown
+    price_source: str | None = None  # where `pricing` came from: one of PRICE_SOURCES, None: unknown
 
     @property
     def id(self) -> str:
@@ -107,9 +107,18 @@ class ModelSpec:
     owned_by: str = "parrotrouter"
     created: int = 0
     strategy: str | None = None  # routing strategy for this model's deployments (default weighted)
-    price_source: str | None = None  # table | config | upstream | local; None: unknown
+    price_source: str | None = None  # where `pricing` came from: one of PRICE_SOURCES, None: unknown
     retired: bool = False  # the price table marks it deprecated: still served, hidden from lists
     discovered_from: str | None = None  # the provider whose GET /models listed it
+
+    def price_of(self, deployment: Deployment) -> ModelPricing | None:
+        """What a request served by `deployment` costs: its own price, else the model's (None: unknown)."""
+        return deployment.pricing or self.pricing
+
+    @property
+    def local(self) -> bool:
+        """Served in-process or by a local server, for free (its price source is "local")."""
+        return self.price_source == "local"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -126,6 +135,10 @@ class Resolution:
 
 
 AUTO = "auto"
+# Where a price came from: the genai-prices table, the operator's config file (a price or
+# `free: true`), the upstream's own model list, or a local model (free). None: unknown.
+PRICE_SOURCES = ("table", "config", "upstream", "local")
+
 MAX_NAME = 256  # a longer model name, or one with control characters, names nothing
 DYNAMIC_NAMES = 4096  # names resolved on demand (and misses) remembered, least recently used first out
 

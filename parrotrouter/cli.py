@@ -140,15 +140,20 @@ _register_admin()
 
 @main.command("models")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML config file.")
-def models(config_file: str | None) -> None:
-    """List the models this configuration serves."""
+@click.option("--include-retired", is_flag=True, help="Also list models the price table marks deprecated.")
+def models(config_file: str | None, include_retired: bool) -> None:
+    """List the models this configuration serves: providers, prices per million tokens and where
+    they came from, capabilities; or, when none is enabled, what to configure."""
+    from .cli_models import models_table, setup_hint
+
     try:
         prepared = prepare(_cli_settings(config=config_file))
     except ConfigError as err:
         click.echo(err.render(), err=True)
         sys.exit(2)
     settings = prepared.settings
-    discover_once(prepared.config.catalog, settings.discover_models, settings.discovery_timeout)
-    for model in sorted(prepared.config.catalog.models.values(), key=lambda m: m.id):
-        deps = ", ".join(d.id for d in model.deployments)
-        click.echo(f"{model.id:40} {deps}")
+    catalog = prepared.config.catalog
+    discover_once(catalog, settings.discover_models, settings.discovery_timeout)
+    lines = models_table(catalog, include_retired) if catalog.models else setup_hint(settings.local_models)
+    for line in lines:
+        click.echo(line)

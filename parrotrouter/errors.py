@@ -127,6 +127,17 @@ class InsufficientCredits(ParrotError):
     type = "insufficient_credits_error"
 
 
+class PriceUnknown(ParrotError):
+    """A key that holds credits asked for a model whose price is unknown: it could not be billed.
+
+    402, not 400: the request is well formed (the master key may send it as is); what is missing
+    is a price to bill the key's balance with, which only the operator can give."""
+
+    status = 402
+    code = "price_unknown"
+    type = "billing_error"
+
+
 class PermissionDenied(ParrotError):
     status = 403
     code = "permission_denied"

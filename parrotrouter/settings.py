@@ -153,6 +153,14 @@ def _parse_token(value: Any) -> Secret | None:
     return Secret(text)
 
 
+def _parse_model_name(value: Any) -> str | None:
+    """A model id or alias as the config file and requests name them: at most 256 visible characters."""
+    name = _parse_optional_str(value)
+    if name is not None and (len(name) > 256 or not name.isprintable() or name != name.strip()):
+        raise ValueError("must be a model id or alias: at most 256 printable characters, no surrounding spaces")
+    return name
+
+
 def _default_home() -> Path:
     return Path(os.path.expanduser("~/.parrotrouter"))
 
@@ -236,6 +244,9 @@ class Settings:
     log_level: str = setting("info", _parse_log_level, "Log level: debug, info, warning, error or critical.")
     access_log: bool = setting(False, parse_bool, "Log one line per request.")
     local_models: bool = setting(True, parse_bool, "Serve the embedded local model when installed.")
+    auto_model: str | None = setting(None, _parse_model_name, "The model `model: \"auto\"` stands for (an id or "
+                                     "alias of the catalog, checked at start); none: the cheapest capable priced "
+                                     "model (README: model auto).")
     shutdown_timeout: float = setting(10.0, _parse_float, "Seconds to drain in-flight requests on SIGTERM.")
     accounting: bool = setting(True, parse_bool, "Keys, credits and the usage ledger (false: master key only, "
                                "nothing recorded).")

@@ -37,6 +37,13 @@ class PricedRoute:
     model: str  # the upstream model (its tokenizer)
 
 
+def pays_with_credits(principal: Principal) -> bool:
+    """Whether the caller's requests are billed to a balance (a key of an account, not the master
+    key): then only deployments with a known price may serve it — an unknown price would be served
+    free."""
+    return not principal.is_master and principal.account_id is not None
+
+
 def output_cap(requested: int | None, max_output: int | None, context_length: int | None) -> int:
     """Tokens per answer an upstream may generate: the client's cap, else the model's, else its
     context window (the only bound left), else a default."""

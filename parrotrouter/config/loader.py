@@ -22,7 +22,7 @@ from ..providers.presets import Preset, all_presets
 from ..providers.registry import provider_type, provider_types
 from ..settings import Secret
 from . import identity
-from .schema import ConfigFile, ModelConfig, ProviderConfig, SecretRef
+from .schema import ConfigFile, ModelConfig, PricingConfig, ProviderConfig, SecretRef
 
 EMBEDDED_MODEL_ID = "smollm2-135m-instruct"
 LOCAL_EMBEDDINGS_PROVIDER = "local-embeddings"
@@ -198,44 +198,58 @@ def _model_from_config(m: ModelConfig, providers: Mapping[str, cat.ProviderSpec]
                        region=providers[d.provider].region)
         for d in m.deployments
     )
-    pricing = None
-    if m.pricing is not None:
-        pricing = pricing_override(m.pricing.prompt, m.pricing.completion, m.pricing.cached_prompt,
-                                   m.pricing.unit)
-    else:
+    configured = m.free or m.pricing is not None
+    pricing, source = _configured_price(m.pricing, m.free)
+    if not configured:
         for d in deployments:
             spec = providers[d.provider]
             if _runs_locally(spec):
-                pricing = FREE
+                pricing, source = FREE, "local"
                 break
             preset = all_presets().get(d.provider)
             pricing = _table_pricing(d.upstream_model, preset.prices_id if preset else None)
             if pricing is not None:
+                source = "table"
                 break
     caps = cat.Capabilities(**m.capabilities.model_dump()) if m.capabilities else None
     first = providers[deployments[0].provider]
     if caps is None:
         caps = _default_capabilities(m.id, first)
     deployments = tuple(
-        dataclasses.replace(d, pricing=pricing_override(dc.pricing.prompt, dc.pricing.completion,
-                                                        dc.pricing.cached_prompt, dc.pricing.unit)
-                            if dc.pricing is not None else
-                            _deployment_pricing(d, providers[d.provider], pricing, m.pricing is not None))
+        _priced_deployment(d, dc.pricing, providers[d.provider], (pricing, source), configured)
         for d, dc in zip(deployments, m.deployments, strict=True))
     return cat.ModelSpec(
         id=m.id, deployments=deployments, aliases=tuple(m.aliases), context_length=m.context_length,
         max_output_tokens=m.max_output_tokens, capabilities=caps, pricing=pricing,
-        owned_by=m.owned_by or first.name, strategy=m.strategy,
+        owned_by=m.owned_by or first.name, strategy=m.strategy, price_source=source,
     )
 
 
-def _deployment_pricing(d: cat.Deployment, provider: cat.ProviderSpec, model_pricing: ModelPricing | None,
-                        overridden: bool) -> ModelPricing | None:
-    """A deployment's own price (its provider's table entry), unless the model's price is configured."""
-    if overridden or _runs_locally(provider):
-        return model_pricing
-    preset = all_presets().get(provider.name)
-    return _table_pricing(d.upstream_model, preset.prices_id if preset else None) or model_pricing
+def _configured_price(price: PricingConfig | None, free: bool) -> tuple[ModelPricing | None, str | None]:
+    """The config file's price (`pricing:` or `free: true`), source "config"; (None, None) when none."""
+    if free:
+        return FREE, "config"
+    if price is None:
+        return None, None
+    return pricing_override(price.prompt, price.completion, price.cached_prompt, price.unit), "config"
+
+
+def _priced_deployment(d: cat.Deployment, own: PricingConfig | None, provider: cat.ProviderSpec,
+                       model_price: tuple[ModelPricing | None, str | None], overridden: bool) -> cat.Deployment:
+    """A deployment with its own price and its source: the deployment's configured price, else the
+    model's configured one, else free when it runs locally, else its provider's table entry, else
+    the model's."""
+    if own is not None:
+        pricing, source = _configured_price(own, False)
+    elif overridden:
+        pricing, source = model_price
+    elif _runs_locally(provider):
+        pricing, source = FREE, "local"
+    else:
+        preset = all_presets().get(provider.name)
+        table = _table_pricing(d.upstream_model, preset.prices_id if preset else None)
+        pricing, source = (table, "table") if table is not None else model_price
+    return dataclasses.replace(d, pricing=pricing, price_source=source)
 
 
 def _runs_locally(provider: cat.ProviderSpec) -> bool:
@@ -319,17 +333,18 @@ def load_config(
     if (embedded is not None and embedded.local is not None and EMBEDDED_MODEL_ID not in taken
             and embedded.local.path == embedded_model_path()):
         models.append(cat.ModelSpec(
-            id=EMBEDDED_MODEL_ID, deployments=(cat.Deployment(EMBEDDED_PROVIDER, EMBEDDED_MODEL_ID, pricing=FREE),),
-            context_length=8192, max_output_tokens=2048,
+            id=EMBEDDED_MODEL_ID, context_length=8192, max_output_tokens=2048,
+            deployments=(cat.Deployment(EMBEDDED_PROVIDER, EMBEDDED_MODEL_ID, pricing=FREE, price_source="local"),),
             capabilities=_default_capabilities(EMBEDDED_MODEL_ID, providers[EMBEDDED_PROVIDER]),
-            pricing=FREE, owned_by="HuggingFaceTB",
+            pricing=FREE, price_source="local", owned_by="HuggingFaceTB",
         ))
         taken.add(EMBEDDED_MODEL_ID)
     local = providers.get(LOCAL_EMBEDDINGS_PROVIDER)
     if local is not None and local.type == "wordllama" and local_embeddings.MODEL_ID not in taken:
         models.append(cat.ModelSpec(
-            id=local_embeddings.MODEL_ID, pricing=FREE, capabilities=EMBEDDING, owned_by="dleemiller",
-            deployments=(cat.Deployment(LOCAL_EMBEDDINGS_PROVIDER, local_embeddings.MODEL_ID, pricing=FREE),)))
+            id=local_embeddings.MODEL_ID, pricing=FREE, price_source="local", capabilities=EMBEDDING,
+            owned_by="dleemiller", deployments=(cat.Deployment(LOCAL_EMBEDDINGS_PROVIDER, local_embeddings.MODEL_ID,
+                                                                pricing=FREE, price_source="local"),)))
         taken.add(local_embeddings.MODEL_ID)
     resolver: cat.Resolver | None = None
     pinned: dict[str, tuple[str, str]] = {}

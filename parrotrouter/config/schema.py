@@ -16,8 +16,11 @@ models:
     context_length: 128000
     max_output_tokens: 16384
     capabilities: {vision: true}
-    pricing: {prompt: 0.15, completion: 0.60, unit: 1m_tokens}
+    pricing: {prompt: 0.15, completion: 0.60, unit: 1m_tokens}   # or `free: true`
 ```
+
+A model without a price (none configured, none in the price table) is refused to keys that hold
+credits; `pricing:` or `free: true` makes it usable by them.
 """
 
 from __future__ import annotations
@@ -146,8 +149,15 @@ class ModelConfig(_Strict):
     max_output_tokens: Annotated[int, Field(ge=1)] | None = None
     capabilities: Capabilities | None = None
     pricing: PricingConfig | None = None
+    free: bool = False  # the operator says it costs nothing (e.g. a self-hosted model): price 0, source config
     owned_by: str | None = None
     strategy: str | None = None  # a routing strategy (routing/strategies) or one of its aliases
+
+    @model_validator(mode="after")
+    def _one_price(self) -> ModelConfig:
+        if self.free and self.pricing is not None:
+            raise ValueError("give either pricing or free: true, not both")
+        return self
 
     @field_validator("strategy")
     @classmethod

@@ -217,9 +217,11 @@ def env_models(spec: ProviderSpec, env: Mapping[str, str]) -> list[ModelSpec]:
             raise ConfigError([f"{DEPLOYMENTS_ENV}: '{entry[:80]}' is not `deployment` or `deployment=model` "
                                "(letters, digits, '.', '_', '-'; at most 64 characters each)"])
         pricing = embedding_pricing(model, "azure") if is_embedding_model(model) else lookup_pricing(model, "azure")
+        source = None if pricing is None else "table"
         models.setdefault(deployment, ModelSpec(
-            id=deployment, deployments=(Deployment(spec.name, deployment, pricing=pricing, region=spec.region),),
-            capabilities=capabilities(model, spec), pricing=pricing, owned_by=spec.name))
+            id=deployment, deployments=(Deployment(spec.name, deployment, pricing=pricing, region=spec.region,
+                                                   price_source=source),),
+            capabilities=capabilities(model, spec), pricing=pricing, owned_by=spec.name, price_source=source))
     return list(models.values())
 
 

@@ -51,8 +51,9 @@ def zero_config_models(spec: ProviderSpec, preset: Preset, taken: set[str]) -> l
         if model_id in taken:
             continue
         pricing = embedding_pricing(model_id, preset.prices_id, fallback)
+        source = None if pricing is None else "table"  # the table's price, or the vendor's built in here
         out.append(ModelSpec(id=model_id, deployments=(Deployment(spec.name, model_id, pricing=pricing,
-                                                                  region=spec.region),),
-                             capabilities=EMBEDDING, pricing=pricing, owned_by=spec.name))
+                                                                  region=spec.region, price_source=source),),
+                             capabilities=EMBEDDING, pricing=pricing, owned_by=spec.name, price_source=source))
         taken.add(model_id)
     return out

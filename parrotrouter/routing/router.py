@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..catalog import AUTO, Catalog, Deployment, ModelSpec
-from ..errors import NoRoute, PermissionDenied, ServiceUnavailable, echo
+from ..errors import NoRoute, PermissionDenied, PriceUnknown, ServiceUnavailable, echo
 from ..providers.base import Provider
 from . import auto
 from .auto import Wants
@@ -24,6 +24,7 @@ from .policy import DEFAULT, Fallback, RoutingPolicy
 from .strategies import NO_CONTEXT, STRATEGIES, RouteContext, Strategy
 
 _THOUSAND = Decimal(1000)
+PRICE_UNKNOWN = "price_unknown"  # the filter that removes unpriced deployments for keys that hold credits
 
 # Whether the caller may use a deployment of a model, given the name it asked for the model by
 # (the key's permissions, compiled by the caller; the router knows nothing of keys).
@@ -61,10 +62,12 @@ class Plan:
 
 
 class Router:
-    def __init__(self, catalog: Catalog, providers: Mapping[str, Provider], health: Health | None = None) -> None:
+    def __init__(self, catalog: Catalog, providers: Mapping[str, Provider], health: Health | None = None,
+                 auto_model: str | None = None) -> None:
         self.catalog = catalog
         self.providers = providers
         self.health = health or Health()
+        self.auto_model = auto_model  # the operator's `auto` (the `auto_model` setting), checked at start
         self.strategies: dict[str, Strategy] = {name: cls() for name, cls in STRATEGIES.items()}
 
     def candidates(self, model_name: str) -> list[Candidate]:
@@ -72,11 +75,13 @@ class Router:
         return self.plan(model_name, None, DEFAULT, frozenset(), lambda: 0).candidates
 
     def plan(self, model_name: str, request: Wants | None, policy: RoutingPolicy, sent_params: frozenset[str],
-             prompt_tokens: Callable[[], int], allow_empty: bool = False, permit: Permit | None = None) -> Plan:
+             prompt_tokens: Callable[[], int], allow_empty: bool = False, permit: Permit | None = None,
+             priced_only: bool = False) -> Plan:
         """Every model the request can reach — `model` or the failover config's primary, the
         `models` fallbacks, the failover config's fallbacks, `auto`'s choice — and every provider
         pin is checked against `permit` before anything else: a model or pinned provider the
-        caller may not use is a 403 naming where it was asked for."""
+        caller may not use is a 403 naming where it was asked for. `priced_only` (a caller that
+        pays with credits): deployments without a known price are removed, a 402 if none is left."""
         removed: list[Removed] = []
         primary = policy.primary_model or model_name
         chain: list[tuple[str, Fallback | None, str]] = [
@@ -86,11 +91,11 @@ class Router:
         out: list[Candidate] = []
         strategy_name = "weighted"
         for i, (name, fallback, source) in enumerate(chain):
-            model = self._resolve(name, request, policy, prompt_tokens, permit)
+            model = self._resolve(name, request, policy, prompt_tokens, permit, priced_only)
             strategy_name = policy.strategy or model.strategy or "weighted"
             pinned = fallback.provider if fallback is not None and fallback.provider else policy.force_provider
             allowed = self._permitted(model, name, pinned, permit, source)
-            kept = self._filter(allowed, pinned, policy, sent_params, removed)
+            kept = self._filter(model, allowed, pinned, policy, sent_params, removed, priced_only)
             ordered = self._order(kept, strategy_name, policy)
             if i == 0 and not ordered:
                 continue
@@ -106,6 +111,8 @@ class Router:
                                          "are open. Retry shortly.", retry_after=max(1.0, wait))
             if removed:
                 last = next(r for r in reversed(removed) if r.filter != "circuit_open")
+                if last.filter == PRICE_UNKNOWN:
+                    raise PriceUnknown(last.reason, param="model")
                 raise NoRoute(f"No deployment can serve this request: {last.reason} ({last.filter}).",
                               param=last.filter)
             raise ServiceUnavailable(f"No provider is available for model '{echo(model_name)}'.")
@@ -131,8 +138,11 @@ class Router:
         return allowed
 
     def _resolve(self, name: str, request: Wants | None, policy: RoutingPolicy, prompt_tokens: Callable[[], int],
-                 permit: Permit | None = None) -> ModelSpec:
-        if name in self.catalog.auto_names and AUTO not in self.catalog.models and request is not None:
+                 permit: Permit | None = None, priced_only: bool = False) -> ModelSpec:
+        auto_asked = name in self.catalog.auto_names and AUTO not in self.catalog.models
+        if auto_asked and self.auto_model is not None:
+            name = self.auto_model  # the operator's choice: served as if asked for by name
+        elif auto_asked and request is not None:
             def permitted(m: ModelSpec) -> bool:  # auto picks among what the caller may use
                 return permit is None or any(permit(AUTO, m, d) for d in m.deployments)
 
@@ -141,7 +151,7 @@ class Router:
                            for d in m.deployments)
 
             return auto.choose(self.catalog, request, policy, self.health, prompt_tokens, priced,
-                               permitted if permit is not None else None)
+                               permitted if permit is not None else None, priced_only)
         resolution = self.catalog.resolve(name)
         if resolution.pinned_provider is None:
             return resolution.model
@@ -162,13 +172,19 @@ class Router:
                 return False
         return True
 
-    def _filter(self, deployments: list[Deployment], pinned: str | None, policy: RoutingPolicy,
-                sent_params: frozenset[str], removed: list[Removed]) -> list[Deployment]:
+    def _filter(self, model: ModelSpec, deployments: list[Deployment], pinned: str | None, policy: RoutingPolicy,
+                sent_params: frozenset[str], removed: list[Removed], priced_only: bool) -> list[Deployment]:
         """Apply the filters one after the other, so the one that removes the last deployment
-        standing is the one a `no_route` error names (it is appended last)."""
+        standing is the one a `no_route` error names (it is appended last). An unknown price is
+        checked first: nothing else makes such a deployment usable by a key that pays."""
         params = sent_params if policy.require_parameters else frozenset()
         kept = deployments
-        for rule in self._rules(policy, pinned, params):
+        rules = self._rules(policy, pinned, params)
+        if priced_only:
+            rules.insert(0, lambda d: None if model.price_of(d) is not None else (PRICE_UNKNOWN, (
+                f"The price of model '{echo(model.id)}' ({echo(d.id)}) is unknown, and this API key pays with "
+                "credits: the operator must price it (pricing: in the config file) or mark it free (free: true).")))
+        for rule in rules:
             survivors = []
             for d in kept:
                 why = rule(d)

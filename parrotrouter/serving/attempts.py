@@ -158,7 +158,7 @@ class Attempts:
         began = time.perf_counter()
         self.health.started(deployment)
         self.record.served_model, self.record.provider = cand.model.id, cand.deployment.provider
-        self.record.deployment, self.record.pricing = deployment, cand.deployment.pricing or cand.model.pricing
+        self.record.deployment, self.record.pricing = deployment, cand.model.price_of(cand.deployment)
         try:
             result = await attempt(cand)
         except UpstreamFailure as failure:

@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 
-from ..accounting.reserve import PricedRoute, output_cap, reserve_max_cost
+from ..accounting.reserve import PricedRoute, output_cap, pays_with_credits, reserve_max_cost
 from ..accounting.usage import OFF_LOOP_COUNT, STATUS_CLIENT_CLOSED, UsageRecord
 from ..catalog import AUTO
 from ..errors import ParrotError, ServiceUnavailable, UpstreamFailure
@@ -109,12 +109,14 @@ class _Work(Generic[_R]):
         # auto weighs the prompt against context windows
         if _asks_auto(request.model, policy, state.catalog.auto_names):
             await self.prompt.prefetch()
+        principal = self.ctx.principal
         plan = state.router.plan(request.model, request, policy, request.sent_params, self.prompt,
-                                 permit=self.ctx.principal.policy.model_permit())
+                                 permit=principal.policy.model_permit(),
+                                 priced_only=state.accounts is not None and pays_with_credits(principal))
         keep_serving(request, plan)
         first = plan.candidates[0]
         record.served_model, record.provider = first.model.id, first.deployment.provider
-        record.deployment, record.pricing = first.deployment.id, first.deployment.pricing or first.model.pricing
+        record.deployment, record.pricing = first.deployment.id, first.model.price_of(first.deployment)
         if state.limiter is not None:
             decision = await admit(state.limiter, self.ctx.principal, request.user, state.settings.limit_defaults,
                                    self.prompt.prefetch, request.output_limit, first.model.max_output_tokens)
@@ -371,9 +373,11 @@ def _content_budget(state: AppState) -> ContentBudget | None:
 
 
 def _priced_routes(request: Served, plan: Plan) -> list[PricedRoute]:
+    """The plan's prices (a caller that pays with credits has no unpriced candidate: the router
+    removed them; for the others an unknown price reserves nothing and is recorded as cost 0)."""
     routes = []
     for cand in plan.candidates:
-        pricing = cand.deployment.pricing or cand.model.pricing
+        pricing = cand.model.price_of(cand.deployment)
         if pricing is not None:
             cap = output_cap(request.output_limit, cand.model.max_output_tokens, cand.model.context_length)
             routes.append(PricedRoute(pricing, cap, cand.deployment.upstream_model))

@@ -138,7 +138,7 @@ def test_models_list_and_retrieve(gateway: Gateway) -> None:
     model = client.models.retrieve("gpt-4o-mini")
     assert model.id == "gpt-4o-mini" and model.object == "model"
     extra = model.model_extra or {}
-    assert extra["pricing"] == {"prompt": 0.00015, "completion": 0.0006, "unit": "1k_tokens"}
+    assert extra["pricing"] == {"prompt": 0.00015, "completion": 0.0006, "unit": "1k_tokens", "source": "config"}
     assert extra["provider"]["id"] == "fake"
     assert extra["context_length"] == 128000 and extra["max_tokens"] == 16384
     assert extra["capabilities"]["vision"] is True

@@ -232,7 +232,7 @@ def test_models_show_the_capability_and_prices(gw: Gateway) -> None:
     assert "wordllama-l2-supercat" not in by_id  # PARROTROUTER_LOCAL_MODELS is false here
     small = by_id["text-embedding-3-small"]
     assert small["capabilities"]["embeddings"] is True and small["capabilities"]["chat"] is False
-    assert small["pricing"] == {"prompt": 0.00002, "completion": 0.0, "unit": "1k_tokens"}
+    assert small["pricing"] == {"prompt": 0.00002, "completion": 0.0, "unit": "1k_tokens", "source": "config"}
     assert small["endpoints"] == ["/v1/embeddings"]
     assert by_id["gemini-embedding-001"]["pricing"]["prompt"] == 0.00015  # genai-prices' input price
 

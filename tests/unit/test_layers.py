@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "parrotrouter"
 
 # Top to bottom. A module may import its own layer and the layers below, never one above.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("composition", {"cli", "cli_keys", "server", "bootstrap", "__main__"}),
+    ("composition", {"cli", "cli_keys", "cli_models", "server", "bootstrap", "__main__"}),
     ("api", {"api"}),  # HTTP only: decode, authenticate, call the serving core, encode
     ("serving", {"serving"}),  # the core: no HTTP framework
     ("state", {"state", "observe"}),  # the app's state object (its observers: metrics, traces, logs)

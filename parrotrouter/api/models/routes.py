@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -13,6 +14,12 @@ from ...state import AppState
 from ..request import app_state, authenticate
 
 CAPABILITIES = ("chat", "completion", "function_calling", "vision", "embeddings", "json_mode")
+# `?capability=` values: our capability names and the ParrotRouter docs' own. `image` is a model
+# that takes images as input (vision): the gateway serves no image generation.
+CAPABILITY_FILTERS = {**{c: c for c in CAPABILITIES}, "embedding": "embeddings", "image": "vision"}
+# `?provider=` slugs of the docs and of OpenRouter-style ids, as our provider names.
+PROVIDER_SLUGS = {"google": "gemini", "google-ai-studio": "gemini", "x-ai": "xai", "mistralai": "mistral",
+                  "aws": "bedrock", "amazon-bedrock": "bedrock"}
 # The endpoints a model serves, by capability: every inbound API of a chat model is served, in the
 # deployment's own format where it speaks that API (`native_apis`), else translated.
 CHAT_ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/messages", "/v1/messages/count_tokens")
@@ -46,19 +53,27 @@ async def performance_stats(state: AppState) -> Bucket | None:
     return None if performance is None else await performance.stats()
 
 
-def model_object(state: AppState, model: ModelSpec,
-                 stats: Bucket | None = None) -> dict[str, Any]:
+def pricing_object(model: ModelSpec) -> dict[str, Any] | None:
+    """USD per 1k tokens and where the price came from (`source`); None when the price is unknown."""
+    if model.pricing is None:
+        return None
+    out: dict[str, Any] = {k: float(v) if k != "unit" else v for k, v in model.pricing.per_1k().items()}
+    out["source"] = model.price_source
+    return out
+
+
+def model_object(state: AppState, model: ModelSpec, stats: Bucket | None = None, *,
+                 capabilities: bool = True) -> dict[str, Any]:
     first = model.deployments[0]
     spec = state.catalog.providers[first.provider]
     providers = [state.providers.get(d.provider) for d in model.deployments]
-    pricing = model.pricing.per_1k() if model.pricing is not None else None
-    return {
+    body = {
         "id": model.id,
         "object": "model",
         "created": model.created,
         "owned_by": model.owned_by,
         "provider": {"id": spec.name, "name": spec.display_name},
-        "pricing": {k: float(v) if k != "unit" else v for k, v in pricing.items()} if pricing else None,
+        "pricing": pricing_object(model),
         "context_length": model.context_length,
         "max_tokens": model.max_output_tokens,
         "capabilities": model.capabilities.as_dict(),
@@ -69,31 +84,45 @@ def model_object(state: AppState, model: ModelSpec,
         "status": model_status(state, model),
         "performance": None if stats is None else performance_block(stats.get(("m", model.id)),
                                                                      state.settings.performance_window),
+        "retired": model.retired,
     }
+    if not capabilities:
+        del body["capabilities"]
+    return body
+
+
+def _flag(query: Mapping[str, str], name: str, default: bool) -> bool:
+    try:
+        return parse_bool(query.get(name, default))
+    except ValueError:
+        raise InvalidRequest(f"'{name}' must be true or false.", param=name) from None
 
 
 async def list_models(http: web.Request) -> web.Response:
     policy = authenticate(http).policy
     state = app_state(http)
     query = http.query
-    try:
-        active_only = parse_bool(query.get("active_only", "true"))
-    except ValueError:
-        raise InvalidRequest("'active_only' must be true or false.", param="active_only") from None
-    capability = query.get("capability")
-    if capability is not None and capability not in CAPABILITIES:
-        raise InvalidRequest(f"'capability' must be one of: {', '.join(CAPABILITIES)}.", param="capability")
+    active_only = _flag(query, "active_only", True)
+    include_retired = _flag(query, "include_retired", False)
+    include_capabilities = _flag(query, "include_capabilities", True)
+    wanted = query.get("capability")
+    capability = None if wanted is None else CAPABILITY_FILTERS.get(wanted)
+    if wanted is not None and capability is None:
+        raise InvalidRequest(f"'capability' must be one of: {', '.join(CAPABILITY_FILTERS)}.", param="capability")
     provider = query.get("provider")
+    provider = PROVIDER_SLUGS.get(provider, provider) if provider is not None else None
     stats = await performance_stats(state)
     data = []
     for model in state.catalog.models.values():
+        if model.retired and not include_retired:
+            continue
         if provider is not None and all(d.provider != provider for d in model.deployments):
             continue
         if capability is not None and not getattr(model.capabilities, capability):
             continue
         if not policy.allows_model(model.id):
             continue
-        obj = model_object(state, model, stats)
+        obj = model_object(state, model, stats, capabilities=include_capabilities)
         if active_only and not obj["status"]["active"]:
             continue
         data.append(obj)
@@ -113,7 +142,8 @@ async def get_model(http: web.Request) -> web.Response:
                            "GET /v1/models lists the models you can use.", param="model") from None
     if not policy.allows_model(name, model.id):
         raise NotFound(f"The model '{echo(name)}' does not exist on this gateway.", param="model")
-    body = model_object(state, model, await performance_stats(state))
+    body = model_object(state, model, await performance_stats(state),
+                        capabilities=_flag(http.query, "include_capabilities", True))
     return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 

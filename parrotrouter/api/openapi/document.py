@@ -143,12 +143,20 @@ OPERATIONS: tuple[Operation, ...] = (
               parameters=(
                   query("active_only", BOOLEAN, "Only models a healthy deployment serves: provider loaded, "
                         "its probe passing, its breaker closed (default true)."),
-                  query("capability", {"enum": ["chat", "completion", "function_calling", "vision", "embeddings",
-                                                "json_mode"]}, "Only models with this capability."),
-                  query("provider", {"type": "string"}, "Only models this provider serves."))),
+                  query("capability", {"enum": ["chat", "completion", "embedding", "embeddings", "image",
+                                                "function_calling", "vision", "json_mode"]},
+                        "Only models with this capability (`embedding` = `embeddings`; `image`: takes image "
+                        "input, = `vision`)."),
+                  query("provider", {"type": "string"}, "Only models this provider serves (`google` = `gemini`)."),
+                  query("include_retired", BOOLEAN, "Also list models the price table marks deprecated "
+                        "(default false)."),
+                  query("include_capabilities", BOOLEAN, "Include each model's capabilities object "
+                        "(default true)."))),
     Operation("get", "/v1/models/{model_id}", "retrieveModel", "Retrieve a model by id, alias or "
-              "provider/model.", "models", "Model",
-              parameters=(path_param("model_id", "A model id, alias, or provider/model name.", "auto"),)),
+              "provider/model (retired models too).", "models", "Model",
+              parameters=(path_param("model_id", "A model id, alias, or provider/model name.", "auto"),
+                          query("include_capabilities", BOOLEAN, "Include the capabilities object "
+                                "(default true)."))),
     Operation("get", "/health", "health", "Liveness: the process answers.", "operations", "Health",
               authenticated=False),
     Operation("get", "/ready", "ready", "Readiness: started, a provider ready (or "

@@ -126,8 +126,12 @@ def sse_event(chunk: str) -> Schema:
 MODEL: Schema = obj({
     "id": STRING, "object": {"const": "model"}, "created": INT, "owned_by": STRING,
     "provider": obj({"id": STRING, "name": STRING}),
-    "pricing": nullable(obj({"prompt": NUMBER, "completion": NUMBER, "unit": {"const": "1k_tokens"}},
-                            description="USD per 1,000 tokens.")),
+    "pricing": nullable(obj({"prompt": NUMBER, "completion": NUMBER, "unit": {"const": "1k_tokens"},
+                             "source": nullable({"enum": ["table", "config", "upstream", "local"]})},
+                            description="USD per 1,000 tokens, and where the price came from (the genai-prices "
+                                        "table, the config file, the upstream's model list, a free local model); "
+                                        "null when the price is unknown (then keys that pay with credits cannot "
+                                        "use the model).")),
     "context_length": nullable(COUNT), "max_tokens": nullable(COUNT),
     "capabilities": obj({name: BOOL for name in
                          ("chat", "completion", "function_calling", "vision", "embeddings", "json_mode")}),
@@ -145,7 +149,10 @@ MODEL: Schema = obj({
         "tokens_per_second": nullable(NUMBER),
     }, description="Rolling figures from real traffic over the window; null without traffic (or with "
                    "`performance` off).")),
-})
+    "retired": {"type": "boolean", "description": "The price table marks the model deprecated (listed only with "
+                                                  "include_retired=true)."},
+}, required=["id", "object", "created", "owned_by", "provider", "pricing", "context_length", "max_tokens",
+             "aliases", "deployments", "endpoints", "native_apis", "status", "performance", "retired"])
 
 BALANCE: Schema = obj({"credits": USD, "currency": CURRENCY})
 

@@ -5,6 +5,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ...accounting.reserve import pays_with_credits
 from ...protocol.chat import ChatCompletionRequest
 from ...protocol.validation import convert
 from ...routing.policy import parse_policy
@@ -22,7 +23,8 @@ async def explain(http: web.Request) -> web.Response:
     policy = parse_policy(http.headers, wanted.routing)
     plan = state.router.plan(request.model, wanted, policy, wanted.sent_params,
                              lambda: wanted.count_prompt(request.model), allow_empty=True,
-                             permit=principal.policy.model_permit())
+                             permit=principal.policy.model_permit(),
+                             priced_only=state.accounts is not None and pays_with_credits(principal))
     out: dict[str, Any] = {"object": "route.explain", "model": request.model, **plan.describe()}
     out["policy"] = {k: sorted(v) if isinstance(v, frozenset) else v
                      for k, v in dataclasses.asdict(policy).items() if v not in (None, (), frozenset(), False)
