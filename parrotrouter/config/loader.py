@@ -6,6 +6,7 @@ import dataclasses
 import importlib.util
 import os
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -284,7 +285,7 @@ def _well_known_models(provider: cat.ProviderSpec, taken: set[str], env: Mapping
     if preset.prices_id is None:
         return []
     out = []
-    retired = retired_ids(preset.prices_id)
+    retired = retired_ids(preset.prices_id) | preset.retired_ids(datetime.now(tz=UTC).date().isoformat())
     for model_id, context, pricing in known_models(preset.prices_id):
         if model_id in taken or not identity.serves_table_id(preset, model_id, provider):
             continue

@@ -4,7 +4,8 @@ The rule (the `discover_models` setting `auto`, the default), for OpenAI-compati
 
 - local servers (the Ollama, LM Studio, vLLM and llama.cpp server presets): every model, free;
 - a cloud preset at a URL of the operator's own (`OPENAI_BASE_URL` pointing at a vLLM, say): every
-  model, priced from the preset's price table where it knows the id, else price unknown;
+  model, priced from the preset's price table where it knows the id, else free when the URL is on
+  this machine (a loopback address: the operator's own server), else price unknown;
 - OpenAI itself: only fine-tuned models (`ft:` ids, the organisation's own, which the price table
   cannot list; priced where the table matches them, else unknown);
 - OpenRouter: every model, at the prices its /models states;
@@ -19,9 +20,11 @@ the price table, nor one another: the first claim on an id or a name wins (`asse
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from urllib.parse import urlsplit
 
 from ..catalog import AUTO, Capabilities, Deployment, ModelSpec, ProviderSpec
 from ..pricing import FREE, ModelPricing, lookup_pricing
@@ -49,6 +52,19 @@ class Plan:
     cloud: bool  # a cloud API at its own URL: ids of speech, image or moderation models are skipped
     completions: bool  # its models serve /v1/completions too
     vision_prefixes: tuple[str, ...] = ()
+    # a server on this machine (loopback address): a model the price table does not know is the
+    # operator's own, free; a table id (a local proxy of a cloud) keeps the table's price
+    loopback: bool = False
+
+
+def _on_loopback(base_url: str) -> bool:
+    host = (urlsplit(base_url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def plan_for(spec: ProviderSpec, setting: str) -> Plan | None:
@@ -86,7 +102,8 @@ def plan_for(spec: ProviderSpec, setting: str) -> Plan | None:
                 # a cloud's own API serves /v1/completions for few models (OpenAI: none of its chat
                 # models); OpenRouter and OpenAI-compatible servers (vLLM, llama.cpp, Ollama...) do
                 completions=not own_url or dialect == "openrouter",
-                vision_prefixes=preset.vision_prefixes if preset is not None else ())
+                vision_prefixes=preset.vision_prefixes if preset is not None else (),
+                loopback=not own_url and _on_loopback(spec.base_url))
 
 
 def plans(providers: Iterable[ProviderSpec], setting: str) -> list[Plan]:
@@ -108,6 +125,8 @@ def _price(plan: Plan, listed: wire.Listed, embedding: bool) -> tuple[ModelPrici
                                                                                                plan.prices_id)
         if table is not None:
             return table, "table"
+    if plan.loopback:
+        return FREE, "local"
     return None, None
 
 

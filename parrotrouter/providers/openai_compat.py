@@ -195,7 +195,15 @@ PROVIDER = ProviderType(
     presets=(
         Preset("openai", "openai", "OpenAI", "https://api.openai.com/v1", ("OPENAI_API_KEY",),
                "OPENAI_BASE_URL", "openai", vision_prefixes=("gpt-4o", "gpt-4.1", "gpt-5", "o1", "o3", "o4"),
-               discover="openai", discover_filter=r"^ft:"),
+               discover="openai", discover_filter=r"^ft:",
+               # gpt-oss is an open-weights model OpenAI publishes, not one its API serves
+               model_filter=r"^(?!gpt-oss-)",
+               # OpenAI's deprecations page (platform.openai.com/docs/deprecations): shutdown dates
+               retired=(("text-davinci-002", "2024-01-04"), ("text-davinci-003", "2024-01-04"),
+                        ("gpt-3.5-0301", "2024-06-13"), ("gpt-3.5-turbo-0613", "2024-09-13"),
+                        ("gpt-3.5-turbo-16k", "2024-09-13"), ("gpt-4-vision-preview", "2024-12-06"),
+                        ("gpt-4-32k", "2025-06-06"), ("gpt-4.5-preview", "2025-07-14"),
+                        ("o1-preview", "2025-07-28"), ("o1-mini", "2025-10-27"))),
         Preset("groq", "openai", "Groq", "https://api.groq.com/openai/v1", ("GROQ_API_KEY",),
                prices_id="groq", drop_params=frozenset({"logit_bias", "top_logprobs", "store", "metadata"})),
         Preset("mistral", "openai", "Mistral AI", "https://api.mistral.ai/v1", ("MISTRAL_API_KEY",),

@@ -36,6 +36,13 @@ class Preset:
     discover_filter: str | None = None
     local: bool = False  # a server of the operator's own: no key needed, its models are free
     url_envs: tuple[str, ...] = ()  # variables naming its URL; for a local preset, one set enables it
+    # Models the vendor has shut down that the price table does not mark deprecated: (id, the
+    # shutdown date, ISO). Retired from that date: hidden from lists, still resolvable by id.
+    retired: tuple[tuple[str, str], ...] = ()
+
+    def retired_ids(self, today: str) -> frozenset[str]:
+        """The ids of `retired` shut down on or before `today` (an ISO date)."""
+        return frozenset(model for model, date in self.retired if date <= today)
 
 
 def all_presets() -> dict[str, Preset]:

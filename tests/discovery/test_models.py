@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from parrotrouter.catalog import Catalog, Deployment, ModelSpec, ProviderSpec
 from parrotrouter.config.loader import load_config
 from parrotrouter.discovery import wire
@@ -92,17 +94,25 @@ def test_official_openai_keeps_fine_tuned_models_priced_by_the_table() -> None:
     assert not davinci.capabilities.chat and davinci.capabilities.completion
 
 
-def test_custom_base_url_prices_known_ids_from_the_table_and_others_unknown() -> None:
-    found = providers({"OPENAI_API_KEY": "sk-x", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
+@pytest.mark.parametrize(("base_url", "own_price"), [
+    ("http://gpu.internal:8000/v1", (None, None)),  # somebody's server: an unknown id's price is unknown
+    ("http://10.0.0.7:8000/v1", (None, None)),  # a private address is not this machine
+    ("http://127.0.0.1:9/v1", (FREE, "local")),  # this machine: the operator's own model, free
+    ("http://localhost:9/v1", (FREE, "local")),
+    ("http://[::1]:9/v1", (FREE, "local")),
+])
+def test_custom_base_url_prices_known_ids_from_the_table_and_others_unknown_unless_local(
+        base_url: str, own_price: tuple[object, object]) -> None:
+    found = providers({"OPENAI_API_KEY": "sk-x", "OPENAI_BASE_URL": base_url})
     plan = plan_for(found["openai"], "auto")
     assert plan is not None
     listing = wire.read_openai({"data": [{"id": "gpt-4o-mini"}, {"id": "meta-llama/Llama-3.1-8B-Instruct"},
                                          {"id": "whisper-1"}]})
     assert listing is not None
     models = {m.id: m for m in discovered_models(plan, found["openai"], listing)}
-    assert models["gpt-4o-mini"].price_source == "table"
+    assert models["gpt-4o-mini"].price_source == "table"  # a local proxy of OpenAI still costs OpenAI's price
     llama = models["meta-llama/Llama-3.1-8B-Instruct"]
-    assert llama.pricing is None and llama.price_source is None and llama.capabilities.completion
+    assert (llama.pricing, llama.price_source) == own_price and llama.capabilities.completion
     assert "whisper-1" in models  # a server of the operator's: every id it lists
 
 
