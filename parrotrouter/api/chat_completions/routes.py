@@ -14,9 +14,8 @@ from ..request import authenticated, read_json_sized
 
 
 def check_semantics(request: ChatCompletionRequest) -> None:
-    """Rules between fields that types alone cannot state (as OpenAI enforces them)."""
-    if request.stream_options is not None and not request.stream:
-        raise InvalidRequest("'stream_options' is only allowed when 'stream' is true.", param="stream_options")
+    """Rules between fields that types alone cannot state (as OpenAI enforces them). `stream_options`
+    without `stream` is accepted and ignored (OpenAI's spec and SDK send it so; never forwarded)."""
     if request.top_logprobs is not None and not request.logprobs:
         raise InvalidRequest("'top_logprobs' requires 'logprobs' to be true.", param="top_logprobs")
     if request.tool_choice is not None and request.tool_choice != "none" and not request.tools:

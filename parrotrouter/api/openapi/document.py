@@ -149,6 +149,10 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/v1/models/{model_id}", "retrieveModel", "Retrieve a model by id, alias or "
               "provider/model.", "models", "Model",
               parameters=(path_param("model_id", "A model id, alias, or provider/model name.", "auto"),)),
+    Operation("delete", "/v1/models/{model_id}", "deleteModel", "Delete a fine-tuned model at the provider that "
+              "serves it (master key only).", "models", "ModelDeleted",
+              parameters=(path_param("model_id", "The fine-tuned model's id.",
+                                     "ft:gpt-4o-mini:acemeco:suffix:abc123"),)),
     Operation("get", "/health", "health", "Liveness: the process answers.", "operations", "Health",
               authenticated=False),
     Operation("get", "/ready", "ready", "Readiness: started, a provider ready (or "

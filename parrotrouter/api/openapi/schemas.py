@@ -252,6 +252,7 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
     "EmbeddingList": EMBEDDING_LIST,
     "Model": MODEL,
     "ModelList": obj({"object": {"const": "list"}, "data": {"type": "array", "items": ref("Model")}}),
+    "ModelDeleted": obj({"id": STRING, "object": {"const": "model"}, "deleted": BOOL}),
     "ApiKey": API_KEY,
     "ApiKeyWithSecret": API_KEY_WITH_SECRET,
     "ApiKeyList": obj({"object": {"const": "list"}, "data": {"type": "array", "items": ref("ApiKey")}}),
