@@ -308,3 +308,9 @@ def message_text(content: str | list[Any] | None) -> str:
 
 def to_builtins(value: Any) -> Any:
     return msgspec.to_builtins(value)
+
+
+class ChatCompletionUpdate(Struct):
+    """`POST /v1/chat/completions/{completion_id}`: a stored completion's new metadata (null clears it)."""
+
+    metadata: Metadata | None

@@ -135,9 +135,12 @@ def test_body_limit_counts_after_decompression(gateway: Gateway) -> None:
 def test_unknown_route_and_method(gateway: Gateway) -> None:
     with gateway.http() as http:
         assert_envelope(http.get("/v1/nothing-here"), 404, "not_found")
-        resp = http.get("/v1/chat/completions")
+        resp = http.get("/v1/completions")
         assert_envelope(resp, 405, "method_not_allowed")
         assert "POST" in resp.headers["allow"]
+        resp = http.put("/v1/chat/completions")  # GET lists stored completions, POST creates one
+        assert_envelope(resp, 405, "method_not_allowed")
+        assert {"GET", "POST"} <= {m.strip() for m in resp.headers["allow"].split(",")}
 
 
 @pytest.mark.parametrize(("headers", "code"), [

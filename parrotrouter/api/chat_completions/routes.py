@@ -11,6 +11,7 @@ from ...serving.request import GenerationRequest
 from ..generate import generate
 from ..logging_headers import read_logging
 from ..request import authenticated, read_json_sized
+from . import stored
 
 
 def check_semantics(request: ChatCompletionRequest) -> None:
@@ -34,8 +35,12 @@ async def create_chat_completion(http: web.Request) -> web.StreamResponse:
     request = GenerationRequest.decode(payload, raw, size)
     if ctx.principal.policy.features is not None:
         ctx.principal.policy.check_features(request.features())
+    if payload.store:  # kept for GET /v1/chat/completions/{id} and the list (stored.py)
+        keep = stored.keeper(http, ctx.principal, raw)
+        return await generate(http, ctx, request, keep, stored.StoringEncoder(keep))
     return await generate(http, ctx, request)
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/chat/completions", create_chat_completion)
+    stored.add_routes(app)

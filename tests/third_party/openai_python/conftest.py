@@ -15,6 +15,7 @@ ordinary key created through `POST /v1/keys`, with credits, as an application wo
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -60,8 +61,11 @@ def sdk_gateway(sdk_upstream: FakeOpenAIAccount, tmp_path_factory: pytest.TempPa
 def sdk_key(request: pytest.FixtureRequest, sdk_gateway: Gateway) -> str:
     if request.module.__name__.rsplit(".", 1)[-1] in ADMIN_MODULES:
         return MASTER_KEY
+    # Credits for the worst case the gateway reserves: their requests set `max_tokens: 0` (no cap) for a model
+    # with a 1M-token window, so each holds tens of dollars while it runs, and a stream the test closed early
+    # still holds its reservation until the gateway has finished it.
     with sdk_gateway.http() as http:
-        created = http.post("/v1/keys", json={"name": f"openai-python {request.module.__name__}", "credits": "1000"})
+        created = http.post("/v1/keys", json={"name": f"openai-python {request.module.__name__}", "credits": "100000"})
     assert created.status_code == 201, created.text
     key: str = created.json()["key"]
     return key
@@ -90,3 +94,19 @@ async def async_client(request: pytest.FixtureRequest, sdk_gateway: Gateway,
     async with AsyncOpenAI(base_url=sdk_gateway.base_url, api_key=sdk_key, max_retries=0,
                            _strict_response_validation=strict, http_client=http_client) as sdk:
         yield sdk
+
+
+# openai-python's tests of stored chat completions address a fixed id, `completion_id`, that exists only
+# on their mock server: the gateway's stored completions have the ids the gateway gave them when they
+# were created (`chatcmpl-...`), so a real server answers 404 for it. The gateway's store itself is
+# tested in tests/e2e/test_stored_chat_completions.py; these calls' shapes are what it answers there.
+FIXED_ID_TESTS = re.compile(r"test_(method|raw_response|streaming_response)_(retrieve|update|delete)")
+FIXED_ID_REASON = ("openai-python's test addresses the mock server's fixed id 'completion_id', which no real "
+                   "server has (the gateway's stored completions: tests/e2e/test_stored_chat_completions.py)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if (item.path.parent.name == "chat" and item.path.is_relative_to(HERE)
+                and FIXED_ID_TESTS.fullmatch(getattr(item, "originalname", item.name))):
+            item.add_marker(pytest.mark.skip(reason=FIXED_ID_REASON))
