@@ -18,7 +18,7 @@ from ...protocol.chat import ChatCompletionUpdate
 from ...protocol.validation import convert
 from ...serving.core import Done, Frames, StreamEvent
 from ...state import AppState
-from ...store.chat_completions import CompletionStore, MemoryCompletionStore, StoredCompletion
+from ...store.chat_completions import CompletionStore, MemoryCompletionStore, SqlCompletionStore, StoredCompletion
 from ..generate import ChatEncoder
 from ..json import json_response
 from ..request import authenticate, read_json
@@ -35,8 +35,12 @@ Keeper = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 def build_store(state: AppState) -> CompletionStore:
-    """Kept as long as stored Responses API responses (`responses_max_age_days`)."""
-    return MemoryCompletionStore(state.settings.responses_max_age_days * 86400, MEMORY_BYTES)
+    """The database when accounting is on, else this process's bounded memory; completions are kept
+    as long as stored Responses API responses (`responses_max_age_days`)."""
+    max_age = state.settings.responses_max_age_days * 86400
+    if state.accounts is not None:
+        return SqlCompletionStore(state.accounts.engine, max_age)
+    return MemoryCompletionStore(max_age, MEMORY_BYTES)
 
 
 def keeper(http: web.Request, principal: Principal, raw: dict[str, Any]) -> Keeper:
