@@ -96,6 +96,15 @@ def test_another_account_never_sees_them(gateway: Gateway, client: openai.OpenAI
     assert client.chat.completions.retrieve(cid).id == cid
 
 
+@pytest.mark.parametrize("query", ["after=%00", "model=%00", "metadata[k]=%00", "metadata[%00]=v", "after=" + "x" * 65])
+def test_what_no_completion_can_have_lists_nothing(gateway: Gateway, query: str) -> None:
+    with gateway.http() as http:
+        http.post("/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": USER, "store": True})
+        resp = http.get(f"/v1/chat/completions?{query}")
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"object": "list", "data": [], "first_id": None, "last_id": None, "has_more": False}
+
+
 @pytest.mark.parametrize("query", ["limit=101", "limit=-1", "limit=ten", "order=up"])
 def test_bad_list_parameters_name_the_param(gateway: Gateway, query: str) -> None:
     with gateway.http() as http:

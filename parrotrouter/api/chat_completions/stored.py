@@ -15,7 +15,7 @@ from aiohttp import web
 from ...auth.principal import Principal
 from ...errors import InvalidRequest, NotFound, echo
 from ...protocol.chat import ChatCompletionUpdate
-from ...protocol.validation import convert
+from ...protocol.validation import convert, storable
 from ...serving.core import Done, Frames, StreamEvent
 from ...state import AppState
 from ...store.chat_completions import CompletionStore, MemoryCompletionStore, SqlCompletionStore, StoredCompletion
@@ -124,8 +124,8 @@ class StoringEncoder(ChatEncoder):
         await self.keep(answer)
 
 
-def _completion_id(http: web.Request) -> tuple[str, str]:
-    principal = authenticate(http)
+def _completion_id(http: web.Request, write: bool = False) -> tuple[str, str]:
+    principal = authenticate(http, write=write)
     return http.match_info["completion_id"], owner_of(principal)
 
 
@@ -146,7 +146,7 @@ async def get_completion(http: web.Request) -> web.Response:
 
 
 async def update_completion(http: web.Request) -> web.Response:
-    cid, owner = _completion_id(http)
+    cid, owner = _completion_id(http, write=True)
     update = convert(await read_json(http), ChatCompletionUpdate)
     stored = (await reach(http.app[STORE_KEY].set_metadata(cid, owner, dict(update.metadata or {})))
               if known_id(cid) else None)
@@ -156,7 +156,7 @@ async def update_completion(http: web.Request) -> web.Response:
 
 
 async def delete_completion(http: web.Request) -> web.Response:
-    cid, owner = _completion_id(http)
+    cid, owner = _completion_id(http, write=True)
     if not known_id(cid) or not await reach(http.app[STORE_KEY].delete(cid, owner)):
         raise _not_found(cid)
     return json_response({"id": cid, "object": "chat.completion.deleted", "deleted": True})
@@ -193,9 +193,14 @@ def _page(data: list[dict[str, Any]], has_more: bool) -> web.Response:
 
 async def list_completions(http: web.Request) -> web.Response:
     owner = owner_of(authenticate(http))
-    page = await reach(http.app[STORE_KEY].list(
-        owner, model=http.query.get("model"), metadata=_metadata_filter(http), after=http.query.get("after"),
-        limit=_limit(http), order=_order(http, "asc")))
+    model, after, metadata = http.query.get("model"), http.query.get("after"), _metadata_filter(http)
+    limit, order = _limit(http), _order(http, "asc")
+    # What no stored completion can have (text a database cannot hold, ids not ours) matches none.
+    wanted = [model or "", *metadata, *metadata.values()]
+    if not all(storable(text) and len(text) <= 512 for text in wanted) or (after is not None and not known_id(after)):
+        return _page([], False)
+    page = await reach(http.app[STORE_KEY].list(owner, model=model, metadata=metadata, after=after, limit=limit,
+                                                order=order))
     return _page([stored.completion for stored in page.data], page.has_more)
 
 
