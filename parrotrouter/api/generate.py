@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
@@ -73,15 +74,20 @@ class ChatEncoder:
         return None
 
 
-async def generate(http: web.Request, ctx: RequestContext, request: GenerationRequest) -> web.StreamResponse:
-    """Serve a decoded generation request over HTTP."""
+async def generate(http: web.Request, ctx: RequestContext, request: GenerationRequest,
+                   keep: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+                   encoder: StreamEncoder | None = None) -> web.StreamResponse:
+    """Serve a decoded generation request over HTTP; `keep` is given a JSON answer, `encoder`
+    writes a stream (chat's `store: true` keeps both)."""
     state = app_state(http)
     policy = parse_policy(http.headers, request.routing)
     if not request.stream:
-        return web.Response(body=orjson.dumps(await answer(state, ctx, request, policy)),
-                            content_type="application/json")
+        served = await answer(state, ctx, request, policy)
+        if keep is not None:
+            await keep(served)
+        return web.Response(body=orjson.dumps(served), content_type="application/json")
     stream = await open_stream(state, ctx, request, policy)
-    return await relay(http, stream, ChatEncoder())
+    return await relay(http, stream, encoder or ChatEncoder())
 
 
 async def relay(http: web.Request, stream: Stream, encoder: StreamEncoder) -> web.StreamResponse:

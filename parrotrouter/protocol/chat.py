@@ -18,9 +18,11 @@ Penalty = Annotated[float, Meta(ge=-2.0, le=2.0)]
 # where it documents one; otherwise a cap no real request reaches.
 # max_tokens, max_completion_tokens: above every model's context window (the largest is 10M
 # tokens), and small enough that the credit reservation (tokens x price, times a lease of many
-# requests) stays far inside the database's 64-bit nano-dollar integers.
+# requests) stays far inside the database's 64-bit nano-dollar integers. 0 is valid, as in OpenAI's
+# published API spec (no minimum; the upstream decides what it means): the reservation and token
+# rate limits then hold the model's own cap (accounting/reserve.py `output_cap`).
 MAX_OUTPUT_TOKENS = 10_000_000
-OutputTokens = Annotated[int, Meta(ge=1, le=MAX_OUTPUT_TOKENS)]
+OutputTokens = Annotated[int, Meta(ge=0, le=MAX_OUTPUT_TOKENS)]
 Seed = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]  # int64, as upstreams parse it
 MAX_STOP_CHARS = 1024  # per stop sequence (OpenAI documents up to 4, not their length)
 StopText = Annotated[str, Meta(max_length=MAX_STOP_CHARS)]
@@ -306,3 +308,9 @@ def message_text(content: str | list[Any] | None) -> str:
 
 def to_builtins(value: Any) -> Any:
     return msgspec.to_builtins(value)
+
+
+class ChatCompletionUpdate(Struct):
+    """`POST /v1/chat/completions/{completion_id}`: a stored completion's new metadata (null clears it)."""
+
+    metadata: Metadata | None

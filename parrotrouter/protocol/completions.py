@@ -18,7 +18,7 @@ Prompt = str | list[Any]
 class CompletionRequest(Struct, omit_defaults=True):
     model: Annotated[str, Meta(min_length=1)]
     prompt: Prompt
-    best_of: Annotated[int, Meta(ge=1, le=20)] | None = None
+    best_of: Annotated[int, Meta(ge=0, le=20)] | None = None  # OpenAI's spec: 0..20 (0 counts as 1 here)
     echo: bool | None = None
     frequency_penalty: Penalty | None = None
     presence_penalty: Penalty | None = None

@@ -134,6 +134,9 @@ class AzureAdapter(OpenAIAdapter):
             return f"{self._root}/v1{operation}{self._query}"
         return f"{self._root}/deployments/{quote(deployment, safe='')}{operation}{self._query}"
 
+    def delete_model_request(self, upstream_model: str) -> UpstreamRequest | None:
+        return None  # Azure deletes fine-tuned models through its management API, not this one
+
     def responses_url(self, model: str) -> str | None:
         """The v1 API's `/responses`, or the resource's with a preview api-version that has it."""
         if self.options.surface == "v1":

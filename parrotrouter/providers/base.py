@@ -195,6 +195,11 @@ class Provider(abc.ABC):
         """OpenAI-shaped embeddings (see `EmbeddingCall`)."""
         raise InvalidRequest(f"Provider '{self.name}' does not offer /v1/embeddings.", param="model")
 
+    async def delete_model(self, upstream_model: str) -> bool:
+        """Delete one of the account's own models (a fine-tuned model) at the provider; whether it
+        says it was deleted. Only OpenAI-compatible providers offer it."""
+        raise InvalidRequest(f"Provider '{self.name}' does not offer deleting models.", param="model")
+
     async def start(self) -> None:
         """Acquire resources (connection pools, model weights). Called once at start-up."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
@@ -118,7 +119,9 @@ class OpenAIAdapter:
     def _body(self, raw: dict[str, Any], model: str, stream: bool) -> bytes:
         body = {k: v for k, v in raw.items() if k not in self._drop}
         body["model"] = model
-        if stream and self.stream_usage:
+        if not stream:
+            body.pop("stream_options", None)  # accepted without `stream` (api/chat_completions), meaningless here
+        elif self.stream_usage:
             # Always ask for usage: accounting must not depend on what the client asked for.
             options = body.get("stream_options")
             body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
@@ -172,6 +175,20 @@ class OpenAIAdapter:
             raise _error_from_body(obj, 500, {}, self.spec.name, in_stream=True, codes=self.error_codes)
         return obj
 
+    def delete_model_request(self, upstream_model: str) -> UpstreamRequest | None:
+        """OpenAI's `DELETE /models/{model}` (fine-tuned models); None where the upstream has none."""
+        assert self.spec.base_url is not None
+        url = self.spec.base_url + "/models/" + quote(upstream_model, safe="")
+        return UpstreamRequest(url, b"", self._headers, False, encoded_url=True, method="DELETE")
+
+    def model_deleted(self, body: bytes) -> bool:
+        """`deleted` of OpenAI's answer `{"id", "object": "model", "deleted"}`."""
+        obj = json_object(body, "model deletion answer")
+        deleted = obj.get("deleted")
+        if not isinstance(deleted, bool):
+            raise malformed("model deletion answer")
+        return deleted
+
     def chat_stream(self, call: ChatCall) -> OpenAIStream:
         return OpenAIStream(self.spec.name, self.error_codes)
 
@@ -181,6 +198,20 @@ class OpenAIAdapter:
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamFailure:
         parsed = json_or_none(body)
         return _error_from_body(parsed, status, headers, self.spec.name, codes=self.error_codes)
+
+
+class OpenAIProvider(HttpProvider):
+    """An OpenAI-compatible provider: the HTTP provider, plus OpenAI's model management."""
+
+    def __init__(self, spec: ProviderSpec, adapter: OpenAIAdapter) -> None:
+        super().__init__(spec, adapter, supports_completions=True)
+        self.openai = adapter
+
+    async def delete_model(self, upstream_model: str) -> bool:
+        request = self.openai.delete_model_request(upstream_model)
+        if request is None:
+            return await super().delete_model(upstream_model)
+        return self.openai.model_deleted(await self._call(request))
 
 
 def _build(spec: ProviderSpec) -> HttpProvider:

@@ -20,7 +20,7 @@ from ..errors import FailureKind, UpstreamFailure
 from ..upstream.client import ServerSentEvent, UpstreamRequest
 from .base import GATEWAY_FIELDS, NativeCall, json_object, malformed
 from .http import HttpProvider
-from .openai_compat import OpenAIAdapter
+from .openai_compat import OpenAIAdapter, OpenAIProvider
 
 DIALECT = "openai.responses"
 OPENAI_URL = "https://api.openai.com/"
@@ -137,14 +137,10 @@ class ResponsesStream:
         return [chunk]
 
 
-class ResponsesProvider(HttpProvider):
+class ResponsesProvider(OpenAIProvider):
     """An OpenAI-compatible provider that also takes the Responses API natively."""
 
     native_dialects = frozenset({DIALECT})
-
-    def __init__(self, spec: ProviderSpec, adapter: OpenAIAdapter) -> None:
-        super().__init__(spec, adapter, supports_completions=True)
-        self.openai = adapter
 
     def _request(self, call: NativeCall) -> UpstreamRequest:
         model = call.chat.deployment.upstream_model
@@ -171,4 +167,4 @@ def build_http_provider(spec: ProviderSpec, adapter: OpenAIAdapter) -> HttpProvi
     when its upstream has it (OpenAI itself; Azure on an api-version that offers it)."""
     if adapter.responses_url("") is not None and (spec.type == "azure" or speaks_responses(spec)):
         return ResponsesProvider(spec, adapter)
-    return HttpProvider(spec, adapter, supports_completions=True)
+    return OpenAIProvider(spec, adapter)

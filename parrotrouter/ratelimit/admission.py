@@ -21,6 +21,6 @@ async def admit(limiter: RateLimiter, principal: Principal, user: str | None, de
         return None
     tokens = 0
     if any(lim.tokens for lim in limits):
-        output = output_limit if output_limit is not None else (model_output_cap or DEFAULT_TPM_OUTPUT)
+        output = output_limit or model_output_cap or DEFAULT_TPM_OUTPUT  # 0: no cap the upstream must honour
         tokens = await prompt_tokens() + output
     return await limiter.admit(limits, tokens)

@@ -31,6 +31,7 @@ class UpstreamRequest:
     # `url` is already percent-encoded and is sent byte for byte (a signed request's path must
     # reach the server exactly as it was signed); otherwise the HTTP client normalises it.
     encoded_url: bool = False
+    method: str = "POST"  # model management (DELETE /models/{id}) uses others
 
 
 @dataclasses.dataclass(slots=True)
@@ -98,8 +99,8 @@ class UpstreamClient:
 
     @contextlib.asynccontextmanager
     async def open(self, request: UpstreamRequest) -> AsyncIterator[UpstreamResponse]:
-        """POST the request; yield the response with headers read. Retries once on a stale
-        pooled connection (the server closed it before answering)."""
+        """Send the request (a POST unless it says otherwise); yield the response with headers
+        read. Retries once on a stale pooled connection (the server closed it before answering)."""
         timeout = self._stream_timeout if request.stream else self._plain_timeout
         headers = request.headers
         if (trace := OUTGOING.get()) is not None:  # the attempt's trace context (upstream/trace_context.py)
@@ -108,7 +109,8 @@ class UpstreamClient:
             try:
                 with map_transport_errors(self.timeouts, "first" if request.stream else "open"):
                     url = URL(request.url, encoded=True) if request.encoded_url else request.url
-                    ctx = self._session.post(url, data=request.body, headers=headers, timeout=timeout)
+                    ctx = self._session.request(request.method, url, data=request.body, headers=headers,
+                                                timeout=timeout)
                     if request.stream:
                         async with asyncio.timeout(self.timeouts.first_token):
                             resp = await ctx

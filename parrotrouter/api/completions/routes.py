@@ -14,9 +14,9 @@ from ..request import authenticated, read_json_sized
 
 
 def check_semantics(request: CompletionRequest) -> None:
-    if request.stream_options is not None and not request.stream:
-        raise InvalidRequest("'stream_options' is only allowed when 'stream' is true.", param="stream_options")
-    if request.best_of is not None:
+    """`stream_options` without `stream` is accepted and ignored (never forwarded), as on chat;
+    `best_of: 0` (allowed by OpenAI's spec) means the default, one answer per `n`."""
+    if request.best_of:
         if request.stream:
             raise InvalidRequest("'best_of' cannot be used with 'stream'.", param="best_of")
         if request.best_of < (request.n or 1):

@@ -7,7 +7,7 @@ import orjson
 from aiohttp import web
 
 from ...catalog import ModelSpec
-from ...errors import InvalidRequest, NotFound, echo
+from ...errors import FailureKind, InvalidRequest, NotFound, PermissionDenied, UpstreamFailure, echo
 from ...observe.performance import Bucket, performance_block, performance_of
 from ...settings import parse_bool
 from ...state import AppState
@@ -147,6 +147,36 @@ async def get_model(http: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
+async def delete_model(http: web.Request) -> web.Response:
+    """OpenAI's `DELETE /v1/models/{model}`: delete one of the account's fine-tuned models at the
+    provider that serves it. The provider's account is the operator's, so only the master key may.
+    The model leaves the list when its provider's models are next listed."""
+    if not authenticate(http, write=True).is_master:
+        raise PermissionDenied("Only the master key can delete models.")
+    state = app_state(http)
+    name = http.match_info["model_id"]
+    model = state.catalog.models.get(name)
+    if model is None:
+        try:
+            model = state.catalog.resolve(name).model
+        except InvalidRequest:
+            raise NotFound(f"The model '{echo(name)}' does not exist on this gateway.", param="model") from None
+    loaded = [(d, p) for d in model.deployments if (p := state.providers.get(d.provider)) is not None]
+    if not loaded:
+        raise NotFound(f"No provider of the model '{echo(name)}' is loaded.", param="model")
+    deployment, provider = loaded[0]
+    try:
+        deleted = await provider.delete_model(deployment.upstream_model)
+    except UpstreamFailure as exc:
+        if exc.kind is FailureKind.NOT_FOUND:
+            raise NotFound(f"The provider '{provider.name}' does not know the model '{echo(name)}'.",
+                           param="model") from None
+        raise exc.to_client_error() from None
+    body = {"id": model.id, "object": "model", "deleted": deleted}
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{model_id:.+}", get_model)
+    app.router.add_delete("/v1/models/{model_id:.+}", delete_model)

@@ -129,10 +129,31 @@ KEY_EXAMPLES = {"key": {"value": {"name": "ci", "credits": "5.00", "permissions"
     "models": ["auto"], "operations": ["read", "write"], "max_requests_per_minute": 60}}}}
 
 RESPONSE_ID = path_param("response_id", "The response id (`resp_...`).")
+COMPLETION_ID = path_param("completion_id", "A stored chat completion's id (`chatcmpl-...`).")
+PAGE = (query("after", {"type": "string"}, "List what comes after this id (the last of the previous page)."),
+        query("limit", {"type": "integer", "minimum": 0, "maximum": 100, "default": 20}, "Page size."),
+        query("order", {"enum": ["asc", "desc"], "default": "asc"}, "Creation order (desc: newest first)."))
 OPERATIONS: tuple[Operation, ...] = (
     Operation("post", "/v1/chat/completions", "createChatCompletion", "Create a chat completion (JSON, or SSE "
               "with `stream: true`).", "generation", "ChatCompletion", body="ChatCompletionRequest",
               parameters=GENERATION_HEADERS, stream_event="ChatCompletionEvent", examples=CHAT_EXAMPLES),
+    Operation("get", "/v1/chat/completions", "listChatCompletions", "The key's account's stored chat completions "
+              "(`store: true`).", "generation", "ChatCompletionList", parameters=(
+                  query("model", {"type": "string"}, "Only completions of this model."),
+                  {"name": "metadata", "in": "query", "style": "deepObject", "explode": True, "description":
+                   "Only completions with these metadata pairs (`metadata[key]=value`).",
+                   "schema": {"type": "object", "additionalProperties": {"type": "string"}}},
+                  *PAGE)),
+    Operation("get", "/v1/chat/completions/{completion_id}", "getChatCompletion", "A stored chat completion.",
+              "generation", "ChatCompletion", parameters=(COMPLETION_ID,)),
+    Operation("post", "/v1/chat/completions/{completion_id}", "updateChatCompletion", "Set a stored chat "
+              "completion's metadata.", "generation", "ChatCompletion", body="ChatCompletionUpdate",
+              parameters=(COMPLETION_ID,), examples={"label": {"value": {"metadata": {"project": "demo"}}}}),
+    Operation("delete", "/v1/chat/completions/{completion_id}", "deleteChatCompletion", "Delete a stored chat "
+              "completion.", "generation", "ChatCompletionDeleted", parameters=(COMPLETION_ID,)),
+    Operation("get", "/v1/chat/completions/{completion_id}/messages", "listChatCompletionMessages", "The messages "
+              "of a stored chat completion's request.", "generation", "ChatCompletionMessageList",
+              parameters=(COMPLETION_ID, *PAGE)),
     Operation("post", "/v1/completions", "createCompletion", "Create a text completion (JSON, or SSE with "
               "`stream: true`).", "generation", "TextCompletion", body="CompletionRequest",
               parameters=GENERATION_HEADERS, stream_event="TextCompletionEvent", examples=COMPLETION_EXAMPLES),
@@ -157,6 +178,10 @@ OPERATIONS: tuple[Operation, ...] = (
               parameters=(path_param("model_id", "A model id, alias, or provider/model name.", "auto"),
                           query("include_capabilities", BOOLEAN, "Include the capabilities object "
                                 "(default true)."))),
+    Operation("delete", "/v1/models/{model_id}", "deleteModel", "Delete a fine-tuned model at the provider that "
+              "serves it (master key only).", "models", "ModelDeleted",
+              parameters=(path_param("model_id", "The fine-tuned model's id.",
+                                     "ft:gpt-4o-mini:acemeco:suffix:abc123"),)),
     Operation("get", "/health", "health", "Liveness: the process answers.", "operations", "Health",
               authenticated=False),
     Operation("get", "/ready", "ready", "Readiness: started, a provider ready (or "

@@ -15,14 +15,14 @@ import msgspec
 import msgspec.inspect as mi
 
 from ...auth.key_schema import CreditsAdd, KeyCreate, KeyUpdate
-from ...protocol.chat import ChatCompletionRequest
+from ...protocol.chat import ChatCompletionRequest, ChatCompletionUpdate
 from ...protocol.completions import CompletionRequest
 from ..embeddings.protocol import MAX_INPUT_TOKENS, MAX_INPUTS, EmbeddingsBody
 from ..responses.protocol import ResponsesRequest
 from .schemas import BOOL, MONEY_IN, REF, STRING, Schema, nullable, obj
 
-REQUEST_TYPES: tuple[type[Any], ...] = (ChatCompletionRequest, CompletionRequest, EmbeddingsBody, KeyCreate, KeyUpdate,
-                                        CreditsAdd, ResponsesRequest)
+REQUEST_TYPES: tuple[type[Any], ...] = (ChatCompletionRequest, ChatCompletionUpdate, CompletionRequest, EmbeddingsBody,
+                                        KeyCreate, KeyUpdate, CreditsAdd, ResponsesRequest)
 
 _NAMES = {"type": "array", "items": {"type": "string", "minLength": 1}}
 _PRICE = {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}]}

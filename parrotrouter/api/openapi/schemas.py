@@ -259,6 +259,13 @@ RESPONSE_SCHEMAS: dict[str, Schema] = {
     "EmbeddingList": EMBEDDING_LIST,
     "Model": MODEL,
     "ModelList": obj({"object": {"const": "list"}, "data": {"type": "array", "items": ref("Model")}}),
+    "ChatCompletionList": obj({"object": {"const": "list"}, "data": {"type": "array", "items": ref("ChatCompletion")},
+                               "first_id": nullable(STRING), "last_id": nullable(STRING), "has_more": BOOL}),
+    "ChatCompletionDeleted": obj({"id": STRING, "object": {"const": "chat.completion.deleted"}, "deleted": BOOL}),
+    "ChatCompletionMessageList": obj({"object": {"const": "list"}, "data": {"type": "array", "items": obj(
+        {"id": STRING, "role": STRING}, required=["id", "role"])}, "first_id": nullable(STRING),
+        "last_id": nullable(STRING), "has_more": BOOL}),
+    "ModelDeleted": obj({"id": STRING, "object": {"const": "model"}, "deleted": BOOL}),
     "ApiKey": API_KEY,
     "ApiKeyWithSecret": API_KEY_WITH_SECRET,
     "ApiKeyList": obj({"object": {"const": "list"}, "data": {"type": "array", "items": ref("ApiKey")}}),
