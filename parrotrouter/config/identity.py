@@ -184,6 +184,23 @@ def _join(model: cat.ModelSpec, other: cat.ModelSpec) -> cat.ModelSpec:
 
 
 # ---------------------------------------------------------------------- names resolved on demand
+_WORD = re.compile(r"[^-._:/]+")
+_VERSION_WORD = re.compile(r"v?\d+")  # a date, a snapshot number, `v2`
+# words a snapshot's id adds to its model's without being another product
+_SNAPSHOT_WORDS = frozenset({"preview", "latest", "chat"})
+
+
+def same_product(name: str, entry_id: str) -> bool:
+    """Whether `name` is a snapshot or documented id of the price-table entry its match clauses
+    found (`gpt-4o-2024-08-06` of `gpt-4o`, `claude-3-opus-20240229` of `claude-3-opus-latest`),
+    not another product the table's prefix match merely reaches (`gpt-4o-mini-search-preview`,
+    billed per search too, is not `gpt-4o-mini`): every word of the name that is not a version
+    must be a word of the entry's id, or one that marks a snapshot."""
+    entry_words = set(_WORD.findall(entry_id.lower()))
+    return all(word in entry_words or word in _SNAPSHOT_WORDS or _VERSION_WORD.fullmatch(word)
+               for word in _WORD.findall(name.lower()))
+
+
 def auto_names(providers: Mapping[str, cat.ProviderSpec]) -> tuple[str, ...]:
     """`openrouter/auto` is our `auto` unless OpenRouter itself is enabled."""
     return () if _openrouter(providers) else (OPENROUTER_AUTO,)
@@ -251,7 +268,7 @@ class NameResolver:
                     or ptype.env_models is not None or provider.name == OPENROUTER):
                 continue
             entry = table_entry(name, preset.prices_id)
-            if entry is None or not serves_table_id(preset, entry.id, provider):
+            if entry is None or not same_product(name, entry.id) or not serves_table_id(preset, entry.id, provider):
                 continue
             listed = catalog.listed(entry.id)
             if like is None:
@@ -319,7 +336,7 @@ class NameResolver:
         if openrouter is None:
             return None
         entry = table_entry(name, OPENROUTER_PRICES)
-        if entry is None:
+        if entry is None or not same_product(name, entry.id):
             return None
         return cat.Deployment(OPENROUTER, name, pricing=pricing_from_table(entry), region=openrouter.region,
                               price_source="table")

@@ -226,3 +226,23 @@ def test_without_environment_providers_only_the_files_names_resolve(tmp_path: Pa
     for name in ("gpt-4o-2024-08-06", "openai/gpt-4.1"):
         with pytest.raises(UnsupportedModel):
             c.resolve(name)
+
+
+# ---------------------------------------------------------------------------- loose table matches (review)
+@pytest.mark.parametrize(("name", "envs"), [
+    ("gpt-4o-mini-search-preview", (OPENAI,)),  # the table's gpt-4o-mini: text price, no per-search fee
+    ("gemini-2.5-flash-native-audio-preview-09-2025", (GEMINI,)),  # the table's gemini-live-2.5-flash
+    ("gemini-2.0-flash-thinking-exp-01-21", (GEMINI,)),  # an experiment, not gemini-2.0-flash
+    ("claude-3-opus-foo", (ANTHROPIC,)),  # made up: the table's starts-with match is no model
+])
+def test_a_name_the_table_only_loosely_matches_is_not_served_at_another_models_price(
+        name: str, envs: tuple[dict[str, str], ...]) -> None:
+    with pytest.raises(UnsupportedModel):
+        catalog(*envs).resolve(name)
+
+
+@pytest.mark.parametrize("name", ["gpt-4-0125-preview", "gpt-4o-2024-11-20", "claude-3-5-haiku-20241022",
+                                  "claude-sonnet-4-20250514", "gemini-2.5-pro-preview-03-25", "gpt-4.1-2025-04-14",
+                                  "o1-2024-12-17", "gpt-3.5-turbo-instruct-0914"])
+def test_dated_snapshots_still_resolve(name: str) -> None:
+    assert catalog(OPENAI, ANTHROPIC, GEMINI).resolve(name).model.id == name
