@@ -246,3 +246,22 @@ def test_a_name_the_table_only_loosely_matches_is_not_served_at_another_models_p
                                   "o1-2024-12-17", "gpt-3.5-turbo-instruct-0914"])
 def test_dated_snapshots_still_resolve(name: str) -> None:
     assert catalog(OPENAI, ANTHROPIC, GEMINI).resolve(name).model.id == name
+
+
+def test_auto_on_completions_picks_a_model_that_serves_completions() -> None:
+    """OpenAI's cloud: its chat models do not serve /v1/completions, so `auto` there must pick one
+    of its text completion models (the cheapest), not the cheapest chat model keep_serving refuses."""
+    from parrotrouter.routing.policy import DEFAULT
+    from parrotrouter.routing.router import Router
+
+    c = catalog(OPENAI)
+    router = Router(c, {name: object() for name in c.providers})  # type: ignore[misc]
+    text = GenerationRequest.decode(CompletionRequest(model="auto", prompt="x", max_tokens=4), {}, 10)
+    for priced_only in (False, True):
+        plan = router.plan("auto", text, DEFAULT, frozenset(), lambda: 1, priced_only=priced_only)
+        keep_serving(text, plan)
+        chosen = plan.candidates[0].model
+        assert chosen.capabilities.completion and chosen.pricing is not None
+    chat = GenerationRequest.decode(ChatCompletionRequest(model="auto", messages=[{"role": "user", "content": "x"}]),  # type: ignore[list-item]
+                                    {}, 10)
+    assert router.plan("auto", chat, DEFAULT, frozenset(), lambda: 1).candidates[0].model.capabilities.chat
