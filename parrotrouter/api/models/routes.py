@@ -155,13 +155,13 @@ async def delete_model(http: web.Request) -> web.Response:
         raise PermissionDenied("Only the master key can delete models.")
     state = app_state(http)
     name = http.match_info["model_id"]
-    model = state.catalog.models.get(name)
-    if model is None:
-        try:
-            model = state.catalog.resolve(name).model
-        except InvalidRequest:
-            raise NotFound(f"The model '{echo(name)}' does not exist on this gateway.", param="model") from None
-    loaded = [(d, p) for d in model.deployments if (p := state.providers.get(d.provider)) is not None]
+    try:
+        resolution = state.catalog.resolve(name)
+    except InvalidRequest:
+        raise NotFound(f"The model '{echo(name)}' does not exist on this gateway.", param="model") from None
+    model = resolution.model
+    # a pinned name (`provider/model`) names the deployment at that provider only
+    loaded = [(d, p) for d in resolution.deployments() if (p := state.providers.get(d.provider)) is not None]
     if not loaded:
         raise NotFound(f"No provider of the model '{echo(name)}' is loaded.", param="model")
     deployment, provider = loaded[0]
