@@ -18,15 +18,18 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 
 from .. import catalog as cat
 from ..errors import UnsupportedModel
-from ..pricing import pricing_from_table, table_entry
-from ..providers.embedding_models import EMBEDDING, is_embedding_model
+from ..pricing import lookup_pricing, pricing_from_table, table_entry
+from ..providers.embedding_models import EMBEDDING, embedding_pricing, is_embedding_model
 from ..providers.presets import Preset, all_presets, is_chat_model_id, is_completion_model_id
 from ..providers.registry import provider_type
+
+log = logging.getLogger("parrotrouter.config.identity")
 
 OPENROUTER = "openrouter"
 OPENROUTER_AUTO = "openrouter/auto"
@@ -144,6 +147,12 @@ def merge(per_provider: Iterable[tuple[cat.ProviderSpec, list[cat.ModelSpec]]]) 
         canonical = provider_type(provider.type).canonical_id
         for model in models:
             target = _merge_target(model, canonical, by_id, served_by, provider) if canonical else None
+            if target is not None and not _priced_as_named(model, provider):
+                # named after another model than it runs (Azure's `gpt-4o-mini=gpt-4o`, or one the
+                # table cannot price): not that model; reachable by its provider's name, at its price
+                log.warning("provider %s: model %r does not run the model it is named after; served as %r",
+                            provider.name, model.id, f"{provider.name}/{model.id}")
+                model, target = dataclasses.replace(model, id=f"{provider.name}/{model.id}"), None
             if target is None:
                 if model.id not in by_id:
                     by_id[model.id] = model
@@ -153,6 +162,19 @@ def merge(per_provider: Iterable[tuple[cat.ProviderSpec, list[cat.ModelSpec]]]) 
             if model.id != target:
                 pinned.setdefault(model.id, (target, provider.name))
     return Merged(list(by_id.values()), pinned)
+
+
+def _priced_as_named(model: cat.ModelSpec, provider: cat.ProviderSpec) -> bool:
+    """Whether the model is priced as the provider's price table prices its id: a deployment
+    named after the model it runs (Azure's portal default, Bedrock's ids). Else it runs another
+    model (Azure's `deployment=model`), or one whose price is unknown, under that name."""
+    preset = all_presets().get(provider.name)
+    if model.pricing is None or preset is None or preset.prices_id is None:
+        return False
+    priced = embedding_pricing if model.capabilities.embeddings else lookup_pricing
+    expected = priced(model.id, preset.prices_id)
+    return expected is not None and (expected.prompt_mtok, expected.completion_mtok) == (
+        model.pricing.prompt_mtok, model.pricing.completion_mtok)
 
 
 def _merge_target(model: cat.ModelSpec, canonical: Callable[[str], str | None], by_id: Mapping[str, cat.ModelSpec],

@@ -265,3 +265,24 @@ def test_auto_on_completions_picks_a_model_that_serves_completions() -> None:
     chat = GenerationRequest.decode(ChatCompletionRequest(model="auto", messages=[{"role": "user", "content": "x"}]),  # type: ignore[list-item]
                                     {}, 10)
     assert router.plan("auto", chat, DEFAULT, frozenset(), lambda: 1).candidates[0].model.capabilities.chat
+
+
+def test_an_azure_deployment_named_after_another_model_is_not_merged_into_it() -> None:
+    """`gpt-4o=my-finetune` (a deployment named `gpt-4o` running a model the table does not price)
+    and `gpt-4o-mini=gpt-4o` are not OpenAI's `gpt-4o` and `gpt-4o-mini`: merged, a client asking
+    for gpt-4o-mini was served gpt-4o, and the unpriced one was billed at gpt-4o's price (a key with
+    credits was served it). They stay reachable by their provider's name, at their own price."""
+    from parrotrouter.routing.policy import DEFAULT
+    from parrotrouter.routing.router import Router
+
+    c = catalog(OPENAI, {**AZURE, "AZURE_OPENAI_DEPLOYMENTS": "gpt-4o=my-finetune,gpt-4o-mini=gpt-4o,gpt-4.1"})
+    assert [d.id for d in c.models["gpt-4o"].deployments] == ["openai/gpt-4o"]
+    assert [d.id for d in c.models["gpt-4o-mini"].deployments] == ["openai/gpt-4o-mini"]
+    assert [d.id for d in c.models["gpt-4.1"].deployments] == ["openai/gpt-4.1", "azure/gpt-4.1"]  # the same model
+    assert served(c, "azure/gpt-4o-mini") == ("azure/gpt-4o-mini", [("azure", "gpt-4o-mini")])
+    assert prompt_price(c, "azure/gpt-4o-mini") == Decimal("2.5")  # gpt-4o's, what it runs
+    unpriced = c.resolve("azure/gpt-4o").model
+    assert unpriced.pricing is None and all(unpriced.price_of(d) is None for d in unpriced.deployments)
+    router = Router(c, {name: object() for name in c.providers})  # type: ignore[misc]
+    plan = router.plan("gpt-4o", None, DEFAULT, frozenset(), lambda: 0, priced_only=True)
+    assert [cand.deployment.id for cand in plan.candidates] == ["openai/gpt-4o"]
