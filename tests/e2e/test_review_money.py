@@ -121,3 +121,15 @@ def test_names_as_users_write_them_keep_the_keys_permissions_and_prices(zgw: Gat
     snapshot = _post(zgw, paying, {"model": "gpt-4o-2024-05-13", "messages": USER})
     assert snapshot.status_code == 200 and snapshot.json()["model"] == "gpt-4o-2024-05-13", snapshot.text
     _billed(zgw, snapshot, Decimal(5), Decimal(15))  # the May 2024 snapshot's own price, not gpt-4o's
+
+
+def test_an_alias_and_a_docs_id_name_one_model_at_its_price(zgw: Gateway) -> None:
+    paying = create_key(zgw, credits="5")["key"]
+    alias = _post(zgw, paying, {"model": "claude-3-opus", "messages": USER, "max_tokens": 16})
+    assert alias.status_code == 200 and alias.json()["model"] == "claude-3-opus-20240229", alias.text
+    _billed(zgw, alias, Decimal(15), Decimal(75))  # Claude 3 Opus's price, not a newer Opus's
+    docs = _post(zgw, paying, {"model": "gpt-4-turbo-preview", "messages": USER})
+    assert docs.status_code == 200 and docs.json()["model"] == "gpt-4-turbo-preview", docs.text
+    _billed(zgw, docs, Decimal(10), Decimal(30))
+    made_up = _post(zgw, paying, {"model": "gpt-4o-mini-search-preview", "messages": USER})
+    assert made_up.status_code in (400, 404), made_up.text  # not gpt-4o-mini's price without the search fee
