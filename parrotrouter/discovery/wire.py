@@ -138,7 +138,8 @@ def _upstream_price(pricing: Any) -> tuple[Decimal, Decimal] | None:
         return None
     # Charges token counts cannot bill (per request, per image, per web search) or reasoning dearer
     # than output: billing the token prices alone would undercharge, so the price is unknown
-    # (the operator may price the model in the config file). Cache prices only discount the prompt.
+    # (the operator may price the model in the config file). Cache prices are left out: OpenAI-shaped
+    # usage reports no cache writes, so every uncached prompt token is billed at the prompt price.
     for extra in _UNBILLABLE:
         if extra in pricing and price_per_token(pricing[extra]) != 0:
             return None
