@@ -304,6 +304,8 @@ class NameResolver:
         return cat.ModelSpec(
             id=name, deployments=tuple(deployments), pricing=deployments[0].pricing, price_source="table",
             capabilities=like.capabilities if like is not None else default_capabilities(name, first),
+            # the listed model it is a snapshot of, by its names: a key denied those is denied it too
+            aliases=(like.id, *like.aliases) if like is not None and like.id != name else (),
             context_length=context or (like.context_length if like is not None else None),
             max_output_tokens=like.max_output_tokens if like is not None else None,
             owned_by=first.name, retired=retired)

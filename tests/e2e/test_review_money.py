@@ -133,3 +133,18 @@ def test_an_alias_and_a_docs_id_name_one_model_at_its_price(zgw: Gateway) -> Non
     _billed(zgw, docs, Decimal(10), Decimal(30))
     made_up = _post(zgw, paying, {"model": "gpt-4o-mini-search-preview", "messages": USER})
     assert made_up.status_code in (400, 404), made_up.text  # not gpt-4o-mini's price without the search fee
+
+
+def test_a_denied_model_is_denied_by_its_dated_and_aliased_names(zgw: Gateway) -> None:
+    """`gpt-4o-2024-08-06` is gpt-4o (the price table's entry, its price); `claude-3-opus-20240229`
+    is what the alias `claude-3-opus` names: a key denied the one is denied the other."""
+    key = create_key(zgw, credits="5", permissions={"models": {"denied": ["gpt-4o", "claude-3-opus"]}})["key"]
+    for name in ("gpt-4o", "openai/gpt-4o", "gpt-4o-2024-08-06", "gpt-4o-2024-11-20", "claude-3-opus",
+                 "claude-3-opus-20240229", "anthropic/claude-3-opus"):
+        resp = _post(zgw, key, {"model": name, "messages": USER, "max_tokens": 16})
+        assert resp.status_code == 403, (name, resp.text)
+    assert _post(zgw, key, {"model": "gpt-4o-mini", "messages": USER}).status_code == 200
+    assert _post(zgw, key, {"model": "gpt-4o-2024-05-13", "messages": USER}).status_code == 200  # its own entry
+    with zgw.http() as http:
+        dated = http.get("/v1/models/gpt-4o-2024-08-06").json()
+    assert dated["id"] == "gpt-4o-2024-08-06" and dated["aliases"] == []  # `gpt-4o` names gpt-4o, not it

@@ -77,7 +77,9 @@ def model_object(state: AppState, model: ModelSpec, stats: Bucket | None = None,
         "context_length": model.context_length,
         "max_tokens": model.max_output_tokens,
         "capabilities": model.capabilities.as_dict(),
-        "aliases": list(model.aliases),
+        # the names that resolve to this model (a snapshot resolved on demand keeps its listed
+        # model's names for the key's denied patterns only: they name that model, not this one)
+        "aliases": [a for a in model.aliases if (r := state.catalog.listed(a)) is None or r.model.id == model.id],
         "deployments": [d.id for d in model.deployments],
         "endpoints": endpoints(model),
         "native_apis": sorted({dialect for p in providers if p is not None for dialect in p.native_dialects}),
