@@ -268,8 +268,10 @@ class NameResolver:
             pricing = pricing_from_table(entry)
             deployment = cat.Deployment(provider.name, name, pricing=pricing, region=provider.region,
                                         price_source="table")
+            # its names kept (unlisted: they do not resolve to it) so a key denied them is denied it
+            names = model.aliases if model.id == vendor_id else (model.id, *model.aliases)
             return dataclasses.replace(model, deployments=(deployment,), pricing=pricing, price_source="table",
-                                       aliases=())
+                                       aliases=names)
         return None
 
     # a dated or documented id -------------------------------------------------------------

@@ -286,3 +286,19 @@ def test_an_azure_deployment_named_after_another_model_is_not_merged_into_it() -
     router = Router(c, {name: object() for name in c.providers})  # type: ignore[misc]
     plan = router.plan("gpt-4o", None, DEFAULT, frozenset(), lambda: 0, priced_only=True)
     assert [cand.deployment.id for cand in plan.candidates] == ["openai/gpt-4o"]
+
+
+@pytest.mark.parametrize("name", ["us.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5-20250929",
+                                  "anthropic/claude-sonnet-4.5"])
+def test_a_denied_model_is_denied_by_every_name_that_reaches_it(name: str) -> None:
+    from parrotrouter.auth.permissions import Policy
+    from parrotrouter.errors import PermissionDenied
+    from parrotrouter.routing.policy import DEFAULT
+    from parrotrouter.routing.router import Router
+
+    c = catalog(ANTHROPIC, AWS)
+    router = Router(c, {p: object() for p in c.providers})  # type: ignore[misc]
+    permit = Policy.from_json({"models": {"denied": ["claude-sonnet-4-5"]}}, {}).model_permit()
+    with pytest.raises(PermissionDenied):
+        router.plan(name, None, DEFAULT, frozenset(), lambda: 0, permit=permit)
+    assert router.plan("claude-haiku-4-5", None, DEFAULT, frozenset(), lambda: 0, permit=permit).candidates
