@@ -209,7 +209,7 @@ def _join(model: cat.ModelSpec, other: cat.ModelSpec) -> cat.ModelSpec:
 _WORD = re.compile(r"[^-._:/]+")
 _VERSION_WORD = re.compile(r"v?\d+")  # a date, a snapshot number, `v2`
 # words a snapshot's id adds to its model's without being another product
-_SNAPSHOT_WORDS = frozenset({"preview", "latest", "chat"})
+_SNAPSHOT_WORDS = frozenset({"preview", "latest", "chat", "beta"})
 
 
 def same_product(name: str, entry_id: str) -> bool:

@@ -248,6 +248,10 @@ def test_dated_snapshots_still_resolve(name: str) -> None:
     assert catalog(OPENAI, ANTHROPIC, GEMINI).resolve(name).model.id == name
 
 
+def test_xais_beta_ids_resolve() -> None:
+    assert catalog({"XAI_API_KEY": "x"}).resolve("grok-3-mini-beta").model.id == "grok-3-mini-beta"
+
+
 def test_auto_on_completions_picks_a_model_that_serves_completions() -> None:
     """OpenAI's cloud: its chat models do not serve /v1/completions, so `auto` there must pick one
     of its text completion models (the cheapest), not the cheapest chat model keep_serving refuses."""
