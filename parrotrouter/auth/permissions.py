@@ -121,6 +121,8 @@ class Policy:
 
         def permit(name: str, model: ModelSpec, deployment: Deployment) -> bool:
             own = f"{deployment.provider}/{model.id}"
+            if denied is not None and any(denied.fullmatch(alias) for alias in model.aliases):
+                return False  # denied by another of its names (a dated id's model, an alias's target)
             if name in (model.id, own, AUTO) or name in model.aliases:
                 return self.allows_model(model.id, own, name)
             if not self.allows_model(model.id, own):

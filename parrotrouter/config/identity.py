@@ -18,15 +18,18 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 
 from .. import catalog as cat
 from ..errors import UnsupportedModel
-from ..pricing import pricing_from_table, table_entry
-from ..providers.embedding_models import EMBEDDING, is_embedding_model
+from ..pricing import lookup_pricing, pricing_from_table, table_entry
+from ..providers.embedding_models import EMBEDDING, embedding_pricing, is_embedding_model
 from ..providers.presets import Preset, all_presets, is_chat_model_id, is_completion_model_id
 from ..providers.registry import provider_type
+
+log = logging.getLogger("parrotrouter.config.identity")
 
 OPENROUTER = "openrouter"
 OPENROUTER_AUTO = "openrouter/auto"
@@ -144,6 +147,12 @@ def merge(per_provider: Iterable[tuple[cat.ProviderSpec, list[cat.ModelSpec]]]) 
         canonical = provider_type(provider.type).canonical_id
         for model in models:
             target = _merge_target(model, canonical, by_id, served_by, provider) if canonical else None
+            if target is not None and not _priced_as_named(model, provider):
+                # named after another model than it runs (Azure's `gpt-4o-mini=gpt-4o`, or one the
+                # table cannot price): not that model; reachable by its provider's name, at its price
+                log.warning("provider %s: model %r does not run the model it is named after; served as %r",
+                            provider.name, model.id, f"{provider.name}/{model.id}")
+                model, target = dataclasses.replace(model, id=f"{provider.name}/{model.id}"), None
             if target is None:
                 if model.id not in by_id:
                     by_id[model.id] = model
@@ -153,6 +162,19 @@ def merge(per_provider: Iterable[tuple[cat.ProviderSpec, list[cat.ModelSpec]]]) 
             if model.id != target:
                 pinned.setdefault(model.id, (target, provider.name))
     return Merged(list(by_id.values()), pinned)
+
+
+def _priced_as_named(model: cat.ModelSpec, provider: cat.ProviderSpec) -> bool:
+    """Whether the model is priced as the provider's price table prices its id: a deployment
+    named after the model it runs (Azure's portal default, Bedrock's ids). Else it runs another
+    model (Azure's `deployment=model`), or one whose price is unknown, under that name."""
+    preset = all_presets().get(provider.name)
+    if model.pricing is None or preset is None or preset.prices_id is None:
+        return False
+    priced = embedding_pricing if model.capabilities.embeddings else lookup_pricing
+    expected = priced(model.id, preset.prices_id)
+    return expected is not None and (expected.prompt_mtok, expected.completion_mtok) == (
+        model.pricing.prompt_mtok, model.pricing.completion_mtok)
 
 
 def _merge_target(model: cat.ModelSpec, canonical: Callable[[str], str | None], by_id: Mapping[str, cat.ModelSpec],
@@ -184,6 +206,23 @@ def _join(model: cat.ModelSpec, other: cat.ModelSpec) -> cat.ModelSpec:
 
 
 # ---------------------------------------------------------------------- names resolved on demand
+_WORD = re.compile(r"[^-._:/]+")
+_VERSION_WORD = re.compile(r"v?\d+")  # a date, a snapshot number, `v2`
+# words a snapshot's id adds to its model's without being another product
+_SNAPSHOT_WORDS = frozenset({"preview", "latest", "chat", "beta"})
+
+
+def same_product(name: str, entry_id: str) -> bool:
+    """Whether `name` is a snapshot or documented id of the price-table entry its match clauses
+    found (`gpt-4o-2024-08-06` of `gpt-4o`, `claude-3-opus-20240229` of `claude-3-opus-latest`),
+    not another product the table's prefix match merely reaches (`gpt-4o-mini-search-preview`,
+    billed per search too, is not `gpt-4o-mini`): every word of the name that is not a version
+    must be a word of the entry's id, or one that marks a snapshot."""
+    entry_words = set(_WORD.findall(entry_id.lower()))
+    return all(word in entry_words or word in _SNAPSHOT_WORDS or _VERSION_WORD.fullmatch(word)
+               for word in _WORD.findall(name.lower()))
+
+
 def auto_names(providers: Mapping[str, cat.ProviderSpec]) -> tuple[str, ...]:
     """`openrouter/auto` is our `auto` unless OpenRouter itself is enabled."""
     return () if _openrouter(providers) else (OPENROUTER_AUTO,)
@@ -229,8 +268,10 @@ class NameResolver:
             pricing = pricing_from_table(entry)
             deployment = cat.Deployment(provider.name, name, pricing=pricing, region=provider.region,
                                         price_source="table")
+            # its names kept (unlisted: they do not resolve to it) so a key denied them is denied it
+            names = model.aliases if model.id == vendor_id else (model.id, *model.aliases)
             return dataclasses.replace(model, deployments=(deployment,), pricing=pricing, price_source="table",
-                                       aliases=())
+                                       aliases=names)
         return None
 
     # a dated or documented id -------------------------------------------------------------
@@ -251,7 +292,7 @@ class NameResolver:
                     or ptype.env_models is not None or provider.name == OPENROUTER):
                 continue
             entry = table_entry(name, preset.prices_id)
-            if entry is None or not serves_table_id(preset, entry.id, provider):
+            if entry is None or not same_product(name, entry.id) or not serves_table_id(preset, entry.id, provider):
                 continue
             listed = catalog.listed(entry.id)
             if like is None:
@@ -265,6 +306,8 @@ class NameResolver:
         return cat.ModelSpec(
             id=name, deployments=tuple(deployments), pricing=deployments[0].pricing, price_source="table",
             capabilities=like.capabilities if like is not None else default_capabilities(name, first),
+            # the listed model it is a snapshot of, by its names: a key denied those is denied it too
+            aliases=(like.id, *like.aliases) if like is not None and like.id != name else (),
             context_length=context or (like.context_length if like is not None else None),
             max_output_tokens=like.max_output_tokens if like is not None else None,
             owned_by=first.name, retired=retired)
@@ -319,7 +362,7 @@ class NameResolver:
         if openrouter is None:
             return None
         entry = table_entry(name, OPENROUTER_PRICES)
-        if entry is None:
+        if entry is None or not same_product(name, entry.id):
             return None
         return cat.Deployment(OPENROUTER, name, pricing=pricing_from_table(entry), region=openrouter.region,
                               price_source="table")

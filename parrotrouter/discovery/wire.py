@@ -23,6 +23,7 @@ MAX_ID_CHARS = 256
 MAX_CONTEXT = 1 << 27  # 134M tokens: any larger context length is a mistake, not a model
 MAX_PRICE_MTOK = Decimal(1_000_000)  # USD per million tokens above which an upstream price is junk
 _MILLION = Decimal(1_000_000)
+_UNBILLABLE = ("request", "image", "web_search")  # OpenRouter's prices not per token
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -135,6 +136,17 @@ def _upstream_price(pricing: Any) -> tuple[Decimal, Decimal] | None:
     prompt, completion = price_per_token(pricing.get("prompt")), price_per_token(pricing.get("completion"))
     if prompt is None or completion is None:
         return None
+    # Charges token counts cannot bill (per request, per image, per web search) or reasoning dearer
+    # than output: billing the token prices alone would undercharge, so the price is unknown
+    # (the operator may price the model in the config file). Cache prices are left out: OpenAI-shaped
+    # usage reports no cache writes, so every uncached prompt token is billed at the prompt price.
+    for extra in _UNBILLABLE:
+        if extra in pricing and price_per_token(pricing[extra]) != 0:
+            return None
+    if "internal_reasoning" in pricing:
+        reasoning = price_per_token(pricing["internal_reasoning"])
+        if reasoning is None or reasoning > completion:
+            return None
     return prompt, completion
 
 

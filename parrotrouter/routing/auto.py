@@ -3,7 +3,9 @@
 The operator's `auto_model` setting, when set, is what `auto` stands for (a model id or alias,
 checked against the catalog at start; the router resolves it as any name). Otherwise the rule:
 
-  1. Candidates: the catalog's chat models that are not retired and that the key may use.
+  1. Candidates: the catalog's models that serve the request's endpoint (chat models on chat-type
+     endpoints; on /v1/completions, models that serve text completions), not retired, that the
+     key may use.
   2. Keep those that can serve the request: `function_calling` if it has tools, `vision` if it
      has images, `json_mode` if it asks for JSON, a context window (when known) holding the prompt
      plus `max_tokens`, a price within `X-Max-Cost-Per-1K-Tokens` / `provider.max_price`; for a key
@@ -58,7 +60,7 @@ def choose(catalog: Catalog, request: Wants, policy: RoutingPolicy, health: Heal
            permitted: Callable[[ModelSpec], bool] | None = None, priced_only: bool = False) -> ModelSpec:
     """The model `auto` stands for; only models the caller may use are considered (403 if none),
     and with `priced_only` only models with a known price (402 if that leaves none)."""
-    models = [m for m in catalog.models.values() if m.capabilities.chat and not m.retired]
+    models = [m for m in catalog.models.values() if _serves(request, m) and not m.retired]
     if permitted is not None:
         models = [m for m in models if permitted(m)]
         if not models:
@@ -71,6 +73,16 @@ def choose(catalog: Catalog, request: Wants, policy: RoutingPolicy, health: Heal
                                "file) or mark it free (free: true).", param="model")
         raise NoRoute(f"No model can serve this request for model 'auto' (it needs {reason}).", param="model")
     return _pick(_pool(catalog, fitting), policy, health)
+
+
+def _serves(request: Wants, model: ModelSpec) -> bool:
+    """A model for text generation that serves this kind of request: on /v1/completions a cloud's
+    chat models do not (its text completion models do), on chat-type endpoints those do not."""
+    caps = model.capabilities
+    if not (caps.chat or caps.completion):
+        return False
+    mismatch = getattr(request, "mismatch", None)  # the request's own rule (serving/request.py)
+    return caps.chat if mismatch is None else mismatch(model) is None
 
 
 def _fitting(models: list[ModelSpec], request: Wants, prompt_tokens: Callable[[], int],

@@ -94,7 +94,9 @@ class Router:
             model = self._resolve(name, request, policy, prompt_tokens, permit, priced_only)
             strategy_name = policy.strategy or model.strategy or "weighted"
             pinned = fallback.provider if fallback is not None and fallback.provider else policy.force_provider
-            allowed = self._permitted(model, name, pinned, permit, source)
+            # every name of `auto` (`openrouter/auto` too) is `auto` to the key's permissions
+            asked = AUTO if name in self.catalog.auto_names and AUTO not in self.catalog.models else name
+            allowed = self._permitted(model, asked, pinned, permit, source)
             kept = self._filter(model, allowed, pinned, policy, sent_params, removed, priced_only)
             ordered = self._order(kept, strategy_name, policy)
             if i == 0 and not ordered:

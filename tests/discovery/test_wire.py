@@ -109,3 +109,21 @@ def test_ollama_host_forms(value: str, root: str | None) -> None:
 ])
 def test_server_urls(value: str, base: str | None) -> None:
     assert openai_base(value) == base
+
+
+@pytest.mark.parametrize("extra", [{"request": "0.005"}, {"image": "0.001445"}, {"web_search": "0.004"},
+                                   {"internal_reasoning": "0.00002"}])
+def test_an_openrouter_price_with_charges_not_per_token_is_unknown(extra: dict[str, str]) -> None:
+    """A per-request, per-image or per-search charge (or reasoning dearer than output) cannot be billed
+    from token counts: the price is unknown (refused to keys that pay), never the token price alone."""
+    entry = {"id": "vendor/m", "pricing": {"prompt": "0.000001", "completion": "0.000002", **extra}}
+    listing = wire.read_openai({"data": [entry]}, prices=True)
+    assert listing is not None and listing.models[0].price_mtok is None
+
+
+def test_an_openrouter_price_with_zero_extras_is_kept() -> None:
+    entry = {"id": "vendor/m", "pricing": {"prompt": "0.000001", "completion": "0.000002", "request": "0",
+                                           "image": "0", "web_search": "0", "internal_reasoning": "0.000002",
+                                           "input_cache_read": "0.0000001"}}
+    listing = wire.read_openai({"data": [entry]}, prices=True)
+    assert listing is not None and listing.models[0].price_mtok == (Decimal(1), Decimal(2))

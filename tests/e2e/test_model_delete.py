@@ -80,3 +80,23 @@ def test_a_model_the_provider_does_not_know_is_404(gw: Gateway, account: FakeOpe
         account.models["gpt-4o-mini"] = {"id": "gpt-4o-mini", "object": "model", "created": 1, "owned_by": "system"}
     assert resp.status_code == 404, resp.text
     assert resp.json()["error"]["param"] == "model"
+
+
+def test_a_pinned_name_deletes_at_that_provider_only(make_gateway: Any, account: FakeOpenAIAccount) -> None:
+    """`second/both` names the model's deployment at `second`: the deletion goes there, never to
+    the model's first provider (another account's fine-tune would be deleted)."""
+    other = FakeOpenAIAccount().start()
+    try:
+        config = {"env_providers": False, "providers": [
+            {"name": "openai", "type": "openai", "base_url": account.base_url, "api_key": {"$env": "ACCOUNT_KEY"}},
+            {"name": "second", "type": "openai", "base_url": other.base_url, "api_key": {"$env": "ACCOUNT_KEY"}}],
+            "models": [{"id": "both", "pricing": {"prompt": "0.3", "completion": "1.2"}, "deployments": [
+                {"provider": "openai", "model": FINE_TUNED}, {"provider": "second", "model": FINE_TUNED}]}]}
+        gw: Gateway = make_gateway(config, env={"ACCOUNT_KEY": "sk-org-admin"}).start()
+        before = len(account.deleted)
+        with gw.http() as http:
+            resp = http.delete("/v1/models/second/both")
+        assert resp.status_code == 200, resp.text
+        assert other.deleted == [FINE_TUNED] and len(account.deleted) == before
+    finally:
+        other.stop()

@@ -226,3 +226,83 @@ def test_without_environment_providers_only_the_files_names_resolve(tmp_path: Pa
     for name in ("gpt-4o-2024-08-06", "openai/gpt-4.1"):
         with pytest.raises(UnsupportedModel):
             c.resolve(name)
+
+
+# ---------------------------------------------------------------------------- loose table matches (review)
+@pytest.mark.parametrize(("name", "envs"), [
+    ("gpt-4o-mini-search-preview", (OPENAI,)),  # the table's gpt-4o-mini: text price, no per-search fee
+    ("gemini-2.5-flash-native-audio-preview-09-2025", (GEMINI,)),  # the table's gemini-live-2.5-flash
+    ("gemini-2.0-flash-thinking-exp-01-21", (GEMINI,)),  # an experiment, not gemini-2.0-flash
+    ("claude-3-opus-foo", (ANTHROPIC,)),  # made up: the table's starts-with match is no model
+])
+def test_a_name_the_table_only_loosely_matches_is_not_served_at_another_models_price(
+        name: str, envs: tuple[dict[str, str], ...]) -> None:
+    with pytest.raises(UnsupportedModel):
+        catalog(*envs).resolve(name)
+
+
+@pytest.mark.parametrize("name", ["gpt-4-0125-preview", "gpt-4o-2024-11-20", "claude-3-5-haiku-20241022",
+                                  "claude-sonnet-4-20250514", "gemini-2.5-pro-preview-03-25", "gpt-4.1-2025-04-14",
+                                  "o1-2024-12-17", "gpt-3.5-turbo-instruct-0914"])
+def test_dated_snapshots_still_resolve(name: str) -> None:
+    assert catalog(OPENAI, ANTHROPIC, GEMINI).resolve(name).model.id == name
+
+
+def test_xais_beta_ids_resolve() -> None:
+    assert catalog({"XAI_API_KEY": "x"}).resolve("grok-3-mini-beta").model.id == "grok-3-mini-beta"
+
+
+def test_auto_on_completions_picks_a_model_that_serves_completions() -> None:
+    """OpenAI's cloud: its chat models do not serve /v1/completions, so `auto` there must pick one
+    of its text completion models (the cheapest), not the cheapest chat model keep_serving refuses."""
+    from parrotrouter.routing.policy import DEFAULT
+    from parrotrouter.routing.router import Router
+
+    c = catalog(OPENAI)
+    router = Router(c, {name: object() for name in c.providers})  # type: ignore[misc]
+    text = GenerationRequest.decode(CompletionRequest(model="auto", prompt="x", max_tokens=4), {}, 10)
+    for priced_only in (False, True):
+        plan = router.plan("auto", text, DEFAULT, frozenset(), lambda: 1, priced_only=priced_only)
+        keep_serving(text, plan)
+        chosen = plan.candidates[0].model
+        assert chosen.capabilities.completion and chosen.pricing is not None
+    chat = GenerationRequest.decode(ChatCompletionRequest(model="auto", messages=[{"role": "user", "content": "x"}]),  # type: ignore[list-item]
+                                    {}, 10)
+    assert router.plan("auto", chat, DEFAULT, frozenset(), lambda: 1).candidates[0].model.capabilities.chat
+
+
+def test_an_azure_deployment_named_after_another_model_is_not_merged_into_it() -> None:
+    """`gpt-4o=my-finetune` (a deployment named `gpt-4o` running a model the table does not price)
+    and `gpt-4o-mini=gpt-4o` are not OpenAI's `gpt-4o` and `gpt-4o-mini`: merged, a client asking
+    for gpt-4o-mini was served gpt-4o, and the unpriced one was billed at gpt-4o's price (a key with
+    credits was served it). They stay reachable by their provider's name, at their own price."""
+    from parrotrouter.routing.policy import DEFAULT
+    from parrotrouter.routing.router import Router
+
+    c = catalog(OPENAI, {**AZURE, "AZURE_OPENAI_DEPLOYMENTS": "gpt-4o=my-finetune,gpt-4o-mini=gpt-4o,gpt-4.1"})
+    assert [d.id for d in c.models["gpt-4o"].deployments] == ["openai/gpt-4o"]
+    assert [d.id for d in c.models["gpt-4o-mini"].deployments] == ["openai/gpt-4o-mini"]
+    assert [d.id for d in c.models["gpt-4.1"].deployments] == ["openai/gpt-4.1", "azure/gpt-4.1"]  # the same model
+    assert served(c, "azure/gpt-4o-mini") == ("azure/gpt-4o-mini", [("azure", "gpt-4o-mini")])
+    assert prompt_price(c, "azure/gpt-4o-mini") == Decimal("2.5")  # gpt-4o's, what it runs
+    unpriced = c.resolve("azure/gpt-4o").model
+    assert unpriced.pricing is None and all(unpriced.price_of(d) is None for d in unpriced.deployments)
+    router = Router(c, {name: object() for name in c.providers})  # type: ignore[misc]
+    plan = router.plan("gpt-4o", None, DEFAULT, frozenset(), lambda: 0, priced_only=True)
+    assert [cand.deployment.id for cand in plan.candidates] == ["openai/gpt-4o"]
+
+
+@pytest.mark.parametrize("name", ["us.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5-20250929",
+                                  "anthropic/claude-sonnet-4.5"])
+def test_a_denied_model_is_denied_by_every_name_that_reaches_it(name: str) -> None:
+    from parrotrouter.auth.permissions import Policy
+    from parrotrouter.errors import PermissionDenied
+    from parrotrouter.routing.policy import DEFAULT
+    from parrotrouter.routing.router import Router
+
+    c = catalog(ANTHROPIC, AWS)
+    router = Router(c, {p: object() for p in c.providers})  # type: ignore[misc]
+    permit = Policy.from_json({"models": {"denied": ["claude-sonnet-4-5"]}}, {}).model_permit()
+    with pytest.raises(PermissionDenied):
+        router.plan(name, None, DEFAULT, frozenset(), lambda: 0, permit=permit)
+    assert router.plan("claude-haiku-4-5", None, DEFAULT, frozenset(), lambda: 0, permit=permit).candidates

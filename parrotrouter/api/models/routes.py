@@ -77,7 +77,9 @@ def model_object(state: AppState, model: ModelSpec, stats: Bucket | None = None,
         "context_length": model.context_length,
         "max_tokens": model.max_output_tokens,
         "capabilities": model.capabilities.as_dict(),
-        "aliases": list(model.aliases),
+        # the names that resolve to this model (a snapshot resolved on demand keeps its listed
+        # model's names for the key's denied patterns only: they name that model, not this one)
+        "aliases": [a for a in model.aliases if (r := state.catalog.listed(a)) is None or r.model.id == model.id],
         "deployments": [d.id for d in model.deployments],
         "endpoints": endpoints(model),
         "native_apis": sorted({dialect for p in providers if p is not None for dialect in p.native_dialects}),
@@ -155,13 +157,13 @@ async def delete_model(http: web.Request) -> web.Response:
         raise PermissionDenied("Only the master key can delete models.")
     state = app_state(http)
     name = http.match_info["model_id"]
-    model = state.catalog.models.get(name)
-    if model is None:
-        try:
-            model = state.catalog.resolve(name).model
-        except InvalidRequest:
-            raise NotFound(f"The model '{echo(name)}' does not exist on this gateway.", param="model") from None
-    loaded = [(d, p) for d in model.deployments if (p := state.providers.get(d.provider)) is not None]
+    try:
+        resolution = state.catalog.resolve(name)
+    except InvalidRequest:
+        raise NotFound(f"The model '{echo(name)}' does not exist on this gateway.", param="model") from None
+    model = resolution.model
+    # a pinned name (`provider/model`) names the deployment at that provider only
+    loaded = [(d, p) for d in resolution.deployments() if (p := state.providers.get(d.provider)) is not None]
     if not loaded:
         raise NotFound(f"No provider of the model '{echo(name)}' is loaded.", param="model")
     deployment, provider = loaded[0]
