@@ -26,7 +26,13 @@ from .. import catalog as cat
 from ..errors import UnsupportedModel
 from ..pricing import lookup_pricing, pricing_from_table, table_entry
 from ..providers.embedding_models import EMBEDDING, embedding_pricing, is_embedding_model
-from ..providers.presets import Preset, all_presets, is_chat_model_id, is_completion_model_id
+from ..providers.presets import (
+    OPENROUTER_VENDORS,
+    Preset,
+    all_presets,
+    is_chat_model_id,
+    is_completion_model_id,
+)
 from ..providers.registry import provider_type
 
 log = logging.getLogger("parrotrouter.config.identity")
@@ -35,8 +41,7 @@ OPENROUTER = "openrouter"
 OPENROUTER_AUTO = "openrouter/auto"
 OPENROUTER_PRICES = "openrouter"  # genai-prices' table of OpenRouter's ids (`anthropic/claude-3-opus`)
 # OpenRouter's vendor slugs -> the provider (preset) serving that vendor's models under their own ids.
-VENDORS = {"anthropic": "anthropic", "openai": "openai", "google": "gemini", "x-ai": "xai",
-           "mistralai": "mistral", "deepseek": "deepseek", "cohere": "cohere", "perplexity": "perplexity"}
+VENDORS = OPENROUTER_VENDORS
 # A text completion model: /v1/completions only.
 COMPLETION_ONLY = cat.Capabilities(chat=False, completion=True, function_calling=False, json_mode=False)
 _DOTTED_VERSION = re.compile(r"(?<=\d)\.(?=\d)")

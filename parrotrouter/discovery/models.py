@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from ..catalog import AUTO, Capabilities, Deployment, ModelSpec, ProviderSpec
 from ..pricing import FREE, ModelPricing, lookup_pricing
 from ..providers.embedding_models import EMBEDDING, embedding_pricing, is_embedding_model
-from ..providers.presets import all_presets, is_chat_model_id
+from ..providers.presets import all_presets, is_chat_model_id, openrouter_origin
 from . import wire
 from .fetch import Source
 
@@ -39,6 +39,8 @@ AUTO_SETTING, NONE_SETTING = "auto", "none"
 DISCOVERING_TYPES = frozenset({"openai"})  # provider types whose upstream speaks GET /models
 COMPLETIONS_ONLY = Capabilities(chat=False, completion=True, function_calling=False, json_mode=False)
 _COMPLETIONS_BASES = re.compile(r"^ft:(davinci|babbage)-002(:|$)")
+
+OPENROUTER = "openrouter"  # the provider (and preset) whose discovered ids may join their origin's model
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -171,16 +173,43 @@ def _names(model: ModelSpec) -> list[str]:
 def assemble(base: Sequence[ModelSpec], discovered: Mapping[str, Sequence[ModelSpec]]) -> list[ModelSpec]:
     """The catalog's models: `base` (config file, price table, local models) first and unchanged,
     then each provider's discovered models whose id no earlier model claims (as an id, an alias or a
-    pinned deployment name); a discovered alias already taken is dropped. One function, so the rule
-    that merges deployments of one model across providers can be reconciled here."""
+    pinned deployment name); a discovered alias already taken is dropped. An OpenRouter id of a
+    model whose origin provider is enabled (`anthropic/claude-sonnet-4.5` with Anthropic's
+    `claude-sonnet-4-5` listed) is not a model of its own but OpenRouter's deployment of the
+    origin's model (sent as OpenRouter's id, at OpenRouter's price; the id becomes an alias), when
+    OpenRouter states a price for it — an unpriced deployment would be billed at the origin's."""
     taken = {name for model in base for name in _names(model)}
     taken.add(AUTO)
     out = list(base)
+    where = {model.id: i for i, model in enumerate(out)}
     for models in discovered.values():
         for model in models:
             if model.id in taken:
                 continue
+            joined = _origin_index(model, out, where)
+            if joined is not None:
+                origin = out[joined]
+                out[joined] = dataclasses.replace(origin, aliases=(*origin.aliases, model.id),
+                                                  deployments=(*origin.deployments, *model.deployments))
+                taken.update(_names(out[joined]))
+                continue
             model = dataclasses.replace(model, aliases=tuple(a for a in model.aliases if a not in taken))
+            where[model.id] = len(out)
             out.append(model)
             taken.update(_names(model))
     return out
+
+
+def _origin_index(model: ModelSpec, models: Sequence[ModelSpec], where: Mapping[str, int]) -> int | None:
+    """Where in `models` the origin model of an OpenRouter model is (see `assemble`), or None."""
+    if model.discovered_from != OPENROUTER or model.pricing is None or len(model.deployments) != 1:
+        return None
+    origin = openrouter_origin(model.id)
+    if origin is None:
+        return None
+    provider, candidates = origin
+    for candidate in candidates:
+        i = where.get(candidate)
+        if i is not None and any(d.provider == provider for d in models[i].deployments):
+            return i
+    return None

@@ -71,3 +71,21 @@ def is_chat_model_id(model_id: str) -> bool:
 def is_completion_model_id(model_id: str) -> bool:
     """A text completion model (`gpt-3.5-turbo-instruct`, `davinci-002`, `babbage-002`)."""
     return _COMPLETION_ONLY.match(model_id) is not None
+
+
+# OpenRouter's vendor slugs -> the provider that is the model's origin here (`google/gemini-2.5-pro`
+# is Gemini's `gemini-2.5-pro`).
+OPENROUTER_VENDORS = {"anthropic": "anthropic", "openai": "openai", "google": "gemini", "x-ai": "xai",
+                      "mistralai": "mistral", "deepseek": "deepseek", "cohere": "cohere", "perplexity": "perplexity"}
+_DOTTED_VERSION = re.compile(r"(?<=\d)\.(?=\d)")
+
+
+def openrouter_origin(name: str) -> tuple[str, tuple[str, ...]] | None:
+    """An OpenRouter-style id's origin: (the origin provider, the ids it may have there: the model
+    part as written, then with OpenRouter's dotted versions dashed — `claude-sonnet-4.5` is
+    Anthropic's `claude-sonnet-4-5`), or None when the vendor is none of ours."""
+    vendor, _, model_part = name.partition("/")
+    provider = OPENROUTER_VENDORS.get(vendor)
+    if provider is None or not model_part:
+        return None
+    return provider, tuple(dict.fromkeys((model_part, _DOTTED_VERSION.sub("-", model_part))))

@@ -11,7 +11,7 @@ from parrotrouter.catalog import Catalog, Deployment, ModelSpec, ProviderSpec
 from parrotrouter.config.loader import load_config
 from parrotrouter.discovery import wire
 from parrotrouter.discovery.models import assemble, discovered_models, plan_for, plans
-from parrotrouter.pricing import FREE
+from parrotrouter.pricing import FREE, ModelPricing
 from parrotrouter.providers.embedding_models import EMBEDDING
 from parrotrouter.settings import Secret
 from tests.fakes.model_servers import fixture
@@ -180,3 +180,27 @@ def test_config_models_on_a_local_server_are_free(tmp_path) -> None:  # type: ig
     path.write_text("models:\n  - {id: my-llama, deployments: [{provider: ollama, model: 'llama3.2:latest'}]}\n")
     catalog = load_config(str(path), {"OLLAMA_HOST": "127.0.0.1:11434"}, local_models=False).catalog
     assert catalog.models["my-llama"].pricing == FREE and catalog.models["my-llama"].deployments[0].pricing == FREE
+
+
+def test_an_openrouter_model_of_an_enabled_origin_joins_the_origins_model() -> None:
+    """OpenRouter and the origin: one model, two deployments (each at its own price); an id whose
+    origin is not enabled, or that OpenRouter states no price for, stays OpenRouter's own model."""
+    price = ModelPricing(prompt_mtok=Decimal(3), completion_mtok=Decimal(15))
+    origin = ModelSpec(id="claude-sonnet-4-5", deployments=(Deployment("anthropic", "claude-sonnet-4-5"),),
+                       pricing=price)
+    hosted = ModelSpec(id="anthropic/claude-sonnet-4.5", pricing=price, discovered_from="openrouter",
+                       deployments=(Deployment("openrouter", "anthropic/claude-sonnet-4.5", pricing=price),))
+    unpriced = ModelSpec(id="anthropic/claude-opus-4.1", discovered_from="openrouter",
+                         deployments=(Deployment("openrouter", "anthropic/claude-opus-4.1"),))
+    other = ModelSpec(id="meta-llama/llama-3.1-8b-instruct", pricing=price, discovered_from="openrouter",
+                      deployments=(Deployment("openrouter", "meta-llama/llama-3.1-8b-instruct", pricing=price),))
+    base = [origin, ModelSpec(id="claude-opus-4-1", deployments=(Deployment("anthropic", "claude-opus-4-1"),))]
+    out = {m.id: m for m in assemble(base, {"openrouter": [hosted, unpriced, other]})}
+    joined = out["claude-sonnet-4-5"]
+    assert [d.id for d in joined.deployments] == ["anthropic/claude-sonnet-4-5",
+                                                   "openrouter/anthropic/claude-sonnet-4.5"]
+    assert "anthropic/claude-sonnet-4.5" in joined.aliases and "anthropic/claude-sonnet-4.5" not in out
+    assert out["anthropic/claude-opus-4.1"].deployments[0].provider == "openrouter"  # no price: not joined
+    assert out["meta-llama/llama-3.1-8b-instruct"].deployments[0].provider == "openrouter"  # no origin here
+    catalog = Catalog([], list(out.values()))
+    assert catalog.resolve("anthropic/claude-sonnet-4.5").model.id == "claude-sonnet-4-5"
