@@ -236,15 +236,29 @@ def pricing_from_table(info: gp_types.ModelInfo) -> ModelPricing | None:
     )
 
 
+TABLE_NAMES = 4096  # names whose table entry (or its absence) is remembered, least recently used first out
+
+
 def table_entry(model: str, genai_provider_id: str | None) -> gp_types.ModelInfo | None:
     """The price table's entry of `model` at a provider (its match clauses know dated and
-    documented ids: `gpt-4-turbo-preview` is `gpt-4-turbo`), or None."""
+    documented ids: `gpt-4-turbo-preview` is `gpt-4-turbo`), or None.
+
+    Not through `find_provider_model`: genai-prices keeps every name it is asked about in dicts
+    that never shrink (its provider cache is keyed by the model name, misses too), and the names
+    asked here are clients' (model names resolved on demand) and upstreams' (GET /models)."""
     if genai_provider_id is None:
         return None
-    try:
-        return get_snapshot().find_provider_model(model, None, genai_provider_id, None)[1]
+    return _table_entry(model.lower(), genai_provider_id)
+
+
+@functools.lru_cache(maxsize=TABLE_NAMES)
+def _table_entry(model: str, genai_provider_id: str) -> gp_types.ModelInfo | None:
+    snapshot = get_snapshot()
+    try:  # keyed by the provider alone: one entry per provider
+        provider = snapshot.find_provider(None, genai_provider_id, None)
     except LookupError:
         return None
+    return provider.find_model(model, all_providers=snapshot.providers)
 
 
 def input_only_pricing(model: str, genai_provider_id: str | None) -> ModelPricing | None:
