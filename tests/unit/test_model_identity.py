@@ -227,6 +227,17 @@ def test_random_names_do_not_grow_the_price_tables_caches() -> None:
     assert after - before < 50
 
 
+def test_nested_vendor_names_are_not_resolved_level_by_level() -> None:
+    """`anthropic/anthropic/.../claude-3.5-x` names no model; resolving it must not resolve every
+    suffix (two per level: as written and dashed), each costing a table lookup and an LRU entry."""
+    c = catalog(OPENAI, ANTHROPIC, OPENROUTER)
+    name = ("anthropic/" * 24 + "claude-3.5-x")[:256]
+    with pytest.raises(UnsupportedModel):
+        c.resolve(name)
+    assert len(c._dynamic) <= 3
+    assert served(c, "anthropic/claude-3.5-sonnet")[0]  # one level still resolves (dotted -> dashed)
+
+
 @pytest.mark.parametrize("name", ["claude-3-opus\x00", "x" * 100_000, "gpt-4o\n", "", "a/" * 200])
 def test_malformed_names_are_refused_cleanly(name: str) -> None:
     c = catalog(OPENAI, ANTHROPIC, OPENROUTER)
