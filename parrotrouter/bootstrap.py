@@ -94,7 +94,8 @@ def build_state(prepared: Prepared) -> AppState:
         return _listening(AppState(
             settings=settings, catalog=catalog, providers=providers, router=router,
             authenticator=MasterKeyAuthenticator(secret, master_hash), usage=NullSink(),
-            budget=Budget.from_settings(settings), observers=build_observers(settings, tracing), tracing=tracing,
+            budget=Budget.from_settings(settings), observers=build_observers(settings, tracing, catalog),
+            tracing=tracing,
             provider_health=build_provider_health(settings, catalog, providers, router.health),
             discovery=_discovery(settings, catalog)))
     engine = create_engine(database_url(settings.database_url, home.path))
@@ -117,7 +118,7 @@ def build_state(prepared: Prepared) -> AppState:
         accounts=accounts,
         limiter=build_limiter(settings),
         budget=Budget.from_settings(settings),
-        observers=build_observers(settings, tracing),
+        observers=build_observers(settings, tracing, catalog),
         tracing=tracing,
         provider_health=build_provider_health(settings, catalog, providers, router.health),
         discovery=_discovery(settings, catalog),
@@ -138,13 +139,13 @@ def _discovery(settings: Settings, catalog: Catalog) -> CatalogRefresh | None:
                            timeout=settings.discovery_timeout)
 
 
-def build_observers(settings: Settings, tracing: Tracing | None = None) -> Observers:
+def build_observers(settings: Settings, tracing: Tracing | None = None, catalog: Catalog | None = None) -> Observers:
     """Metrics, traces and the request log, each as its settings ask (observe/)."""
     observers = Observers(strict=settings.accounting_strict)
     if settings.metrics:
         from .observe.metrics import Metrics, MetricsObserver  # imported only when on: it reads its env
 
-        observers.add(MetricsObserver(Metrics()))
+        observers.add(MetricsObserver(Metrics(), catalog.listed if catalog is not None else None))
     if settings.performance:
         observers.add(Performance(settings.performance_window, settings.redis_url, settings.redis_timeout))
     if tracing is not None:

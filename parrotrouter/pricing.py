@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -236,15 +237,86 @@ def pricing_from_table(info: gp_types.ModelInfo) -> ModelPricing | None:
     )
 
 
+TABLE_NAMES = 4096  # names whose table entry (or its absence) is remembered, least recently used first out
+
+
 def table_entry(model: str, genai_provider_id: str | None) -> gp_types.ModelInfo | None:
     """The price table's entry of `model` at a provider (its match clauses know dated and
-    documented ids: `gpt-4-turbo-preview` is `gpt-4-turbo`), or None."""
+    documented ids: `gpt-4-turbo-preview` is `gpt-4-turbo`), or None.
+
+    Not through `find_provider_model`: genai-prices keeps every name it is asked about in dicts
+    that never shrink (its provider cache is keyed by the model name, misses too), and the names
+    asked here are clients' (model names resolved on demand) and upstreams' (GET /models)."""
     if genai_provider_id is None:
         return None
-    try:
-        return get_snapshot().find_provider_model(model, None, genai_provider_id, None)[1]
+    return _table_entry(model.lower(), genai_provider_id)
+
+
+@functools.lru_cache(maxsize=TABLE_NAMES)
+def _table_entry(model: str, genai_provider_id: str) -> gp_types.ModelInfo | None:
+    snapshot = get_snapshot()
+    try:  # keyed by the provider alone: one entry per provider
+        provider = snapshot.find_provider(None, genai_provider_id, None)
     except LookupError:
         return None
+    may = may_match(genai_provider_id)
+    if may is not None and not may.search(model):
+        normalized = _compact_dated(model) if _compact_dated is not None else None
+        if normalized is not None and (normalized == model or not may.search(normalized)):
+            return None  # no clause can match: a made-up name costs one compiled search
+    return provider.find_model(model, all_providers=snapshot.providers)
+
+
+# genai-prices retries a compact dated id (`-20251211`) as `-2025-12-11` when it matches nothing
+_compact_dated = getattr(gp_types, "_normalize_compact_dated_ref", None)
+
+
+@functools.cache
+def may_match(genai_provider_id: str) -> re.Pattern[str] | None:
+    """One pattern that every name the provider's match clauses (and its fallback providers')
+    take matches — some names it matches no clause takes (an `and` is checked by one of its
+    parts): a name it does not match has no entry. None: a clause cannot be put in a pattern."""
+    snapshot = get_snapshot()
+    try:
+        provider = snapshot.find_provider(None, genai_provider_id, None)
+    except LookupError:
+        return None
+    providers = [provider] + [p for p in snapshot.providers if p.id in (provider.fallback_model_providers or ())]
+    parts = [_clause_pattern(model.match) for p in providers for model in p.models]
+    if not parts or any(part is None for part in parts):
+        return None
+    try:
+        return re.compile("|".join(part for part in parts if part is not None))
+    except re.error:
+        return None
+
+
+def _clause_pattern(clause: Any) -> str | None:
+    """A regular expression every (lowercased) name `clause` matches matches, or None."""
+    if isinstance(clause, gp_types.ClauseEquals):
+        return "^" + re.escape(clause.equals.lower()) + r"\Z"
+    if isinstance(clause, gp_types.ClauseStartsWith):
+        return "^" + re.escape(clause.starts_with.lower())
+    if isinstance(clause, gp_types.ClauseEndsWith):
+        return re.escape(clause.ends_with.lower()) + r"\Z"
+    if isinstance(clause, gp_types.ClauseContains):
+        return re.escape(clause.contains.lower())
+    if isinstance(clause, gp_types.ClauseRegex):
+        if re.search(r"\\[1-9]|\(\?P=|\(\?\(", clause.regex):
+            return None  # a group reference: its numbers would shift in the joined pattern
+        try:
+            re.compile(f"(?:{clause.regex})")
+        except re.error:
+            return None
+        return f"(?:{clause.regex})"
+    if isinstance(clause, gp_types.ClauseOr):
+        parts = [_clause_pattern(sub) for sub in clause.or_]
+        if any(part is None for part in parts):
+            return None
+        return "(?:" + "|".join(part for part in parts if part is not None) + ")" if parts else "(?!)"
+    if isinstance(clause, gp_types.ClauseAnd):  # all must match: any one of them is necessary
+        return next((part for sub in clause.and_ if (part := _clause_pattern(sub)) is not None), None)
+    return None
 
 
 def input_only_pricing(model: str, genai_provider_id: str | None) -> ModelPricing | None:

@@ -48,6 +48,7 @@ FAKE_SCENARIOS = [
     "hold",
     "paced-slow",
     "echo",
+    "hostile-tools",
 ]
 
 

@@ -351,7 +351,9 @@ class NameResolver:
             return None
         candidates = tuple(dict.fromkeys((model_part, _DOTTED_VERSION.sub("-", model_part))))
         found = [catalog.listed(c) for c in candidates]  # a listed id first (as written, else dashed)
-        for candidate in candidates:  # then one resolved on demand
+        for candidate in candidates:  # then one resolved on demand (the origin's ids have no "/":
+            if "/" in candidate:      # `anthropic/anthropic/...` is not resolved level by level)
+                continue
             try:
                 found.append(catalog.resolve(candidate))
             except UnsupportedModel:

@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("parrotrouter.metrics")
 REFRESH_EVERY = 1.0  # seconds between refreshes of the process gauges
+# Model names the catalog does not list that get a `model` label of their own (per process); the
+# others are `other`. Such names are resolved on demand (a dated id: `claude-3-5-sonnet-<anything>`
+# matches a price-table clause), so clients can make up as many as they like.
+MAX_UNLISTED_MODELS = 256
 UNKNOWN = "unknown"
 NONE = "none"
 OTHER = "other"
@@ -201,14 +205,27 @@ class MetricsObserver:
 
     wants_completed = True
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, listed: Callable[[str], object] | None = None) -> None:
         self.metrics = metrics
         self.tallies = Tallies()
+        self.listed = listed  # the catalog's `listed`: its models keep their names as labels
+        self.unlisted: set[str] = set()
+
+    def model_label(self, model: str | None) -> str:
+        """The `model` label: the served model's name, bounded (see MAX_UNLISTED_MODELS)."""
+        if model is None:
+            return UNKNOWN
+        if self.listed is None or model in self.unlisted or self.listed(model) is not None:
+            return model
+        if len(self.unlisted) >= MAX_UNLISTED_MODELS:
+            return OTHER
+        self.unlisted.add(model)
+        return model
 
     def finished(self, record: UsageRecord, ctx: RequestContext) -> None:
         ctx.recorded = True
         m, tallies = self.metrics, self.tallies
-        endpoint, model, provider = record.endpoint, record.served_model or UNKNOWN, record.provider or NONE
+        endpoint, model, provider = record.endpoint, self.model_label(record.served_model), record.provider or NONE
         status = record.status
         klass = STATUS_CLASSES[status // 100] if 0 <= status < 600 else OTHER
         code = record.error_code
@@ -239,7 +256,7 @@ class MetricsObserver:
         """Tokens, cost and attempts (final now), summed with the rest until the next flush."""
         m, count = self.metrics, self.tallies.count
         for rec in records:
-            model, provider = rec.served_model or UNKNOWN, rec.provider or NONE
+            model, provider = self.model_label(rec.served_model), rec.provider or NONE
             if rec.prompt_tokens:
                 count(m.tokens, (model, provider, "prompt"), rec.prompt_tokens)
             if rec.completion_tokens:

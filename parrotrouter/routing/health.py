@@ -24,6 +24,10 @@ COUNTED = frozenset({FailureKind.RATE_LIMIT, FailureKind.SERVER_ERROR, FailureKi
                      FailureKind.MODEL_OVERLOADED, FailureKind.AUTH, FailureKind.CONNECTION,
                      FailureKind.STREAM_PROTOCOL, FailureKind.NOT_FOUND})
 EWMA = 0.2  # weight of the newest observation in the latency averages
+# Deployments whose state is kept: names resolved on demand make deployments as clients write them
+# (`claude-3-5-sonnet-<anything>` matches a price-table clause), so beyond this the idle closed
+# states of the least used go (an open breaker and a request in flight stay).
+MAX_STATES = 10_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -55,8 +59,18 @@ class Health:
     def state(self, deployment: str) -> DeploymentState:
         state = self.states.get(deployment)
         if state is None:
+            if len(self.states) >= MAX_STATES:
+                self._forget_idle()
             state = self.states[deployment] = DeploymentState()
         return state
+
+    def _forget_idle(self) -> None:
+        """Drop a quarter of the states, the least used idle closed ones (amortised: once per
+        MAX_STATES / 4 new deployments)."""
+        idle = [(s.requests, name) for name, s in self.states.items() if not s.in_flight and not s.open_until]
+        idle.sort()
+        for _, name in idle[: max(1, MAX_STATES // 4)]:
+            del self.states[name]
 
     # ------------------------------------------------------------------ breaker
     def available(self, deployment: str, now: float | None = None) -> bool:

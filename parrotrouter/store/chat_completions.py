@@ -152,21 +152,34 @@ class SqlCompletionStore:
                 cursor: tuple[int, str] | None = (mark.stored_at, after)
             else:
                 cursor = None
-            while True:  # in batches, as metadata is matched here (both databases' JSON differ)
-                query = sa.select(chat_completions).where(*where)
+            # In batches of ids and metadata (both databases' JSON differ, so metadata is matched
+            # here): only the page's rows are then read whole (answers and messages can be large).
+            wanted: list[str] = []
+            has_more = False
+            while not has_more:
+                query = sa.select(c.id, c.stored_at, c.metadata).where(*where)
                 if cursor is not None:
                     query = query.where(position > cursor if order == "asc" else position < cursor)
                 ordering = (c.stored_at, c.id) if order == "asc" else (c.stored_at.desc(), c.id.desc())
                 rows = (await conn.execute(query.order_by(*ordering).limit(SCAN_BATCH))).all()
                 for row in rows:
-                    found = _stored(row)
-                    if all(found.metadata.get(k) == v for k, v in metadata.items()):
-                        if len(data) == limit:
-                            return Page(data, True)
-                        data.append(found)
+                    if not metadata or _has(orjson.loads(row.metadata), metadata):
+                        if len(wanted) == limit:
+                            has_more = True
+                            break
+                        wanted.append(row.id)
                 if len(rows) < SCAN_BATCH:
-                    return Page(data, False)
+                    break
                 cursor = (rows[-1].stored_at, rows[-1].id)
+            if wanted:
+                found = {row.id: _stored(row) for row in
+                         (await conn.execute(sa.select(chat_completions).where(*where, c.id.in_(wanted)))).all()}
+                data = [found[cid] for cid in wanted if cid in found]
+            return Page(data, has_more)
+
+
+def _has(metadata: Any, wanted: Mapping[str, str]) -> bool:
+    return isinstance(metadata, dict) and all(metadata.get(k) == v for k, v in wanted.items())
 
 
 class MemoryCompletionStore:

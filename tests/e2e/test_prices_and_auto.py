@@ -291,3 +291,15 @@ def test_an_unknown_auto_model_stops_the_start(make_gateway: Any, fake_upstream:
     with pytest.raises(RuntimeError, match="gateway exited with 2"):
         gw.start()
     assert "auto_model: " in gw.output() and says in gw.output()
+
+
+def test_a_model_the_key_may_not_use_looks_like_one_that_does_not_exist(zgw: Gateway) -> None:
+    """GET /v1/models/{id} answers a model the key may not use exactly as a name the gateway does not
+    know: a restricted key learns nothing of the other models (nor of the providers enabled)."""
+    key = create_key(zgw, permissions={"models": ["gpt-4o"]})
+    with httpx.Client(base_url=zgw.url, headers={"Authorization": f"Bearer {key}"}) as http:
+        hidden = http.get("/v1/models/claude-3-5-haiku-latest")
+        unknown = http.get("/v1/models/zz-no-such-model")
+    assert hidden.status_code == unknown.status_code == 404
+    assert hidden.json()["error"]["message"].replace("haiku-latest", "X") == \
+        unknown.json()["error"]["message"].replace("zz-no-such-model", "claude-3-5-X")

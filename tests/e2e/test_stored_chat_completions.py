@@ -120,3 +120,31 @@ def test_bad_update_bodies_are_400(gateway: Gateway) -> None:
         for body in ({}, {"metadata": "x"}, {"metadata": {"k": 5}}, {"metadata": {f"k{i}": "v" for i in range(17)}}):
             resp = http.post(f"/v1/chat/completions/{cid}", json=body)
             assert resp.status_code == 400, (body, resp.text)
+
+
+def test_a_stream_with_junk_tool_call_deltas_is_served_and_kept(gateway: Gateway) -> None:
+    """An upstream's tool call deltas are its to get wrong (an index of 10**12, a string for a list,
+    numbers for names): the stream is still relayed whole and the answer kept, within seconds, never
+    a worker busy building a trillion tool calls."""
+    key = new_key(gateway)
+    with gateway.http(key) as http:
+        with http.stream("POST", "/v1/chat/completions", timeout=15,
+                         json={"model": "fake-hostile-tools", "messages": USER, "store": True, "stream": True}) as r:
+            assert r.status_code == 200
+            body = r.read().decode()
+        assert body.rstrip().endswith("data: [DONE]"), body[-300:]
+        cid = next(line for line in body.splitlines() if line.startswith("data: {"))
+        cid = cid.split('"id":"', 1)[1].split('"', 1)[0]
+        kept = http.get(f"/v1/chat/completions/{cid}", timeout=15)
+    assert kept.status_code == 200, kept.text
+    message = kept.json()["choices"][0]["message"]
+    assert message["content"] == "Hi there"
+    assert len(message.get("tool_calls") or []) <= 1
+
+
+@pytest.mark.parametrize("limit", ["²", "9" * 5000, "-1", "1.5", "", "\u0661\u0660"])
+def test_a_junk_limit_is_a_400(client: openai.OpenAI, gateway: Gateway, limit: str) -> None:
+    with gateway.http(client.api_key) as http:
+        listed = http.get("/v1/chat/completions", params={"limit": limit})
+    assert listed.status_code == 400, listed.text
+    assert listed.json()["error"]["param"] == "limit"

@@ -2,7 +2,8 @@
 
 The upstream model name selects the behaviour, so one gateway config can reach every scenario:
 `ok` (default), `tools`, `n`, `429`, `500`, `503`, `401`, `400-context`, `400-leaky`, `stall`,
-`slow-first-byte`, `cut-N` (stream cut after N chunks, no [DONE]), `malformed`, `error-in-stream`, `echo`
+`slow-first-byte`, `cut-N` (stream cut after N chunks, no [DONE]), `malformed`, `error-in-stream`,
+`hostile-tools` (junk tool call deltas), `echo`
 (the answer repeats the last message's text: JSON and streams),
 `stall-after-N`, `no-usage`, `empty-usage` and `null-usage` (a usage without counts: `{}`, nulls),
 `paced`, `paced-slow` (0.4 s a word), `hold` (answers after 4 s, so
@@ -283,7 +284,13 @@ class FakeOpenAI(ThreadedServer):
                    b'"code": 503}}\n\n')
             return
         sent = 0
-        if scenario == "tools":
+        if scenario == "hostile-tools":  # tool call deltas no real upstream sends: a huge index, junk
+            yield _chunk(model, {"role": "assistant", "content": "Hi", "tool_calls": [
+                {"index": 10**12, "id": "call_far", "type": "function", "function": {"name": "f", "arguments": "{}"}},
+                {"index": -5, "function": {"name": 7, "arguments": ["x"]}}, "junk", {"index": "0"}]})
+            yield _chunk(model, {"content": 5, "tool_calls": "abc"})
+            yield _chunk(model, {"content": " there"}, "stop")
+        elif scenario == "tools":
             yield _chunk(model, {"role": "assistant", "content": None, "tool_calls": [
                 {"index": 0, "id": "call_abc123", "type": "function",
                  "function": {"name": "get_weather", "arguments": ""}}]})

@@ -98,6 +98,27 @@ async def test_sql_list_reads_past_a_batch_of_non_matching_rows(sql_store: SqlCo
     assert await ids(sql_store, metadata={"wanted": "yes"}, after="chatcmpl-0") == (["chatcmpl-6", "chatcmpl-7"], False)
 
 
+async def test_sql_list_filters_by_metadata_without_reading_every_answer(sql_store: SqlCompletionStore,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A filter that matches few of an account's many completions reads their metadata, not every
+    answer and its messages (each up to a request body's size) out of the database."""
+    for i in range(60):
+        await sql_store.save(stored(f"chatcmpl-{i}", wanted="yes" if i in (5, 50) else "no"))
+    decoded = 0
+    real = store_module._stored
+
+    def counting(row: object) -> StoredCompletion:
+        nonlocal decoded
+        decoded += 1
+        return real(row)
+
+    monkeypatch.setattr(store_module, "_stored", counting)
+    assert await ids(sql_store, metadata={"wanted": "yes"}, limit=1) == (["chatcmpl-5"], True)
+    assert await ids(sql_store, metadata={"wanted": "yes"}) == (["chatcmpl-5", "chatcmpl-50"], False)
+    assert await ids(sql_store, metadata={"wanted": "none"}) == ([], False)
+    assert decoded <= 3
+
+
 async def test_memory_store_is_bounded_by_bytes() -> None:
     store = MemoryCompletionStore(30 * DAY, 4000)
     for i in range(50):

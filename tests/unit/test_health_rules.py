@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,24 @@ def test_one_failing_model_leaves_its_provider_and_other_models_healthy() -> Non
     assert not health.deployment("p", "p/bad").healthy
     assert health.deployment("p", "p/mini") == health.provider("p") == Verdict(True, "available")
     assert health.report()["p"]["open_circuits"] == 1
+
+
+def test_breaker_states_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deployment's state is made on its first request, and model names resolved on demand make
+    deployments (`anthropic/claude-3-5-sonnet-<anything>`): beyond the bound, idle closed states of
+    the least used deployments go; an open breaker or a request in flight stays."""
+    from parrotrouter.routing import health as health_module
+
+    monkeypatch.setattr(health_module, "MAX_STATES", 100)
+    h = health_module.Health()
+    for _ in range(50):  # a deployment in real use
+        h.started("fake/real")
+        h.finished("fake/real", True, 10.0, None)
+    h.started("fake/busy")
+    h.states["fake/open"] = health_module.DeploymentState(open_until=time.monotonic() + 60)
+    for i in range(1_000):
+        h.started(f"anthropic/claude-3-5-sonnet-x{i}")
+        h.finished(f"anthropic/claude-3-5-sonnet-x{i}", False, 1.0, None)
+    assert len(h.states) <= 100
+    assert {"fake/real", "fake/busy", "fake/open"} <= set(h.states)
+    assert h.states["fake/real"].requests == 50 and h.is_open("fake/open")

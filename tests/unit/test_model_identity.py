@@ -207,6 +207,37 @@ def test_random_names_stay_within_the_lru_bound() -> None:
     assert len(c._dynamic) <= cat.DYNAMIC_NAMES
 
 
+def test_random_names_do_not_grow_the_price_tables_caches() -> None:
+    """genai-prices remembers every name it is asked about (its provider cache, misses too) and every
+    match (`claude-3-5-sonnet-<anything>` matches a clause): names a client makes up must not reach
+    those unbounded dicts, only our bounded ones."""
+    from genai_prices.data_snapshot import get_snapshot
+
+    c = catalog(OPENAI, ANTHROPIC, OPENROUTER, AWS)
+    c.resolve("claude-3-5-sonnet-20241022")  # warm: the providers themselves are cached once
+    snapshot = get_snapshot()
+    before = len(snapshot._lookup_cache) + len(snapshot._provider_cache) + len(snapshot._provider_misses)
+    rng = random.Random(7)
+    for i in range(3_000):
+        tail = "".join(rng.choice(string.ascii_lowercase) for _ in range(12))
+        name = ("claude-3-5-sonnet-", "gpt-4o-", "anthropic/claude-3-5-sonnet-", "zz-")[i % 4] + tail
+        with contextlib.suppress(UnsupportedModel):
+            c.resolve(name)
+    after = len(snapshot._lookup_cache) + len(snapshot._provider_cache) + len(snapshot._provider_misses)
+    assert after - before < 50
+
+
+def test_nested_vendor_names_are_not_resolved_level_by_level() -> None:
+    """`anthropic/anthropic/.../claude-3.5-x` names no model; resolving it must not resolve every
+    suffix (two per level: as written and dashed), each costing a table lookup and an LRU entry."""
+    c = catalog(OPENAI, ANTHROPIC, OPENROUTER)
+    name = ("anthropic/" * 24 + "claude-3.5-x")[:256]
+    with pytest.raises(UnsupportedModel):
+        c.resolve(name)
+    assert len(c._dynamic) <= 3
+    assert served(c, "anthropic/claude-3.5-sonnet")[0]  # one level still resolves (dotted -> dashed)
+
+
 @pytest.mark.parametrize("name", ["claude-3-opus\x00", "x" * 100_000, "gpt-4o\n", "", "a/" * 200])
 def test_malformed_names_are_refused_cleanly(name: str) -> None:
     c = catalog(OPENAI, ANTHROPIC, OPENROUTER)

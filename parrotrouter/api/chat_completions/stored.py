@@ -66,12 +66,17 @@ def keeper(http: web.Request, principal: Principal, raw: dict[str, Any]) -> Keep
 
 class StoringEncoder(ChatEncoder):
     """A stream, written as usual, and its answer put together from its chunks to be kept once it
-    ended well (a failed stream is not kept)."""
+    ended well (a failed stream is not kept).
+
+    The chunks' deltas are the upstream's words, relayed as they came: what is put together here
+    takes only what fits OpenAI's shape (a choice or tool call index below `MAX_INDEX`, text as
+    strings), so junk neither breaks the stream nor makes the worker build a trillion tool calls;
+    texts are joined once, at the end (linear in the stream's length)."""
 
     def __init__(self, keep: Keeper) -> None:
         self.keep = keep
         self.head: dict[str, Any] = {}
-        self.choices: dict[int, dict[str, Any]] = {}
+        self.choices: dict[int, _Choice] = {}
         self.usage: Any = None
         self.done = False
 
@@ -91,37 +96,79 @@ class StoringEncoder(ChatEncoder):
                          if k in chunk}
         if chunk.get("usage"):
             self.usage = chunk["usage"]
-        for choice in chunk.get("choices") or []:
-            index = choice.get("index", 0)
-            out = self.choices.setdefault(index, {"index": index, "message": {"role": "assistant", "content": None},
-                                                  "logprobs": None, "finish_reason": None})
-            delta = choice.get("delta") or {}
-            message = out["message"]
-            for field in ("content", "refusal"):
-                if isinstance(delta.get(field), str):
-                    message[field] = (message.get(field) or "") + delta[field]
-            for call in delta.get("tool_calls") or []:
-                calls = message.setdefault("tool_calls", [])
-                at = call.get("index", len(calls))
-                while len(calls) <= at:
-                    calls.append({"id": "", "type": "function", "function": {"name": "", "arguments": ""}})
-                target = calls[at]
-                if call.get("id"):
-                    target["id"] = call["id"]
-                function = call.get("function") or {}
-                target["function"]["name"] += function.get("name") or ""
-                target["function"]["arguments"] += function.get("arguments") or ""
-            if choice.get("finish_reason") is not None:
-                out["finish_reason"] = choice["finish_reason"]
+        choices = chunk.get("choices")
+        for choice in choices if isinstance(choices, list) else ():
+            index = _index(choice.get("index", 0)) if isinstance(choice, dict) else None
+            if index is None:
+                continue
+            out = self.choices.get(index)
+            if out is None:
+                if len(self.choices) >= MAX_INDEX:
+                    continue
+                out = self.choices[index] = _Choice()
+            delta = choice.get("delta")
+            if isinstance(delta, dict):
+                out.feed(delta)
+            if isinstance(choice.get("finish_reason"), str):
+                out.finish_reason = choice["finish_reason"]
 
     async def ending(self) -> None:
         if not self.done or not self.head:
             return
         answer = {**self.head, "object": "chat.completion",
-                  "choices": [self.choices[i] for i in sorted(self.choices)]}
+                  "choices": [self.choices[i].answer(i) for i in sorted(self.choices)]}
         if self.usage is not None:
             answer["usage"] = self.usage
         await self.keep(answer)
+
+
+MAX_INDEX = 128  # choices (`n`) and tool calls of one answer a stream may put together (OpenAI: n <= 128)
+
+
+def _index(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < MAX_INDEX else None
+
+
+class _Choice:
+    """One choice of a stream, as its deltas arrive: text parts, joined at the end."""
+
+    __slots__ = ("content", "finish_reason", "refusal", "tool_calls")
+
+    def __init__(self) -> None:
+        self.content: list[str] = []
+        self.refusal: list[str] = []
+        self.tool_calls: dict[int, dict[str, Any]] = {}
+        self.finish_reason: str | None = None
+
+    def feed(self, delta: dict[str, Any]) -> None:
+        if isinstance(text := delta.get("content"), str):
+            self.content.append(text)
+        if isinstance(text := delta.get("refusal"), str):
+            self.refusal.append(text)
+        calls = delta.get("tool_calls")
+        for call in calls if isinstance(calls, list) else ():
+            at = _index(call.get("index", len(self.tool_calls))) if isinstance(call, dict) else None
+            if at is None:
+                continue
+            target = self.tool_calls.setdefault(at, {"id": "", "type": "function", "name": [], "arguments": []})
+            if isinstance(call.get("id"), str) and call["id"]:
+                target["id"] = call["id"]
+            function = call.get("function")
+            if isinstance(function, dict):
+                for field in ("name", "arguments"):
+                    if isinstance(function.get(field), str):
+                        target[field].append(function[field])
+
+    def answer(self, index: int) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(self.content) if self.content else None}
+        if self.refusal:
+            message["refusal"] = "".join(self.refusal)
+        if self.tool_calls:
+            message["tool_calls"] = [
+                {"id": call["id"], "type": "function",
+                 "function": {"name": "".join(call["name"]), "arguments": "".join(call["arguments"])}}
+                for _, call in sorted(self.tool_calls.items())]
+        return {"index": index, "message": message, "logprobs": None, "finish_reason": self.finish_reason}
 
 
 def _completion_id(http: web.Request, write: bool = False) -> tuple[str, str]:
@@ -164,7 +211,8 @@ async def delete_completion(http: web.Request) -> web.Response:
 
 def _limit(http: web.Request) -> int:
     text = http.query.get("limit", "20")
-    if not text.isdigit() or int(text) > MAX_LIMIT:
+    # ASCII digits only: `isdigit` alone takes "²" (int() refuses it) and 5,000 digits (so does int())
+    if not (0 < len(text) <= 3 and text.isascii() and text.isdigit()) or int(text) > MAX_LIMIT:
         raise InvalidRequest(f"'limit' must be an integer from 0 to {MAX_LIMIT}.", param="limit")
     return int(text)
 

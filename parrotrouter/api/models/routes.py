@@ -142,8 +142,9 @@ async def get_model(http: web.Request) -> web.Response:
         except InvalidRequest:
             raise NotFound(f"The model '{echo(name)}' does not exist on this gateway. "
                            "GET /v1/models lists the models you can use.", param="model") from None
-    if not policy.allows_model(name, model.id):
-        raise NotFound(f"The model '{echo(name)}' does not exist on this gateway.", param="model")
+    if not policy.allows_model(name, model.id):  # the very answer to a name the gateway does not know
+        raise NotFound(f"The model '{echo(name)}' does not exist on this gateway. "
+                       "GET /v1/models lists the models you can use.", param="model")
     body = model_object(state, model, await performance_stats(state),
                         capabilities=_flag(http.query, "include_capabilities", True))
     return web.Response(body=orjson.dumps(body), content_type="application/json")
