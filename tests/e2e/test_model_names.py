@@ -196,7 +196,7 @@ def test_anthropic_and_bedrock_serve_one_model_with_failover(make_gateway: Any, 
 
 # ---------------------------------------------------------------------------- names a client makes up
 def test_made_up_names_do_not_grow_metrics_without_bound(make_gateway: Any) -> None:
-    """`claude-3-5-sonnet-<anything>` matches a price-table clause, so it resolves (and is sent to
+    """`claude-3-5-sonnet-<a made-up snapshot number>` matches a price-table clause, so it resolves (and is sent to
     Anthropic as written, which refuses it): each made-up name must not become a metrics series of
     its own for ever. Names the catalog lists keep their label; beyond a bound, the others are `other`."""
     from parrotrouter.observe.metrics import MAX_UNLISTED_MODELS
@@ -205,12 +205,12 @@ def test_made_up_names_do_not_grow_metrics_without_bound(make_gateway: Any) -> N
     gateway.start()
     with gateway.http() as http:
         for i in range(MAX_UNLISTED_MODELS + 40):
-            made_up = http.post("/v1/chat/completions", json={"model": f"claude-3-5-sonnet-x{i:05d}", "messages": USER},
+            made_up = http.post("/v1/chat/completions", json={"model": f"claude-3-5-sonnet-{99000000 + i}", "messages": USER},
                                 headers={"X-Max-Retries": "0"})
             assert made_up.status_code == 502, made_up.text  # served: the upstream (down) was tried
         listed = http.post("/v1/chat/completions", json={"model": "claude-3-5-haiku-latest", "messages": USER})
         assert listed.status_code == 502, listed.text
         metrics = http.get("/metrics").text
     labels = set(re.findall(r'model="([^"]+)"', metrics))
-    assert len({name for name in labels if name.startswith("claude-3-5-sonnet-x")}) <= MAX_UNLISTED_MODELS
+    assert len({name for name in labels if name.startswith("claude-3-5-sonnet-99")}) <= MAX_UNLISTED_MODELS
     assert "other" in labels and "claude-3-5-haiku-latest" in labels  # listed: its own
