@@ -205,7 +205,8 @@ def test_made_up_names_do_not_grow_metrics_without_bound(make_gateway: Any) -> N
     gateway.start()
     with gateway.http() as http:
         for i in range(MAX_UNLISTED_MODELS + 40):
-            made_up = http.post("/v1/chat/completions", json={"model": f"claude-3-5-sonnet-{99000000 + i}", "messages": USER},
+            made_up = http.post("/v1/chat/completions", json={"model": f"claude-3-5-sonnet-{99000000 + i}",
+                                                              "messages": USER},
                                 headers={"X-Max-Retries": "0"})
             assert made_up.status_code == 502, made_up.text  # served: the upstream (down) was tried
         listed = http.post("/v1/chat/completions", json={"model": "claude-3-5-haiku-latest", "messages": USER})
