@@ -66,6 +66,12 @@ def setup_hint(local_models: bool) -> list[str]:
              "Enable a provider by setting its variables in the environment (its own SDK reads the same):"]
     entries = []
     for preset in all_presets().values():
+        if preset.local and preset.url_envs:  # a server of the operator's own: enabled by its URL
+            how = " or ".join(preset.url_envs) + " (its URL; models listed from the server, free)"
+            if preset.key_envs:
+                how += f", with {' or '.join(preset.key_envs)} if it wants a key"
+            entries.append((preset.display_name, how))
+            continue
         if not preset.key_envs:  # enabled by other variables (below)
             continue
         how = " or ".join(preset.key_envs)
@@ -75,10 +81,8 @@ def setup_hint(local_models: bool) -> list[str]:
     entries += _OTHER_PROVIDERS
     width = max(len(name) for name, _ in entries)
     lines += [f"  {name.ljust(width)}  {how}" for name, how in entries]
-    lines.append("  A local OpenAI-compatible server (vLLM, LM Studio, llama.cpp server, Ollama): "
-                 "OPENAI_BASE_URL=http://127.0.0.1:PORT/v1 with any OPENAI_API_KEY"
-                 + (", or OLLAMA_HOST for Ollama" if any("OLLAMA_HOST" in (*p.key_envs, p.base_url_env)
-                                                        for p in all_presets().values()) else ""))
+    lines.append("  Any other OpenAI-compatible server: OPENAI_BASE_URL=http://HOST:PORT/v1 with any OPENAI_API_KEY "
+                 "(its models are listed from its GET /models)")
     if _local_extra_installed() and not local_models:
         lines.append("The embedded local model is installed but turned off: unset PARROTROUTER_LOCAL_MODELS=false "
                      "(or local_models: false in the config file).")

@@ -38,7 +38,8 @@ def test_nothing_enabled_says_what_to_configure(tmp_path: Path) -> None:
     text = out.stdout
     assert text.startswith("No models: no provider is enabled")
     for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GROQ_API_KEY", "OPENROUTER_API_KEY",
-                "AZURE_OPENAI_ENDPOINT", "AWS_REGION", "OPENAI_BASE_URL"):
+                "AZURE_OPENAI_ENDPOINT", "AWS_REGION", "OPENAI_BASE_URL", "OLLAMA_HOST", "LMSTUDIO_BASE_URL",
+                "VLLM_BASE_URL", "LLAMACPP_SERVER_URL"):  # local servers: by their URL
         assert var in text
     assert "config file" in text and "--config FILE" in text
     assert "parrotrouter[local]" in text or "PARROTROUTER_LOCAL_MODELS" in text
