@@ -298,7 +298,8 @@ def _well_known_models(provider: cat.ProviderSpec, taken: set[str], env: Mapping
         taken.add(model_id)
     if "embeddings" in ptype.endpoints:
         out += zero_config_models(provider, preset, taken)
-    return identity.with_aliases(out, provider, preset, taken)
+    return [dataclasses.replace(m, retired=True) if m.id in retired and not m.retired else m
+            for m in identity.with_aliases(out, provider, preset, taken)]
 
 
 def load_config(

@@ -36,6 +36,11 @@ ALIASES = (("claude-3-opus", "claude-3-opus-20240229"), ("claude-3-opus-latest",
            ("claude-3-haiku-latest", "claude-3-haiku-20240307"), ("claude-3-5-sonnet", "claude-3-5-sonnet-20241022"),
            ("claude-3-5-sonnet-latest", "claude-3-5-sonnet-20241022"))
 
+# Anthropic's model deprecations page (docs.anthropic.com/en/docs/about-claude/model-deprecations):
+# retirement dates of models the price table does not mark deprecated.
+RETIRED = (("claude-v1", "2024-11-06"), ("claude-2", "2025-07-21"), ("claude-3-sonnet-20240229", "2025-07-21"),
+           ("claude-3-5-sonnet-20241022", "2025-10-22"), ("claude-3-opus-20240229", "2026-01-05"))
+
 PROVIDER = ProviderType(
     name="anthropic", display_name="Anthropic",
     build=lambda spec: AnthropicProvider(spec, AnthropicAdapter(spec)),
@@ -43,5 +48,5 @@ PROVIDER = ProviderType(
                                 "parallel_tool_calls", "response_format", "reasoning_effort", "reasoning"}),
     presets=(Preset("anthropic", "anthropic", "Anthropic", "https://api.anthropic.com", ("ANTHROPIC_API_KEY",),
                     "ANTHROPIC_BASE_URL", "anthropic", vision_prefixes=("claude-",), model_filter=r"^claude-",
-                    model_aliases=ALIASES),),
+                    model_aliases=ALIASES, retired=RETIRED),),
 )
