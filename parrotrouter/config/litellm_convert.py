@@ -3,69 +3,28 @@
 LiteLLM's `model_list` entries become models (entries sharing a `model_name` are deployments of one
 model) on providers, one per distinct upstream (type, base URL, key, options: litellm_providers.py);
 `router_settings`, `litellm_settings` and `general_settings` become `server:` settings where we have
-an equivalent (litellm_settings.py). Whatever cannot be mapped is a `Finding`, never dropped
-silently; a wrongly typed value is a problem naming its place, and the conversion fails.
+an equivalent (litellm_settings.py). Whatever cannot be mapped is a `Finding` (litellm_report.py),
+never dropped silently; a wrongly typed value is a problem naming its place, and the conversion fails.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from collections.abc import Mapping
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from ..errors import ConfigError
 from ..pricing import lookup_pricing
 from ..providers.presets import all_presets
 from .litellm_providers import KINDS, Level, Upstream, env_name, is_env_ref, upstream_of
+from .litellm_report import TOP_SECTIONS, Conversion, Finding, printable
 from .litellm_settings import read_general, read_litellm_settings, read_router
 
 MAX_NAME = 256
 MAX_PRICE_PER_TOKEN = 1.0  # USD: a million per million tokens, our bound on any price
-_HEADINGS = {"action": "To do before use", "unmapped": "Not mapped", "note": "Mapped, with a difference"}
 
-
-@dataclasses.dataclass(frozen=True)
-class Finding:
-    """One thing the report says: where in the LiteLLM file, and what."""
-
-    level: Level  # action: the user must do something; unmapped: dropped; note: mapped approximately
-    where: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.message}"
-
-
-@dataclasses.dataclass(frozen=True)
-class Conversion:
-    config: dict[str, Any]  # our configuration file's contents
-    findings: tuple[Finding, ...]
-    source: str
-
-    def report(self) -> list[str]:
-        """The findings as lines, grouped by level (the same lines head the output as comments)."""
-        lines: list[str] = []
-        for level, heading in _HEADINGS.items():
-            found = sorted((f for f in self.findings if f.level == level), key=_position)
-            if found:
-                lines.append(f"{heading} ({len(found)}):")
-                lines += [f"  - {f}" for f in found]
-        return lines
-
-    def render(self) -> str:
-        """The YAML text of our configuration, the report as comments at its top."""
-        head = [f"ParrotRouter configuration converted from the LiteLLM config {_printable(Path(self.source).name)}",
-                "by `parrotrouter config import-litellm`. Check it with `parrotrouter config check`."]
-        lines = [*head, *self.report()] if self.findings else [*head, "Everything was mapped."]
-        comments = "".join(f"# {line}\n".replace("# \n", "#\n") for line in lines)
-        body = yaml.safe_dump(self.config, sort_keys=False, default_flow_style=False, allow_unicode=True, width=100)
-        return comments + "\n" + body
 
 
 def convert(doc: Any, source: str = "LiteLLM config") -> Conversion:
@@ -91,8 +50,7 @@ _DEPLOYMENT_PARAMS = {"model", "weight", "rpm", "tpm", "order", "timeout", "stre
                       "litellm_credential_name", *_SUPPORTS}
 _MODEL_INFO = {"id", "mode", "base_model", "max_input_tokens", "max_output_tokens", "max_tokens",
                "input_cost_per_token", "output_cost_per_token", "cache_read_input_token_cost", *_SUPPORTS}
-_TOP = ("model_list", "credential_list", "router_settings", "litellm_settings", "general_settings",
-        "environment_variables")  # in the order the report follows
+
 
 
 @dataclasses.dataclass
@@ -135,10 +93,10 @@ class Converter:
     # -- reporting and typed reads
 
     def found(self, level: Level, where: str, message: str) -> None:
-        self.findings.append(Finding(level, _printable(where), _printable(message)))
+        self.findings.append(Finding(level, printable(where), printable(message)))
 
     def problem(self, where: str, message: str) -> None:
-        self.problems.append(_printable(f"{where}: {message}"))
+        self.problems.append(printable(f"{where}: {message}"))
 
     def mapping(self, value: Any, where: str) -> Mapping[str, Any] | None:
         """A mapping with string keys (None, when absent: empty); None (and a problem) otherwise."""
@@ -187,7 +145,7 @@ class Converter:
         if top is None:
             return {}
         for key in top:
-            if key not in _TOP:
+            if key not in TOP_SECTIONS:
                 self.found("unmapped", key, "not a setting ParrotRouter has (a LiteLLM feature without equivalent)")
         self.read_credentials(top.get("credential_list"))
         self.read_model_list(top.get("model_list"))
@@ -590,18 +548,6 @@ def _per_million(value: float | int) -> float | int:
 def _tidy_decimal(value: Decimal) -> float | int:
     """A price as YAML writes it plainly: an integer when it is one."""
     return int(value) if value == value.to_integral_value() else float(value.normalize())
-
-
-def _position(finding: Finding) -> tuple[int, int]:
-    """Where a finding is in the file, roughly: its section, then its model_list entry."""
-    entry = re.match(r"model_list\[(\d+)\]", finding.where)
-    section = re.split(r"[.\[/]", finding.where, maxsplit=1)[0]
-    return (_TOP.index(section) if section in _TOP else len(_TOP), int(entry.group(1)) if entry else 0)
-
-
-def _printable(text: str) -> str:
-    """Text from the input, safe in a comment line and on a terminal (no newline, no control)."""
-    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _kind(value: Any) -> str:

@@ -17,7 +17,8 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
-from .litellm_convert import Conversion, Finding, convert
+from .litellm_convert import convert
+from .litellm_report import Conversion, Finding
 
 MAX_BYTES = 1 << 20  # a LiteLLM config is a few KB; 1 MiB is generous
 MAX_VALUES = 100_000  # values in the document once aliases are expanded (a "YAML bomb" is refused)
