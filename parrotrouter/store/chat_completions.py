@@ -9,7 +9,6 @@ between workers): the newest completions, at most `max_bytes` of their JSON in a
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import time
 from collections.abc import Iterator, Mapping
@@ -19,6 +18,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from .retained import MemoryRows, SqlRetention
 from .schema import metadata as tables
 
 chat_completions = sa.Table(
@@ -36,7 +36,6 @@ chat_completions = sa.Table(
     sa.Index("ix_chat_completions_created", "created_at"),
 )
 
-PURGE_EVERY = 600.0  # seconds between deletions of expired rows (per process)
 SCAN_BATCH = 200  # rows a list reads at a time while it filters by metadata
 
 
@@ -92,22 +91,17 @@ class SqlCompletionStore:
     def __init__(self, engine: AsyncEngine, max_age: float) -> None:
         self.engine = engine
         self.max_age = max_age
-        self._purged_at = 0.0
+        self.rows = SqlRetention(engine, chat_completions, max_age)
 
     def _cutoff(self) -> int:
-        return int(time.time() - self.max_age)
+        return self.rows.cutoff()
 
     async def save(self, stored: StoredCompletion) -> None:
         completion, messages = _sized(stored)
-        async with self.engine.begin() as conn:
-            await conn.execute(chat_completions.insert().values(
-                id=stored.id, owner=stored.owner, model=stored.model[:200],
-                metadata=orjson.dumps(stored.metadata).decode(), completion=completion, messages=messages,
-                size=stored.size, created_at=stored.created_at, stored_at=time.time_ns() // 1000))
-        if time.monotonic() - self._purged_at > PURGE_EVERY:
-            self._purged_at = time.monotonic()
-            async with self.engine.begin() as conn:
-                await conn.execute(chat_completions.delete().where(chat_completions.c.created_at < self._cutoff()))
+        await self.rows.insert(dict(
+            id=stored.id, owner=stored.owner, model=stored.model[:200],
+            metadata=orjson.dumps(stored.metadata).decode(), completion=completion, messages=messages,
+            size=stored.size, created_at=stored.created_at, stored_at=time.time_ns() // 1000))
 
     def _mine(self, cid: str, owner: str) -> sa.ColumnElement[bool]:
         c = chat_completions.c
@@ -185,27 +179,14 @@ def _has(metadata: Any, wanted: Mapping[str, str]) -> bool:
 class MemoryCompletionStore:
     def __init__(self, max_age: float, max_bytes: int) -> None:
         self.max_age = max_age
-        self.max_bytes = max_bytes
-        self._rows: collections.OrderedDict[str, StoredCompletion] = collections.OrderedDict()  # oldest first
-        self._bytes = 0
+        self.rows: MemoryRows[StoredCompletion] = MemoryRows(max_age, max_bytes)
 
     def _live(self, cid: str, owner: str) -> StoredCompletion | None:
-        found = self._rows.get(cid)
-        if found is None or found.owner != owner or found.created_at < time.time() - self.max_age:
-            return None
-        return found
+        return self.rows.live(cid, owner)
 
     async def save(self, stored: StoredCompletion) -> None:
         _sized(stored)
-        if stored.size > self.max_bytes:
-            return
-        if (old := self._rows.pop(stored.id, None)) is not None:
-            self._bytes -= old.size
-        self._rows[stored.id] = stored
-        self._bytes += stored.size
-        while self._bytes > self.max_bytes:
-            _, dropped = self._rows.popitem(last=False)
-            self._bytes -= dropped.size
+        self.rows.put(stored.id, stored)
 
     async def get(self, cid: str, owner: str) -> StoredCompletion | None:
         return self._live(cid, owner)
@@ -218,19 +199,12 @@ class MemoryCompletionStore:
         return found
 
     async def delete(self, cid: str, owner: str) -> bool:
-        found = self._live(cid, owner)
-        if found is None:
-            return False
-        self._bytes -= self._rows.pop(cid).size
-        return True
+        return self.rows.remove(cid, owner)
 
     def _matching(self, owner: str, model: str | None, metadata: Mapping[str, str],
                   order: Literal["asc", "desc"]) -> Iterator[StoredCompletion]:
-        cutoff = time.time() - self.max_age
-        rows = reversed(self._rows.values()) if order == "desc" else iter(self._rows.values())
-        for row in rows:
-            if (row.owner == owner and row.created_at >= cutoff and (model is None or row.model == model)
-                    and all(row.metadata.get(k) == v for k, v in metadata.items())):
+        for row in self.rows.owned(owner, newest_first=order == "desc"):
+            if (model is None or row.model == model) and all(row.metadata.get(k) == v for k, v in metadata.items()):
                 yield row
 
     async def list(self, owner: str, *, model: str | None, metadata: Mapping[str, str], after: str | None,

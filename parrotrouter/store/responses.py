@@ -8,9 +8,7 @@ in-memory store of this process (lost at restart, not shared between workers).
 
 from __future__ import annotations
 
-import collections
 import dataclasses
-import time
 import types
 from typing import Any, Protocol
 
@@ -18,6 +16,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from .retained import MemoryRows, SqlRetention
 from .schema import metadata
 
 responses = sa.Table(
@@ -34,9 +33,6 @@ responses = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),  # epoch seconds, as the response says
     sa.Index("ix_responses_created", "created_at"),
 )
-
-PURGE_EVERY = 600.0  # seconds between deletions of expired rows (per process)
-
 
 @dataclasses.dataclass(slots=True)
 class StoredResponse:
@@ -104,18 +100,13 @@ class SqlResponseStore:
     def __init__(self, engine: AsyncEngine, max_age: float) -> None:
         self.engine = engine
         self.max_age = max_age
-        self._purged_at = 0.0
+        self.rows = SqlRetention(engine, responses, max_age)
 
     def _cutoff(self) -> int:
-        return int(time.time() - self.max_age)
+        return self.rows.cutoff()
 
     async def save(self, stored: StoredResponse) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(responses.insert().values(**_row(stored)))
-        if time.monotonic() - self._purged_at > PURGE_EVERY:
-            self._purged_at = time.monotonic()
-            async with self.engine.begin() as conn:
-                await conn.execute(responses.delete().where(responses.c.created_at < self._cutoff()))
+        await self.rows.insert(_row(stored))
 
     async def get(self, rid: str, owner: str) -> StoredResponse | None:
         async with self.engine.connect() as conn:
@@ -142,38 +133,20 @@ class MemoryResponseStore:
 
     def __init__(self, max_age: float, max_bytes: int) -> None:
         self.max_age = max_age
-        self.max_bytes = max_bytes
-        self._rows: collections.OrderedDict[str, types.SimpleNamespace] = collections.OrderedDict()
-        self._bytes = 0
+        self.rows: MemoryRows[types.SimpleNamespace] = MemoryRows(max_age, max_bytes)
 
     def _live(self, rid: str, owner: str) -> types.SimpleNamespace | None:
-        found = self._rows.get(rid)
-        if found is None or found.owner != owner or found.created_at < time.time() - self.max_age:
-            return None
-        return found
+        return self.rows.live(rid, owner)
 
     async def save(self, stored: StoredResponse) -> None:
-        row = _row(stored)
-        size = row["size"]
-        if size > self.max_bytes:
-            return
-        if (old := self._rows.pop(stored.id, None)) is not None:
-            self._bytes -= old.size
-        self._rows[stored.id] = types.SimpleNamespace(**row)
-        self._bytes += size
-        while self._bytes > self.max_bytes:
-            _, dropped = self._rows.popitem(last=False)
-            self._bytes -= dropped.size
+        self.rows.put(stored.id, types.SimpleNamespace(**_row(stored)))
 
     async def get(self, rid: str, owner: str) -> StoredResponse | None:
         row = self._live(rid, owner)
         return None if row is None else _stored(row)
 
     async def delete(self, rid: str, owner: str) -> bool:
-        if self._live(rid, owner) is None:
-            return False
-        self._bytes -= self._rows.pop(rid).size
-        return True
+        return self.rows.remove(rid, owner)
 
     async def chain(self, rid: str, owner: str, depth: int, max_bytes: int) -> list[StoredResponse]:
         out: list[StoredResponse] = []

@@ -80,7 +80,7 @@ async def test_sql_store(sql_store: SqlResponseStore) -> None:
 
 async def test_sql_store_purges_expired_rows(sql_store: SqlResponseStore) -> None:
     await sql_store.save(stored("resp_old", age=40 * DAY))
-    sql_store._purged_at = 0.0  # the next write purges
+    sql_store.rows._purged_at = 0.0  # the next write purges
     await sql_store.save(stored("resp_new"))
     async with sql_store.engine.connect() as conn:
         ids = set((await conn.execute(sa.text("SELECT id FROM responses"))).scalars())
@@ -96,7 +96,7 @@ async def test_memory_store_keeps_the_newest_within_its_bytes() -> None:
     for i in range(40):
         await store.save(stored(f"resp_{i}", text="x" * 50))
     assert await store.get("resp_39", "acct_a") is not None and await store.get("resp_0", "acct_a") is None
-    assert store._bytes <= 4000
+    assert store.rows.held <= 4000
     await store.save(stored("resp_huge", text="x" * 10_000))  # larger than the whole store: not kept
     assert await store.get("resp_huge", "acct_a") is None and await store.get("resp_39", "acct_a") is not None
 
@@ -115,7 +115,7 @@ async def test_memory_store_holds_its_bytes_not_ten_times_more() -> None:
         used, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert store._bytes <= limit and used < 2 * limit, used
+    assert store.rows.held <= limit and used < 2 * limit, used
     kept = await store.get("resp_7", "acct_a")
     assert kept is not None and kept.input[0]["content"][0] == part
 
