@@ -116,7 +116,7 @@ def report(results: dict[str, dict[str, list[Sample]]], rss: dict[str, float], b
             ratios = [f"{rps / _median(results[b][scenario], 'rps'):.1%}" for b in (bare, other) if b]
             if bare:  # the steadier figure on a busy machine: capacity per CPU, bare's µs/req / this one's
                 bare_cpu = _median(results[bare][scenario], "cpu_us")
-                ratios.append("-" if is_direct else f"{bare_cpu / _median(runs, 'cpu_us'):.1%}")
+                ratios.append("-" if is_direct or scenario == "ttft" else f"{bare_cpu / _median(runs, 'cpu_us'):.1%}")
             p50, p99 = _median(runs, "p50"), _median(runs, "p99")
             added = ["-", "-"] if is_direct else [f"{p50 - _median(direct[scenario], 'p50'):.2f}",
                                                   f"{p99 - _median(direct[scenario], 'p99'):.2f}"]
