@@ -94,6 +94,11 @@ class Probe:
                       server / wall, max(busy - load - mock - server / wall, 0.0))
 
 
+def _workers(name: str) -> int:
+    head = name.partition("@")[0]
+    return int(head.partition(":w")[2] or 1)
+
+
 def _median(runs: list[Sample], attr: str) -> float:
     return float(statistics.median(getattr(s, attr) for s in runs))
 
@@ -106,16 +111,20 @@ def report(results: dict[str, dict[str, list[Sample]]], rss: dict[str, float], b
     bases = [next((n for n in results if n.partition("@")[0] == b), None) for b in baselines]
     bare, other = bases[0], next((b for b in bases[1:] if b), None)
     cols = [f"vs {b}" for b in (bare, other) if b] + ([f"CPU vs {bare}"] if bare else [])
-    print(f"| variant | scenario | req/s | {' | '.join(cols)} | p50 ms | p99 ms | added p50 | added p99 | "
+    if bare and any(":w" in n for n in results):
+        cols = [c + " (same workers)" if bare in c else c for c in cols]
+    print(f"| variant | scenario | req/s |{''.join(f' {c} |' for c in cols)} p50 ms | p99 ms | added p50 | added p99 | "
           f"CPU µs/req | server CPUs | wrk/client CPUs | mock CPUs | other jobs' CPUs |")
     print("|---|---|---:|" + "---:|" * len(cols) + "---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, res in results.items():
         for scenario, runs in res.items():
             rps = _median(runs, "rps")
             is_direct = name.startswith("direct")
-            ratios = [f"{rps / _median(results[b][scenario], 'rps'):.1%}" for b in (bare, other) if b]
-            if bare:  # the steadier figure on a busy machine: capacity per CPU, bare's µs/req / this one's
-                bare_cpu = _median(results[bare][scenario], "cpu_us")
+            same = f"{bare}:w{_workers(name)}"  # a row with N workers against bare:wN, when measured
+            own_bare = same if same in results else bare
+            ratios = [f"{rps / _median(results[b][scenario], 'rps'):.1%}" for b in (own_bare, other) if b]
+            if own_bare:  # the steadier figure on a busy machine: capacity per CPU, bare's µs/req / this one's
+                bare_cpu = _median(results[own_bare][scenario], "cpu_us")
                 ratios.append("-" if is_direct or scenario == "ttft" else f"{bare_cpu / _median(runs, 'cpu_us'):.1%}")
             p50, p99 = _median(runs, "p50"), _median(runs, "p99")
             added = ["-", "-"] if is_direct else [f"{p50 - _median(direct[scenario], 'p50'):.2f}",
@@ -124,7 +133,7 @@ def report(results: dict[str, dict[str, list[Sample]]], rss: dict[str, float], b
             cpu = "-" if is_direct or scenario == "ttft" else f"{_median(runs, 'cpu_us'):.0f}"
             if scenario == "ttft":
                 ratios = ["-"] * len(cols)
-            print(f"| {name} | {scenario} | {rate} | {' | '.join(ratios)} | {p50:.2f} | {p99:.2f} | "
+            print(f"| {name} | {scenario} | {rate} |{''.join(f' {r} |' for r in ratios)} {p50:.2f} | {p99:.2f} | "
                   f"{added[0]} | {added[1]} | {cpu} | {_median(runs, 'server_cores'):.2f} | "
                   f"{_median(runs, 'load_cores'):.2f} | {_median(runs, 'mock_cores'):.2f} | "
                   f"{_median(runs, 'other_cores'):.2f} |")
