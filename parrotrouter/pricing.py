@@ -10,7 +10,7 @@ import dataclasses
 import functools
 import re
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from genai_prices import Usage
@@ -74,6 +74,8 @@ class ModelPricing:
     rates: tuple[int, int, int, int, int] | None = dataclasses.field(init=False, compare=False, repr=False)
     # max_cost's prices: per million prompt tokens, per million completion tokens, per request
     _bounds: tuple[Decimal, Decimal, Decimal] = dataclasses.field(init=False, compare=False, repr=False)
+    # `_bounds` in integer pico-dollars, where each is a whole number of them (else None)
+    _bound_picos: tuple[int, ...] | None = dataclasses.field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.linear is None and self.table is None:  # flat prices (config): linear too
@@ -91,6 +93,9 @@ class ModelPricing:
             assert self.table is not None
             request = _table_cost(self.table, TokenUsage())
         object.__setattr__(self, "_bounds", (prompt, completion, request))
+        exact = (prompt.scaleb(6), completion.scaleb(6), request.scaleb(12))  # pico-dollars per token, per request
+        object.__setattr__(self, "_bound_picos", tuple(int(x) for x in exact)
+                           if all(x == x.to_integral_value() for x in exact) else None)
 
     @property
     def is_free(self) -> bool:
@@ -110,17 +115,36 @@ class ModelPricing:
             usage = TokenUsage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                                cached_tokens=cached_tokens, cache_write_tokens=cache_write_tokens)
             return _table_cost(self.table, usage)
+        picos = self.cost_picos(prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens)
+        if picos is not None:
+            return Decimal(picos).scaleb(-12)
         read = min(cached_tokens, prompt_tokens)
         write = min(cache_write_tokens, prompt_tokens - read)
         uncached = prompt_tokens - read - write
-        rates = self.rates
-        if rates is not None:
-            pico = rates[0] + uncached * rates[1] + read * rates[2] + write * rates[3] + completion_tokens * rates[4]
-            return Decimal(pico).scaleb(-12)
         # a price finer than a pico-dollar per token; per million tokens, exact (unlike a division)
         total = (uncached * lin.uncached_mtok + read * lin.cache_read_mtok + write * lin.cache_write_mtok
                  + completion_tokens * lin.output_mtok)
         return total.scaleb(-6) + lin.request
+
+    def cost_picos(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0,
+                   cache_write_tokens: int = 0) -> int | None:
+        """`cost_of` in integer pico-dollars (exactly `cost_of`'s value), or None where a price is
+        not a whole number of pico-dollars per token (or is tiered)."""
+        rates = self.rates
+        if rates is None:
+            return None
+        read = min(cached_tokens, prompt_tokens)
+        write = min(cache_write_tokens, prompt_tokens - read)
+        uncached = prompt_tokens - read - write
+        return rates[0] + uncached * rates[1] + read * rates[2] + write * rates[3] + completion_tokens * rates[4]
+
+    def max_cost_nanos(self, prompt_tokens: int, max_completion_tokens: int) -> int:
+        """`max_cost` in whole nano-dollars, rounded up (integer arithmetic where the prices are
+        whole pico-dollars per token, as they nearly always are)."""
+        picos = self._bound_picos
+        if picos is None:
+            return int(self.max_cost(prompt_tokens, max_completion_tokens).scaleb(9).to_integral_value(ROUND_CEILING))
+        return -(-(prompt_tokens * picos[0] + max_completion_tokens * picos[1] + picos[2]) // 1000)
 
     def max_cost(self, prompt_tokens: int, max_completion_tokens: int) -> Decimal:
         """Upper bound of the cost of a request: highest tier prices, every prompt token at the

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ..auth.principal import Principal
 from ..errors import InsufficientCredits
-from ..store.schema import credit_leases, from_nanos, key_days, to_nanos
+from ..store.schema import credit_leases, key_days, to_nanos
 from ..store.sql import insert_ignore
 
 log = logging.getLogger("parrotrouter.credits")
@@ -45,6 +45,16 @@ IDLE_RELEASE = 10.0  # seconds without use after which the unused part of a leas
 def ceil_nanos(value: Decimal) -> Decimal:
     """`value` rounded up to a whole nano-dollar (the unit the database books)."""
     return value.scaleb(9).to_integral_value(ROUND_CEILING).scaleb(-9)
+
+
+def nanos_up(value: Decimal) -> int:
+    """`value` in whole nano-dollars, rounded up."""
+    return int(value.scaleb(9).to_integral_value(ROUND_CEILING))
+
+
+def usd(nanos: int) -> Decimal:
+    """Nano-dollars as USD, exact (nine decimal places, as `ceil_nanos` writes them)."""
+    return Decimal(nanos).scaleb(-9)
 
 
 def utc_day(now: float | None = None) -> str:
@@ -71,8 +81,10 @@ class Bucket:
     ref: str  # account id, or key id
     day: str | None = None
     limit: Decimal | None = None  # for day buckets: the key's max_cost_per_day
-    lease: Decimal = ZERO
-    in_flight: Decimal = ZERO
+    # Money in whole nano-dollars, the unit the database books: integer arithmetic on the request
+    # path, exact like the database's (USD as Decimal only at the edges: `lease`, `in_flight`).
+    lease_nanos: int = 0
+    in_flight_nanos: int = 0
     last_used: float = 0.0
     # The budget could not grant a lease for many requests: admit request by request, exactly.
     tight: bool = True
@@ -80,14 +92,29 @@ class Bucket:
     extended_at: float = -1e9  # monotonic time of the last extension
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
 
+    @property
+    def lease(self) -> Decimal:
+        """USD this process holds of the budget."""
+        return usd(self.lease_nanos)
+
+    @property
+    def in_flight(self) -> Decimal:
+        """USD reserved by requests not settled yet."""
+        return usd(self.in_flight_nanos)
+
 
 @dataclasses.dataclass(slots=True)
 class Reservation:
-    amount: Decimal
+    nanos: int  # the amount held, in nano-dollars
     buckets: tuple[Bucket, ...]
     account_id: str
     key_id: str
     day: str
+
+    @property
+    def amount(self) -> Decimal:
+        """The amount held, in USD."""
+        return usd(self.nanos)
 
 
 class CreditManager:
@@ -119,20 +146,29 @@ class CreditManager:
 
         `bound` is a cheap upper bound used when the lease has room; `precise` (the tokenizer's
         estimate) is computed only when the lease is short. The master key has no budget."""
-        if principal.is_master or principal.account_id is None:
+
+        async def precise_nanos() -> int:
+            return nanos_up(await precise())
+
+        return await self.reserve_nanos(principal, nanos_up(bound), precise_nanos)
+
+    async def reserve_nanos(self, principal: Principal, bound: int,
+                            precise: Callable[[], Awaitable[int]]) -> Reservation | None:
+        """`reserve`, the amounts in whole nano-dollars (rounded up by the caller: the database
+        books nano-dollars, and memory must agree with it exactly — a reservation rounded down
+        could let settlements pass the balance)."""
+        account_id = principal.account_id
+        if principal.is_master or account_id is None:
             return None
-        # Whole nano-dollars, rounded up: the database books nano-dollars, and memory must agree
-        # with it exactly (a reservation rounded down could let settlements pass the balance).
-        bound = ceil_nanos(bound)
         day = utc_day()
         buckets = self._buckets_for(principal, day)
-        now = time.monotonic()
-        if all(not b.tight and b.in_flight + bound <= b.lease for b in buckets):
+        if all(not b.tight and b.in_flight_nanos + bound <= b.lease_nanos for b in buckets):
+            now = time.monotonic()
             for b in buckets:
-                b.in_flight += bound
+                b.in_flight_nanos += bound
                 b.last_used = now
-            return Reservation(bound, tuple(buckets), principal.account_id, principal.key_id, day)
-        amount = ceil_nanos(await precise())
+            return Reservation(bound, tuple(buckets), account_id, principal.key_id, day)
+        amount = await precise()
         taken: list[Bucket] = []
         try:
             for bucket in buckets:
@@ -140,17 +176,17 @@ class CreditManager:
                 taken.append(bucket)
         except BaseException:  # refused, or cancelled (the client left): give back what was taken
             for bucket in taken:
-                bucket.in_flight -= amount
+                bucket.in_flight_nanos -= amount
             raise
-        return Reservation(amount, tuple(buckets), principal.account_id, principal.key_id, day)
+        return Reservation(amount, tuple(buckets), account_id, principal.key_id, day)
 
-    async def _take(self, bucket: Bucket, amount: Decimal, bound: Decimal) -> None:
+    async def _take(self, bucket: Bucket, amount: int, bound: int) -> None:
         async with bucket.lock:
-            if bucket.in_flight + amount > bucket.lease:
-                short = bucket.in_flight + amount - bucket.lease
+            if bucket.in_flight_nanos + amount > bucket.lease_nanos:
+                short = bucket.in_flight_nanos + amount - bucket.lease_nanos
                 # Room for lease_requests more, plus as much again as is in flight (concurrency).
                 self._pace(bucket)
-                generous = short + max(bound, amount) * bucket.lease_requests + bucket.in_flight
+                generous = short + max(bound, amount) * bucket.lease_requests + bucket.in_flight_nanos
                 # Shielded: a lease the database granted is booked here too, even if the request
                 # is cancelled meanwhile (else that money would stay leased and unused).
                 if await asyncio.shield(self._grow(bucket, generous)):
@@ -160,7 +196,7 @@ class CreditManager:
                 else:
                     bucket.tight = True
                     raise self._refusal(bucket)
-            bucket.in_flight += amount
+            bucket.in_flight_nanos += amount
             bucket.last_used = time.monotonic()
 
     @staticmethod
@@ -181,15 +217,15 @@ class CreditManager:
         return InsufficientCredits("Insufficient credits: the balance cannot cover this request's maximum cost "
                                    "(prompt plus max_tokens). Add credits or lower max_tokens.")
 
-    async def _grow(self, bucket: Bucket, grant: Decimal) -> bool:
+    async def _grow(self, bucket: Bucket, grant: int) -> bool:
         if not await self._extend(bucket, grant):
             return False
-        bucket.lease += grant
+        bucket.lease_nanos += grant
         return True
 
-    async def _extend(self, bucket: Bucket, grant: Decimal) -> bool:
+    async def _extend(self, bucket: Bucket, grant: int) -> bool:
         self.extensions += 1
-        g = to_nanos(grant)
+        g = grant
         async with self.engine.begin() as conn:
             if bucket.kind == "acct":
                 result = await conn.execute(
@@ -220,12 +256,15 @@ class CreditManager:
     async def settle_in(self, conn: AsyncConnection, settlements: Iterable[tuple[Reservation, Decimal]]) -> None:
         """Apply real costs inside the ledger writer's transaction: each budget shrinks by what was
         spent, and so does the lease that covered it."""
+        await self.settle_nanos_in(conn, [(res, to_nanos(cost)) for res, cost in settlements])
+
+    async def settle_nanos_in(self, conn: AsyncConnection, settlements: Iterable[tuple[Reservation, int]]) -> None:
+        """`settle_in`, each cost in nano-dollars (rounded as the ledger row's)."""
         per_account: dict[str, list[int]] = {}
         per_day: dict[tuple[str, str], list[int]] = {}
         per_lease: dict[str, int] = {}
-        for res, cost in settlements:
-            consumed = min(cost, res.amount)
-            spent, used = to_nanos(cost), to_nanos(consumed)
+        for res, spent in settlements:
+            used = min(spent, res.nanos)  # the reservation is whole nano-dollars: as min() of the USD
             acc = per_account.setdefault(res.account_id, [0, 0])
             acc[0] += spent
             acc[1] += used
@@ -248,11 +287,16 @@ class CreditManager:
 
     def settled(self, settlements: Iterable[tuple[Reservation, Decimal]]) -> None:
         """After the settling transaction committed: release the in-memory reservations."""
-        for res, cost in settlements:
-            consumed = from_nanos(to_nanos(min(cost, res.amount)))  # as the database booked it
+        self.settled_nanos([(res, to_nanos(cost)) for res, cost in settlements])
+
+    def settled_nanos(self, settlements: Iterable[tuple[Reservation, int]]) -> None:
+        """`settled`, each cost in nano-dollars."""
+        for res, spent in settlements:
+            held = res.nanos
+            consumed = spent if spent < held else held  # as the database booked it
             for bucket in res.buckets:
-                bucket.in_flight -= res.amount
-                bucket.lease -= consumed
+                bucket.in_flight_nanos -= held
+                bucket.lease_nanos -= consumed
 
     # ------------------------------------------------------------------ housekeeping
     async def start(self, interval: float = 5.0) -> None:
@@ -275,27 +319,27 @@ class CreditManager:
         today = utc_day()
         for bucket in list(self.buckets.values()):
             idle = now - bucket.last_used > IDLE_RELEASE or (bucket.day is not None and bucket.day != today)
-            excess = bucket.lease - bucket.in_flight
+            excess = bucket.lease_nanos - bucket.in_flight_nanos
             if idle and excess > 0:
                 await self._release(bucket, excess)
-            if bucket.lease <= 0 and bucket.in_flight <= 0 and idle:
+            if bucket.lease_nanos <= 0 and bucket.in_flight_nanos <= 0 and idle:
                 self.buckets.pop(bucket.name, None)
         async with self.engine.begin() as conn:
             await conn.execute(sa.update(credit_leases).where(credit_leases.c.holder == self.holder)
                                .values(renewed_at=datetime.now(UTC)))
         await self.reclaim_dead()
 
-    async def _release(self, bucket: Bucket, amount: Decimal) -> None:
+    async def _release(self, bucket: Bucket, amount: int) -> None:
         async with bucket.lock:
-            amount = min(amount, bucket.lease - bucket.in_flight)
+            amount = min(amount, bucket.lease_nanos - bucket.in_flight_nanos)
             if amount <= 0:
                 return
-            bucket.lease -= amount  # shrink locally first: admissions never use what is being returned
+            bucket.lease_nanos -= amount  # shrink locally first: admissions never use what is being returned
             try:
                 async with self.engine.begin() as conn:
-                    await self._return(conn, bucket.name, self.holder, to_nanos(amount))
+                    await self._return(conn, bucket.name, self.holder, amount)
             except Exception:
-                bucket.lease += amount
+                bucket.lease_nanos += amount
                 raise
 
     @staticmethod
@@ -332,7 +376,7 @@ class CreditManager:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         for bucket in list(self.buckets.values()):
-            excess = bucket.lease - bucket.in_flight
+            excess = bucket.lease_nanos - bucket.in_flight_nanos
             if excess > 0:
                 try:
                     await self._release(bucket, excess)

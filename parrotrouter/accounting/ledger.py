@@ -313,12 +313,13 @@ class Ledger:
         return refused, error
 
     async def _commit(self, part: list[UsageRecord], done: set[int]) -> None:
-        settlements: list[Settlement] = [(r.reservation, r.cost) for r in part if r.reservation is not None]
+        # costs in nano-dollars, as the rows book them
+        settlements = [(r.reservation, r.cost_nanos()) for r in part if r.reservation is not None]
         async with self.engine.begin() as conn:
             await insert_rows(conn, part)
             if settlements:
-                await self.credits.settle_in(conn, settlements)
-        self.credits.settled(settlements)
+                await self.credits.settle_nanos_in(conn, settlements)
+        self.credits.settled_nanos(settlements)
         self.written += len(part)
         done.update(map(id, part))
 
@@ -333,7 +334,7 @@ class Ledger:
         if not present:
             return part
         twice = [r for r in part if r.id in present]
-        self.credits.settled([(r.reservation, r.cost) for r in twice if r.reservation is not None])
+        self.credits.settled_nanos([(r.reservation, r.cost_nanos()) for r in twice if r.reservation is not None])
         done.update(id(r) for r in twice)
         log.warning("usage ledger: %d row(s) were already written (a commit whose answer was lost)", len(twice))
         return [r for r in part if r.id not in present]

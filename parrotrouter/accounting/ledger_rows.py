@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from ..store.schema import to_nanos, usage
+from ..store.schema import usage
 from .credits import Bucket, Reservation
 from .usage import TOKENS_MAX, Attempt, UsageRecord
 from .usage import token_count as count
@@ -93,7 +93,7 @@ def row_of(rec: UsageRecord, sqlite: bool) -> tuple[Any, ...]:
     return (
         rec.id, rec.endpoint, rec.key_id, rec.account_id, text(rec.requested_model, _MODEL) or "",
         text(rec.served_model, _SERVED), text(rec.provider, _PROVIDER), text(rec.deployment, _DEPLOYMENT),
-        prompt, completion, cached, reasoning, to_nanos(rec.cost) if rec.cost else 0,
+        prompt, completion, cached, reasoning, rec.cost_nanos(),
         rec.latency_ms, rec.ttft_ms, rec.status, text(rec.error_code, _ERROR),
         int(rec.streamed) if sqlite else rec.streamed, text(rec.finish_reason, _FINISH), text(rec.user, _USER),
         attempts_json(rec.attempts),
@@ -212,8 +212,7 @@ def record_from_json(obj: dict[str, Any]) -> UsageRecord:
     res = obj.get("reservation")
     if res:
         buckets = tuple(Bucket(name, kind, ref, day=day) for name, kind, ref, day in res["buckets"])
-        rec.reservation = Reservation(Decimal(0), buckets, str(res["account_id"]), str(res["key_id"]),
-                                      str(res["day"]))
+        rec.reservation = Reservation(0, buckets, str(res["account_id"]), str(res["key_id"]), str(res["day"]))
     return rec
 
 

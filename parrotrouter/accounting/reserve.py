@@ -56,30 +56,39 @@ async def reserve_max_cost(credits: CreditManager, principal: Principal, request
     prompt (bounded cheaply by the body's bytes, or tokenized when the budget is tight) plus the
     output cap times every answer asked for, at the dearest price among the routes; 402 when the
     budget cannot cover it. Free routes and the master key reserve nothing."""
+    if principal.is_master:
+        return None
     priced: list[PricedRoute] = []
     for route in routes:
         if not route.pricing.is_free and not any(p.pricing is route.pricing and p.output_cap == route.output_cap
                                                  and p.model == route.model for p in priced):
             priced.append(route)
-    if principal.is_master or not priced:
+    if not priced:
         return None
-    cheap = {cap: request.cheap_billable(cap) for cap in {r.output_cap for r in priced}}
-    bound = max([r.pricing.max_cost(cheap[r.output_cap].prompt, cheap[r.output_cap].output) for r in priced])
+    # Whole nano-dollars, rounded up, in integer arithmetic (`max_cost_nanos`).
+    if len(priced) == 1:  # the common case: one route
+        route = priced[0]
+        cheap = request.cheap_billable(route.output_cap)
+        bound = route.pricing.max_cost_nanos(cheap.prompt, cheap.output)
+    else:
+        bounds = {cap: request.cheap_billable(cap) for cap in {r.output_cap for r in priced}}
+        bound = max([r.pricing.max_cost_nanos(bounds[r.output_cap].prompt, bounds[r.output_cap].output)
+                     for r in priced])
 
-    def precise_now() -> Decimal:
+    def precise_now() -> int:
         costs = []
         for route in priced:
             billable = request.billable(route.model, route.output_cap)
-            costs.append(route.pricing.max_cost(billable.prompt, billable.output))
+            costs.append(route.pricing.max_cost_nanos(billable.prompt, billable.output))
         return max(costs)
 
-    async def precise() -> Decimal:
+    async def precise() -> int:
         if request.body_size >= _PRECISE_IN_THREAD or any(
                 exact_tokenizer(r.model) and not encoding_ready(r.model) for r in priced):
             return await asyncio.to_thread(precise_now)
         return precise_now()
 
-    return await credits.reserve(principal, bound, precise)
+    return await credits.reserve_nanos(principal, bound, precise)
 
 
 NANO = Decimal("0.000000001")  # the smallest amount a budget books
@@ -95,4 +104,4 @@ async def require_credit(credits: CreditManager, principal: Principal) -> None:
 
     reservation = await credits.reserve(principal, NANO, smallest)
     if reservation is not None:
-        credits.settled([(reservation, Decimal(0))])  # nothing spent: only the hold is released
+        credits.settled_nanos([(reservation, 0)])  # nothing spent: only the hold is released

@@ -13,7 +13,7 @@ import orjson
 
 from ..pricing import ModelPricing
 from ..protocol.normalize import is_count
-from ..store.schema import NANO, usd_text
+from ..store.schema import NANO, to_nanos, usd_text
 from ..tokens import encoding_ready
 
 if TYPE_CHECKING:
@@ -106,6 +106,10 @@ class UsageRecord:
     # The token counts `cost` was computed for (None: not priced yet): the answer's `usage.cost` and
     # the ledger's are one computation, redone only if the counts changed since.
     priced: tuple[int, int, int, int] | None = None
+    # `cost` in whole nano-dollars (rounded half-even, as the ledger books it), and the `cost` it
+    # is of (`cost` may be set directly: a spill file's record, a test's).
+    nanos: int = 0
+    nanos_of: Decimal | None = None
 
     def observe_usage(self, usage: dict[str, Any] | None) -> None:
         """Take the usage an upstream reported (OpenAI shape), each count bounded. A usage without
@@ -149,16 +153,31 @@ class UsageRecord:
         counts = (self.prompt_tokens, self.completion_tokens, self.cached_tokens, self.cache_write_tokens)
         if counts != self.priced:
             self.priced = counts
-            if self.pricing is not None and (self.prompt_tokens or self.completion_tokens):
-                self.cost = self.pricing.cost_of(*counts)
+            pricing = self.pricing
+            picos = None
+            if pricing is None or not (self.prompt_tokens or self.completion_tokens):
+                self.cost, picos = _ZERO, 0
             else:
-                self.cost = Decimal(0)
+                picos = pricing.cost_picos(*counts)
+                self.cost = pricing.cost_of(*counts) if picos is None else Decimal(picos).scaleb(-12)
+            if picos is not None:  # integer arithmetic: the nano-dollars without Decimal rounding
+                self.nanos, self.nanos_of = _picos_to_nanos(picos), self.cost
         return self.cost
+
+    def cost_nanos(self) -> int:
+        """`cost` in whole nano-dollars, as the ledger row and the settlement book it."""
+        cost = self.cost
+        if cost is not self.nanos_of:
+            self.nanos, self.nanos_of = (to_nanos(cost) if cost else 0), cost
+        return self.nanos
 
     def answer_cost(self) -> orjson.Fragment:
         """`usage.cost` in an answer: USD rounded to the ledger's nano-dollar (as the ledger rounds
         it), written as a plain decimal JSON number (`0.00000006`, never `6e-08`)."""
-        return orjson.Fragment(usd_text(self.price().quantize(NANO, ROUND_HALF_EVEN)))
+        cost = self.price()
+        if cost is self.nanos_of:
+            return orjson.Fragment(nanos_text(self.nanos))
+        return orjson.Fragment(usd_text(cost.quantize(NANO, ROUND_HALF_EVEN)))
 
     @property
     def counts_off_loop(self) -> bool:
@@ -201,6 +220,25 @@ class UsageRecord:
             details.setdefault("reasoning_tokens", self.reasoning_tokens)
         usage["cost"] = self.answer_cost()
         return usage
+
+
+_ZERO = Decimal(0)
+
+
+def _picos_to_nanos(picos: int) -> int:
+    """Pico-dollars to nano-dollars, rounded half-even (as `to_nanos` rounds a Decimal)."""
+    nanos, rest = divmod(picos, 1000)
+    if rest > 500 or (rest == 500 and nanos & 1):
+        nanos += 1
+    return nanos
+
+
+def nanos_text(nanos: int) -> str:
+    """Nano-dollars as a plain decimal numeral of USD (`usd_text` of the same amount)."""
+    if nanos < 0:
+        return "-" + nanos_text(-nanos)
+    whole, fraction = divmod(nanos, 1_000_000_000)
+    return f"{whole}.{fraction:09d}".rstrip("0") if fraction else str(whole)
 
 
 class UsageSink(Protocol):

@@ -4,14 +4,17 @@ arithmetic agree exactly."""
 from __future__ import annotations
 
 import random
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
+import orjson
 import pytest
 from genai_prices.data_snapshot import get_snapshot
 
-from parrotrouter.accounting.usage import UsageRecord
+from parrotrouter.accounting.credits import ceil_nanos
+from parrotrouter.accounting.usage import UsageRecord, nanos_text
 from parrotrouter.pricing import TokenUsage, _current_price, _table_cost, linear_form, lookup_pricing, pricing_override
 from parrotrouter.providers.anthropic import usage_of
+from parrotrouter.store.schema import NANO, from_nanos, to_nanos, usd_text
 
 
 def _usages(rng: random.Random) -> list[TokenUsage]:
@@ -119,3 +122,31 @@ def test_max_cost_bounds_every_table_cost() -> None:
                 assert pricing.cost(usage) <= bound, (provider.id, info.id, usage)
             checked += 1
     assert checked > 200
+
+
+def test_integer_nanos_equal_the_decimal_amounts() -> None:
+    """The request path books whole nano-dollars in integers: the reservation (`max_cost_nanos`,
+    rounded up), the ledger's cost (`cost_nanos`, half-even) and the answer's `usage.cost` text
+    are exactly the Decimal computations', for every price of the table and config prices finer
+    than a pico-dollar."""
+    rng = random.Random(5)
+    usages = _usages(rng)
+    prices = [p for p in (lookup_pricing(info.id, provider.id) for provider in get_snapshot().providers
+                          for info in provider.models) if p is not None]
+    prices.append(pricing_override(Decimal("0.0000001"), Decimal("0.0000003"), None, "1m_tokens"))
+    prices.append(pricing_override(Decimal("0.15"), Decimal("0.6"), Decimal("0.075"), "1m_tokens"))
+    assert len(prices) > 200
+    for pricing in prices:
+        for usage in usages[:12]:
+            bound = pricing.max_cost(usage.prompt_tokens, usage.completion_tokens)
+            assert pricing.max_cost_nanos(usage.prompt_tokens, usage.completion_tokens) == to_nanos(
+                ceil_nanos(bound)), pricing
+            rec = UsageRecord(id="gen-1", endpoint="chat", requested_model="m", pricing=pricing,
+                              prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                              cached_tokens=usage.cached_tokens, cache_write_tokens=usage.cache_write_tokens)
+            cost = pricing.cost(usage) if usage.prompt_tokens or usage.completion_tokens else Decimal(0)
+            assert rec.price() == cost
+            assert rec.cost_nanos() == to_nanos(cost)
+            assert bytes(orjson.dumps(rec.answer_cost())).decode() == usd_text(cost.quantize(NANO, ROUND_HALF_EVEN))
+    for nanos in (0, 1, 10, 999_999_999, 1_000_000_000, 1_500_000_000, 123_456_789_012, -5):
+        assert nanos_text(nanos) == usd_text(from_nanos(nanos))
