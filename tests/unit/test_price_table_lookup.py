@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import string
-import time
 
 import pytest
 from genai_prices import types as gp_types
@@ -51,7 +50,19 @@ def test_made_up_names_are_turned_away_cheaply(provider_id: str) -> None:
     rng = random.Random(16)
     names = ["".join(rng.choice(string.ascii_lowercase + string.digits + "-./") for _ in range(32))
              for _ in range(5_000)]
-    started = time.perf_counter()
-    for name in names:
-        assert pricing.table_entry(name, provider_id) is None
-    assert time.perf_counter() - started < 1.0  # the clause-by-clause scan: about 0.1 ms a name and more
+    # The clause-by-clause scan (about 0.1 ms a name and more) is what the compiled pattern spares:
+    # count the names that still reach it, instead of timing them.
+    provider = get_snapshot().find_provider(None, provider_id, None)
+    scanned: list[str] = []
+    scan = type(provider).find_model
+
+    def counted(self: object, model: str, **kwargs: object) -> object:
+        scanned.append(model)
+        return scan(self, model, **kwargs)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(provider), "find_model", counted)
+        pricing._table_entry.cache_clear()
+        for name in names:
+            assert pricing.table_entry(name, provider_id) is None
+    assert len(scanned) <= len(names) // 100, scanned[:5]  # nearly every made-up name: one search
