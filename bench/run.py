@@ -83,7 +83,8 @@ def start_mock(run_dir: Path) -> subprocess.Popen[bytes]:
         for name in ("mock-tmp",):
             (run_dir / name).mkdir(exist_ok=True)
         conf = (SHARED / "mock" / "nginx-mock.conf").read_text()
-        conf = conf.replace("@BENCH@", str(SHARED)).replace("@RUN@", str(run_dir)).replace("@DELAY@", "0")
+        conf = conf.replace("@BENCH@", str(SHARED)).replace("@RUN@", str(run_dir)).replace("@DELAY@", "0").replace(
+            "127.0.0.1:18000", f"127.0.0.1:{MOCK_PORT}")
         (run_dir / "mock.conf").write_text(conf)
         (run_dir / "mock.js").write_text((SHARED / "mock" / "mock.js").read_text().replace("@BENCH@", str(SHARED)))
         proc = subprocess.Popen([*LOAD_CPUS, "nginx", "-p", str(run_dir), "-c", str(run_dir / "mock.conf")])
