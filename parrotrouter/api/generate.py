@@ -42,7 +42,7 @@ def failure(frame: JSONObject) -> bytes:
 
 def encode(event: StreamEvent) -> bytes:
     if isinstance(event, Frames):
-        return b"".join([b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in event.chunks])
+        return b"data: " + b"\n\ndata: ".join(map(orjson.dumps, event.chunks)) + b"\n\n" if event.chunks else b""
     if isinstance(event, Done):
         return sse(event.usage) + _DONE if event.usage is not None else _DONE
     return failure(event.frame)

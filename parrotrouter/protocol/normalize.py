@@ -127,3 +127,27 @@ def normalize_chunk(chunk: dict[str, Any], *, id: str, created: int, model: str,
         else:
             choice.setdefault("text", "")
     return chunk
+
+
+def plain_choice(chunk: dict[str, Any], object_type: str) -> dict[str, Any] | None:
+    """The one choice of a chunk that `normalize_chunk` would change only in its id, object,
+    created, model and provider (most chunks of an OpenAI-compatible stream), else None: the
+    relay then stamps those five and skips the rest. Anything unusual (several choices, odd
+    types, a finish reason to translate, a missing field) is None and takes `normalize_chunk`."""
+    choices = chunk.get("choices")
+    if type(choices) is not list or len(choices) != 1:
+        return None
+    choice = choices[0]
+    if type(choice) is not dict or type(choice.get("index")) is not int or "logprobs" not in choice \
+            or "finish_reason" not in choice:
+        return None
+    reason = choice["finish_reason"]
+    if reason is not None and (type(reason) is not str or reason not in FINISH_REASONS):
+        return None
+    if object_type == "chat.completion.chunk":
+        delta = choice.get("delta")
+        if type(delta) is not dict or "tool_calls" in delta:
+            return None
+    elif "text" not in choice:
+        return None
+    return choice

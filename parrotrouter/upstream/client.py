@@ -12,7 +12,7 @@ import dataclasses
 import socket
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import aiohttp
 from yarl import URL
@@ -146,13 +146,19 @@ class UpstreamClient:
         await self._session.close()
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class ServerSentEvent:
+class ServerSentEvent(NamedTuple):
+    """One event of a stream (a named tuple: one is made for every event of every stream)."""
+
     event: str | None
     data: str
 
 
 MAX_EVENT_BYTES = 16 * 2**20  # one server-sent event, at most (an upstream must not fill our memory)
+
+
+def _too_large() -> UpstreamFailure:
+    return UpstreamFailure("The upstream sent a stream event larger than the gateway accepts.",
+                           kind=FailureKind.STREAM_PROTOCOL)
 
 
 class SSEParser:
@@ -173,23 +179,32 @@ class SSEParser:
             if chunk.endswith(b"\r"):  # a CRLF may be split across reads
                 chunk, self._carry_cr = chunk[:-1], True
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        buffer = self._buffer + chunk
+        buffer = self._buffer + chunk if self._buffer else chunk
+        end = buffer.rfind(b"\n\n")
+        if end < 0:
+            if len(buffer) > MAX_EVENT_BYTES:
+                raise _too_large()
+            self._buffer = buffer
+            return []
+        # The blocks the read completed, split at once (a read often brings a whole answer:
+        # taking one block at a time and copying the rest after each is quadratic in it).
+        rest = buffer[end + 2:]
+        if len(rest) > MAX_EVENT_BYTES:
+            raise _too_large()
+        blocks = _text(buffer[:end]).split("\n\n")
+        self._buffer = rest
         events = []
-        while (end := buffer.find(b"\n\n")) >= 0:
-            block, buffer = buffer[:end], buffer[end + 2:]
-            event = _parse_block(block)
-            if event is not None:
+        for block in blocks:
+            if block.startswith("data: ") and "\n" not in block:  # the common case: one data line
+                events.append(ServerSentEvent(None, block[6:]))
+            elif (event := _parse_block(block)) is not None:
                 events.append(event)
-        if len(buffer) > MAX_EVENT_BYTES:
-            raise UpstreamFailure("The upstream sent a stream event larger than the gateway accepts.",
-                                  kind=FailureKind.STREAM_PROTOCOL)
-        self._buffer = buffer
         return events
 
     def close(self) -> list[ServerSentEvent]:
         """What is left when the stream ends (a last event without its blank line)."""
         buffer, self._buffer = self._buffer, b""
-        event = _parse_block(buffer) if buffer.strip() else None
+        event = _parse_block(_text(buffer)) if buffer.strip() else None
         return [event] if event is not None else []
 
 
@@ -217,12 +232,15 @@ async def read_events(resp: aiohttp.ClientResponse, timeouts: Timeouts,
         yield rest
 
 
-def _parse_block(block: bytes) -> ServerSentEvent | None:
+def _text(blocks: bytes) -> str:
     try:
-        text = block.decode("utf-8")
+        return blocks.decode("utf-8")
     except UnicodeDecodeError:
         raise UpstreamFailure("The upstream stream is not valid UTF-8.",
                               kind=FailureKind.STREAM_PROTOCOL) from None
+
+
+def _parse_block(text: str) -> ServerSentEvent | None:
     if text.startswith("data: ") and "\n" not in text:  # the common case: one data line
         return ServerSentEvent(None, text[6:])
     event: str | None = None
