@@ -10,7 +10,7 @@ gateway's own threads included, and the count is divided by N.
     python bench/callgrind.py stateless@../before stateless     # another checkout's code, same configs
     N=300 STREAM=1 python bench/callgrind.py key                # streamed requests
 
-Variants as in bench/run.py (stateless, master, key, limits-memory, ...; VARIANT@PATH for another
+Variants as in bench/run.py (bare, stateless, master, key, full, ...; VARIANT@PATH for another
 checkout).
 """
 
@@ -49,16 +49,22 @@ def _count(out_dir: Path, pid: int) -> int:
 
 def measure(variant: str) -> float:
     name, _, checkout = variant.partition("@")
-    config, key_limits = bench.VARIANTS[name]
-    code = Path(checkout).resolve() if checkout else bench.REPO
     home = Path(tempfile.mkdtemp(prefix="pr-home-"))
     out_dir = Path(tempfile.mkdtemp(prefix="pr-cg-"))
-    env = {**os.environ, "PARROTROUTER_HOME": str(home), "PARROTROUTER_MASTER_KEY": bench.KEY,
-           "PYTHONHASHSEED": "0", **bench.VARIANT_ENV.get(name, {})}
-    gw = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=no",
-                           f"--callgrind-out-file={out_dir}/callgrind.out.%p", sys.executable, "-m", "parrotrouter",
-                           "serve", "--config", str(bench.config_path(config, home)), "--port", str(PORT)],
-                          env=env, cwd=code, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=no",
+                f"--callgrind-out-file={out_dir}/callgrind.out.%p", sys.executable]
+    if name == bench.BARE:  # the ceiling: bench/bare_passthrough.py, counted the same way
+        gw = subprocess.Popen([*valgrind, str(HERE / "bare_passthrough.py"), "--upstream", bench.MOCK,
+                               "--port", str(PORT)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        key_limits = None
+    else:
+        config, key_limits = bench.VARIANTS[name]
+        code = Path(checkout).resolve() if checkout else bench.REPO
+        env = {**os.environ, "PARROTROUTER_HOME": str(home), "PARROTROUTER_MASTER_KEY": bench.KEY,
+               "PYTHONHASHSEED": "0", **bench.VARIANT_ENV.get(name, {})}
+        gw = subprocess.Popen([*valgrind, "-m", "parrotrouter", "serve", "--config",
+                               str(bench.config_path(config, home)), "--port", str(PORT)],
+                              env=env, cwd=code, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         bench.wait(f"http://127.0.0.1:{PORT}/ready", timeout=600)
         token = bench.ordinary_key(PORT, key_limits) if key_limits is not None else bench.KEY
