@@ -24,8 +24,6 @@ from .observe.request_log import RequestLog
 from .providers.base import Provider
 from .providers.http import build_provider
 from .ratelimit.limiter import RateLimiter
-from .ratelimit.memory import MemoryRateLimiter
-from .ratelimit.redis import RedisRateLimiter
 from .routing.health import BreakerSettings, Health, SharedHealth
 from .routing.policy import Budget
 from .routing.router import Router
@@ -191,9 +189,14 @@ def build_health(settings: Settings) -> Health:
 
 
 def build_limiter(settings: Settings) -> RateLimiter:
+    # Each backend's client library is imported only when it is the one configured.
     if settings.redis_url:
+        from .ratelimit.redis import RedisRateLimiter
+
         return RedisRateLimiter(settings.redis_url, fail_open=settings.limits_fail_open,
                                 timeout=settings.redis_timeout)
+    from .ratelimit.memory import MemoryRateLimiter
+
     return MemoryRateLimiter()
 
 

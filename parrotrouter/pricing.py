@@ -11,13 +11,21 @@ import functools
 import re
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from genai_prices import Usage
-from genai_prices import types as gp_types
-from genai_prices.data_snapshot import get_snapshot
+if TYPE_CHECKING:
+    from genai_prices import types as gp_types
+    from genai_prices.data_snapshot import DataSnapshot
 
 _THOUSAND = Decimal(1000)
+
+
+def get_snapshot() -> DataSnapshot:
+    """genai-prices' table, imported on first use: a gateway whose models all have configured
+    prices never loads it (pydantic models and an HTTP client come with it)."""
+    from genai_prices.data_snapshot import get_snapshot as snapshot
+
+    return snapshot()
 ZERO = Decimal(0)
 
 
@@ -184,6 +192,8 @@ def _highest(price: Any) -> Decimal | None:
 
 
 def _table_cost(table: gp_types.ModelPrice, usage: TokenUsage) -> Decimal:
+    from genai_prices import Usage
+
     calc = table.calc_price(
         Usage(
             input_tokens=usage.prompt_tokens,
@@ -199,6 +209,8 @@ _M = 1_000_000
 
 
 def linear_form(table: gp_types.ModelPrice) -> Linear | None:
+    from genai_prices import types as gp_types
+
     """The table's price as a linear function of the token counts, or None when it is not one
     (tiered prices) or the table cannot price the probes. Each coefficient is what the table
     itself charges for a million tokens of one kind."""
@@ -285,14 +297,18 @@ def _table_entry(model: str, genai_provider_id: str) -> gp_types.ModelInfo | Non
         return None
     may = may_match(genai_provider_id)
     if may is not None and not may.search(model):
-        normalized = _compact_dated(model) if _compact_dated is not None else None
+        compact_dated = _compact_dated()
+        normalized = compact_dated(model) if compact_dated is not None else None
         if normalized is not None and (normalized == model or not may.search(normalized)):
             return None  # no clause can match: a made-up name costs one compiled search
     return provider.find_model(model, all_providers=snapshot.providers)
 
 
-# genai-prices retries a compact dated id (`-20251211`) as `-2025-12-11` when it matches nothing
-_compact_dated = getattr(gp_types, "_normalize_compact_dated_ref", None)
+def _compact_dated() -> Any:
+    """genai-prices retries a compact dated id (`-20251211`) as `-2025-12-11` when it matches nothing."""
+    from genai_prices import types as gp_types
+
+    return getattr(gp_types, "_normalize_compact_dated_ref", None)
 
 
 @functools.cache
@@ -317,6 +333,8 @@ def may_match(genai_provider_id: str) -> re.Pattern[str] | None:
 
 def _clause_pattern(clause: Any) -> str | None:
     """A regular expression every (lowercased) name `clause` matches matches, or None."""
+    from genai_prices import types as gp_types
+
     if isinstance(clause, gp_types.ClauseEquals):
         return "^" + re.escape(clause.equals.lower()) + r"\Z"
     if isinstance(clause, gp_types.ClauseStartsWith):

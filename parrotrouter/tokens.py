@@ -53,6 +53,9 @@ def _seed_cache(name: str) -> None:
 def get_encoding(name: str) -> tiktoken.Encoding:
     _seed_cache(name)
     encoding = tiktoken.get_encoding(name)
+    # The encoder built from it keeps its own copy of the table: the Python dict of every token's
+    # bytes (~26 MB for o200k_base) is read only to pickle an encoding, which we never do.
+    encoding.__dict__.pop("_mergeable_ranks", None)
     _READY.add(name)
     return encoding
 

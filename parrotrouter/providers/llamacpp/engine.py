@@ -13,9 +13,10 @@ import dataclasses
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # numpy comes with llama_cpp, imported when the model is loaded
+    import numpy as np
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -184,6 +185,8 @@ class Engine:
     def _logprobs(self, token: int, top: int) -> tuple[float, list[tuple[int, float]]]:
         # The logits the sampler just drew from (the last decoded position); without `logits_all`
         # llama-cpp-python no longer copies them into `Llama.scores`.
+        import numpy as np
+
         row = np.ctypeslib.as_array(self.llm._ctx.get_logits_ith(-1), shape=(self.llm.n_vocab(),))
         logits = row.astype(np.float64)
         peak = logits.max()

@@ -84,6 +84,7 @@ def _legacy_logprobs(engine: Engine, steps: list[Step], offset: int) -> dict[str
 
 
 async def complete(provider: LlamaCppProvider, call: CompletionCall) -> dict[str, Any]:
+    await provider.loaded()
     request = call.request
     n = request.n or 1
     runs = request.best_of or n
@@ -120,6 +121,7 @@ def _mean_logprob(steps: list[Step]) -> float:
 
 
 async def complete_stream(provider: LlamaCppProvider, call: CompletionCall) -> AsyncIterator[list[dict[str, Any]]]:
+    await provider.loaded()
     request = call.request
     n = request.n or 1
     job, prompts = _job(provider, request, n, request.logprobs)

@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ...catalog import LocalModelFile, ProviderSpec
-from ...errors import ContextLengthExceeded, InvalidRequest
+from ...errors import ContextLengthExceeded
 from ...protocol.chat import ChatCompletionRequest
 from ..base import ChatCall, CompletionCall, Provider
+from ..lazy import LazyModel
 from . import legacy
 from .engine import Engine, Sampling, Step
 from .prompt import chat_messages, forced_function, grammar_for, tool_instruction
@@ -24,6 +25,8 @@ DEFAULT_MAX_TOKENS = 2048
 
 
 class LlamaCppProvider(Provider):
+    """The model is loaded on its first request (`providers/lazy.py`), not at start-up."""
+
     def __init__(self, spec: ProviderSpec) -> None:
         super().__init__(spec)
         assert spec.local is not None
@@ -31,16 +34,24 @@ class LlamaCppProvider(Provider):
         self.engine: Engine | None = None
         self.worker = ModelWorker(spec.name, spec.local.queue_size)
         self._format: Any = None
+        self.model: LazyModel[Engine] = LazyModel(spec.name, self._load)
 
-    async def start(self) -> None:
-        self.engine = await self.worker.call(Engine, self.local.path, self.local.context_length, self.local.threads)
-        self._format = self._formatter(self.engine)
+    async def _load(self) -> Engine:
+        engine: Engine = await self.worker.call(Engine, self.local.path, self.local.context_length, self.local.threads)
+        self._format = self._formatter(engine)
+        self.engine = engine
+        return engine
+
+    async def loaded(self) -> Engine:
+        """The engine, loaded by the first request that needs it (later ones wait for that load)."""
+        return self.engine if self.engine is not None else await self.model.get()
 
     async def aclose(self) -> None:
+        self.model.cancel()
         self.worker.shutdown()
 
     def ready(self) -> bool:
-        return self.engine is not None
+        return self.model.ready()
 
     def _formatter(self, engine: Engine) -> Any:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -56,8 +67,7 @@ class LlamaCppProvider(Provider):
 
     # ------------------------------------------------------------------ shared
     def _engine(self) -> Engine:
-        if self.engine is None:
-            raise InvalidRequest(f"The local model '{self.name}' is still loading.")
+        assert self.engine is not None, "awaited `loaded()` first"
         return self.engine
 
     def check_prompt(self, prompt_len: int, requested: int | None) -> int:
@@ -109,6 +119,7 @@ class LlamaCppProvider(Provider):
         return job, tool
 
     async def chat(self, call: ChatCall) -> dict[str, Any]:
+        await self.loaded()
         job, tool = self._chat_job(call.request)
         texts: dict[int, list[str]] = {}
         logprobs: dict[int, list[dict[str, Any]]] = {}
@@ -141,6 +152,7 @@ class LlamaCppProvider(Provider):
         return {"object": "chat.completion", "choices": choices, "usage": usage}
 
     async def chat_stream(self, call: ChatCall) -> AsyncIterator[list[dict[str, Any]]]:
+        await self.loaded()
         job, tool = self._chat_job(call.request)
         usage = {"prompt_tokens": 0, "completion_tokens": 0}
         started: set[int] = set()

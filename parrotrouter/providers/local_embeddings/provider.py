@@ -1,18 +1,22 @@
 """The local embedding provider: the model runs in one worker thread (off the event loop), with a
-bounded queue (503 `model_overloaded` beyond it, as the local chat model)."""
+bounded queue (503 `model_overloaded` beyond it, as the local chat model). It is loaded on its
+first request (`providers/lazy.py`), not at start-up."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...catalog import ProviderSpec
 from ...errors import InvalidRequest, ModelOverloaded
 from ..base import ChatCall, EmbeddingCall, Provider
+from ..lazy import LazyModel
 from . import model_files
-from .model import WordLlama
+
+if TYPE_CHECKING:  # numpy, safetensors and tokenizers: imported with the model, on first use
+    from .model import WordLlama
 
 QUEUE_SIZE = 8
 
@@ -20,23 +24,25 @@ QUEUE_SIZE = 8
 class LocalEmbeddingProvider(Provider):
     def __init__(self, spec: ProviderSpec) -> None:
         super().__init__(spec)
-        self.model: WordLlama | None = None
         self.pending = 0
         self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"embed-{spec.name}")
+        self.model: LazyModel[WordLlama] = LazyModel(spec.name, self._load)
 
-    async def start(self) -> None:
+    async def _load(self) -> WordLlama:
         files = model_files()
         if files is None:
             raise RuntimeError(f"provider '{self.name}': the wordllama package is not installed "
                                "(pip install 'parrotrouter[local]')")
-        loop = asyncio.get_running_loop()
-        self.model = await loop.run_in_executor(self.executor, WordLlama, *files)
+        from .model import WordLlama
+
+        return await asyncio.get_running_loop().run_in_executor(self.executor, WordLlama, *files)
 
     async def aclose(self) -> None:
+        self.model.cancel()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     def ready(self) -> bool:
-        return self.model is not None
+        return self.model.ready()
 
     def _refuse(self) -> InvalidRequest:
         return InvalidRequest(f"The provider '{self.name}' serves embedding models only (POST /v1/embeddings).",
@@ -49,9 +55,7 @@ class LocalEmbeddingProvider(Provider):
         raise self._refuse()
 
     async def embeddings(self, call: EmbeddingCall) -> dict[str, Any]:
-        model = self.model
-        if model is None:
-            raise InvalidRequest(f"The local embedding model '{self.name}' is still loading.")
+        model = self.model.value or await self.model.get()
         dimensions = call.dimensions or model.dimensions
         if dimensions > model.dimensions:
             raise InvalidRequest(f"'dimensions' can be at most {model.dimensions} for the model "
