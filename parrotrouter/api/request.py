@@ -80,6 +80,11 @@ async def _read_body(content: StreamReader, limit: int) -> bytes:
     """The whole body, or RequestTooLarge once more than `limit` bytes (after decompression)
     arrived. Unlike `request.read()`, this keeps aiohttp's small read buffer, so a compressed body
     is inflated in 64 KiB steps and no more than about `limit` is ever inflated."""
+    if content.is_eof():  # all of it is in (the usual small body): no read to wait for
+        body = content.read_nowait()
+        if len(body) > limit:
+            raise RequestTooLarge(f"The request body is larger than {limit} bytes.")
+        return body
     chunks = []
     size = 0
     while chunk := await content.readany():

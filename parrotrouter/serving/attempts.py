@@ -134,11 +134,18 @@ class Attempts:
         last.args = (last.message,)
         return last
 
-    async def _timed(self, cand: Candidate, attempt: Callable[[Candidate], Awaitable[Any]], remaining: float) -> Any:
-        # Untraced requests call `_one` directly: no extra coroutine on the path.
+    def _timed(self, cand: Candidate, attempt: Callable[[Candidate], Awaitable[Any]],
+               remaining: float) -> Awaitable[Any]:
+        # Untraced requests await `_one` directly, and without a timer when the provider's own
+        # limit comes first: no extra coroutine on the path.
         one = self._one if self.trace is None else self._traced
-        if remaining >= cand.provider.spec.timeouts.total:  # the provider's own limit comes first
-            return await one(cand, attempt)
+        if remaining >= cand.provider.spec.timeouts.total:
+            return one(cand, attempt)
+        return self._within(one, cand, attempt, remaining)
+
+    async def _within(self, one: Callable[[Candidate, Callable[[Candidate], Awaitable[Any]]], Awaitable[Any]],
+                      cand: Candidate, attempt: Callable[[Candidate], Awaitable[Any]], remaining: float) -> Any:
+        """`one` attempt, cut when the request's time budget runs out."""
         try:
             async with asyncio.timeout(remaining):
                 return await one(cand, attempt)

@@ -5,7 +5,7 @@ reservation bound, the provider call)."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Literal
 
 from ..accounting.bounds import (
@@ -236,14 +236,14 @@ class GenerationRequest:
         return NativeCall(native.dialect, native.body,
                           ChatCall(self.payload, self.raw, candidate.model, candidate.deployment), native.headers)
 
-    async def run(self, candidate: Candidate) -> JSONObject:
+    def run(self, candidate: Candidate) -> Awaitable[JSONObject]:
+        """The provider call to await (the provider's own coroutine: no frame of ours in between)."""
         raw = self.raw
         if self.native is not None and (call := self._native_call(candidate)) is not None:
-            return await candidate.provider.native(call)
+            return candidate.provider.native(call)
         if isinstance(self.payload, ChatCompletionRequest):
-            return await candidate.provider.chat(ChatCall(self.payload, raw, candidate.model, candidate.deployment))
-        return await candidate.provider.completion(
-            CompletionCall(self.payload, raw, candidate.model, candidate.deployment))
+            return candidate.provider.chat(ChatCall(self.payload, raw, candidate.model, candidate.deployment))
+        return candidate.provider.completion(CompletionCall(self.payload, raw, candidate.model, candidate.deployment))
 
     def run_stream(self, candidate: Candidate) -> AsyncIterator[Chunks]:
         raw = self.raw

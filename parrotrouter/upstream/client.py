@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import socket
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import NamedTuple, Protocol
 
@@ -93,44 +93,31 @@ class UpstreamClient:
         self._stream_timeout = aiohttp.ClientTimeout(
             total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.idle)
         self._plain_timeout = aiohttp.ClientTimeout(total=timeouts.total, sock_connect=timeouts.connect)
+        self._encoded_urls: dict[str, URL] = {}  # signed requests' URLs, parsed once each
 
     def url(self, path: str) -> str:
         return self.base_url + path
 
-    @contextlib.asynccontextmanager
-    async def open(self, request: UpstreamRequest) -> AsyncIterator[UpstreamResponse]:
-        """Send the request (a POST unless it says otherwise); yield the response with headers
-        read. Retries once on a stale pooled connection (the server closed it before answering)."""
-        timeout = self._stream_timeout if request.stream else self._plain_timeout
-        headers = request.headers
-        if (trace := OUTGOING.get()) is not None:  # the attempt's trace context (upstream/trace_context.py)
-            headers = {**headers, **trace.headers()}
-        for attempt in (1, 2):
-            try:
-                with map_transport_errors(self.timeouts, "first" if request.stream else "open"):
-                    url = URL(request.url, encoded=True) if request.encoded_url else request.url
-                    ctx = self._session.request(request.method, url, data=request.body, headers=headers,
-                                                timeout=timeout)
-                    if request.stream:
-                        async with asyncio.timeout(self.timeouts.first_token):
-                            resp = await ctx
-                    else:
-                        resp = await ctx
-                break
-            except _StaleConnection:
-                if attempt == 2:
-                    raise UpstreamFailure(
-                        "The upstream provider closed the connection without answering.",
-                        kind=FailureKind.CONNECTION) from None
-        try:
-            yield UpstreamResponse(resp.status, resp.headers, resp)
-        finally:
-            resp.release()
+    def open(self, request: UpstreamRequest) -> AbstractAsyncContextManager[UpstreamResponse]:
+        """Send the request (a POST unless it says otherwise); `async with` gives the response with
+        headers read, released on exit. Retries once on a stale pooled connection (the server
+        closed it before answering)."""
+        return _Exchange(self, request)
+
+    def _url(self, request: UpstreamRequest) -> str | URL:
+        if not request.encoded_url:
+            return request.url
+        url = self._encoded_urls.get(request.url)
+        if url is None:
+            if len(self._encoded_urls) >= _MAX_CACHED_URLS:
+                self._encoded_urls.clear()
+            url = self._encoded_urls[request.url] = URL(request.url, encoded=True)
+        return url
 
     async def read_body(self, response: UpstreamResponse, limit: int = 64 * 2**20) -> bytes:
         raw = response.raw
         assert isinstance(raw, aiohttp.ClientResponse)
-        with map_transport_errors(self.timeouts, "read"):
+        with _TransportErrors(self.timeouts, "read"):
             body = await raw.content.read(limit + 1)
         if len(body) > limit:
             raise UpstreamFailure("The upstream response is too large.", kind=FailureKind.STREAM_PROTOCOL)
@@ -146,6 +133,48 @@ class UpstreamClient:
         await self._session.close()
 
 
+class _Exchange:
+    """`UpstreamClient.open`: one request and its response, as an async context manager (a class,
+    not a generator-based one: this runs once per upstream call)."""
+
+    __slots__ = ("client", "request", "response")
+
+    def __init__(self, client: UpstreamClient, request: UpstreamRequest) -> None:
+        self.client = client
+        self.request = request
+        self.response: aiohttp.ClientResponse | None = None
+
+    async def __aenter__(self) -> UpstreamResponse:
+        client, request = self.client, self.request
+        timeout = client._stream_timeout if request.stream else client._plain_timeout
+        headers = request.headers
+        if (trace := OUTGOING.get()) is not None:  # the attempt's trace context (upstream/trace_context.py)
+            headers = {**headers, **trace.headers()}
+        url = client._url(request)
+        session, timeouts = client._session, client.timeouts
+        for attempt in (1, 2):
+            try:
+                with _TransportErrors(timeouts, "first" if request.stream else "open"):
+                    ctx = session.request(request.method, url, data=request.body, headers=headers, timeout=timeout)
+                    if request.stream:
+                        async with asyncio.timeout(timeouts.first_token):
+                            resp = await ctx
+                    else:
+                        resp = await ctx
+                break
+            except _StaleConnection:
+                if attempt == 2:
+                    raise UpstreamFailure(
+                        "The upstream provider closed the connection without answering.",
+                        kind=FailureKind.CONNECTION) from None
+        self.response = resp
+        return UpstreamResponse(resp.status, resp.headers, resp)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self.response is not None:
+            self.response.release()
+
+
 class ServerSentEvent(NamedTuple):
     """One event of a stream (a named tuple: one is made for every event of every stream)."""
 
@@ -153,6 +182,7 @@ class ServerSentEvent(NamedTuple):
     data: str
 
 
+_MAX_CACHED_URLS = 256  # signed URLs kept parsed per client (then the cache starts over)
 MAX_EVENT_BYTES = 16 * 2**20  # one server-sent event, at most (an upstream must not fill our memory)
 
 
@@ -216,7 +246,7 @@ async def read_events(resp: aiohttp.ClientResponse, timeouts: Timeouts,
     stream = resp.content
     first = True
     while True:
-        with map_transport_errors(timeouts, "first" if first else "read"):
+        with _TransportErrors(timeouts, "first" if first else "read"):
             if first:
                 async with asyncio.timeout(timeouts.first_token):
                     chunk = await stream.readany()
@@ -264,39 +294,57 @@ class _StaleConnection(Exception):
     pass
 
 
-@contextlib.contextmanager
-def map_transport_errors(timeouts: Timeouts, phase: str) -> Iterator[None]:
+class _TransportErrors:
     """The one translation point from aiohttp/asyncio transport errors to `UpstreamFailure`.
 
     `phase` is what was under way: "open" (request sent, waiting for the response headers),
-    "first" (a stream waiting for its first event) or "read" (reading a body or stream)."""
+    "first" (a stream waiting for its first event) or "read" (reading a body or stream). A class,
+    not a generator-based context manager: it is entered on every upstream call and read."""
+
+    __slots__ = ("phase", "timeouts")
+
+    def __init__(self, timeouts: Timeouts, phase: str) -> None:
+        self.timeouts = timeouts
+        self.phase = phase
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc is not None:
+            _raise_translated(exc, self.timeouts, self.phase)
+
+
+def map_transport_errors(timeouts: Timeouts, phase: str) -> contextlib.AbstractContextManager[None]:
+    """A context manager translating the transport errors raised in it (`_TransportErrors`)."""
+    return _TransportErrors(timeouts, phase)
+
+
+def _raise_translated(exc: BaseException, timeouts: Timeouts, phase: str) -> None:
+    """Raise the translation of a transport error; anything else propagates as it is."""
     reading = phase == "read"
-    try:
-        yield
-    except aiohttp.ServerDisconnectedError:
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
         if reading:
             raise UpstreamFailure("The upstream provider closed the connection mid-response.",
                                   kind=FailureKind.STREAM_PROTOCOL) from None
         raise _StaleConnection() from None
-    except aiohttp.ConnectionTimeoutError:
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
         raise _timeout_failure("connect", timeouts.connect) from None
-    except aiohttp.SocketTimeoutError:
+    if isinstance(exc, aiohttp.SocketTimeoutError):
         raise _timeout_failure("no data", timeouts.idle) from None
-    except TimeoutError:
+    if isinstance(exc, TimeoutError):
         if phase == "first":
             raise _timeout_failure("first token", timeouts.first_token) from None
         raise _timeout_failure("total", timeouts.total) from None
-    except aiohttp.ClientPayloadError as exc:
+    if isinstance(exc, aiohttp.ClientPayloadError):
         raise UpstreamFailure(f"The upstream response was cut off ({type(exc).__name__}).",
                               kind=FailureKind.STREAM_PROTOCOL) from None
-    except aiohttp.ClientConnectorError as exc:
+    if isinstance(exc, aiohttp.ClientConnectorError):
         raise UpstreamFailure(f"Cannot connect to the upstream provider ({exc.os_error.strerror or exc}).",
                               kind=FailureKind.CONNECTION) from None
-    except aiohttp.ClientResponseError as exc:
+    if isinstance(exc, aiohttp.ClientResponseError):
         raise UpstreamFailure(f"The upstream provider sent an invalid HTTP response ({exc.status}).",
                               kind=FailureKind.STREAM_PROTOCOL) from None
-    except (aiohttp.ClientError, OSError) as exc:
+    if isinstance(exc, aiohttp.ClientError | OSError):
         kind = FailureKind.STREAM_PROTOCOL if reading else FailureKind.CONNECTION
         raise UpstreamFailure(f"Upstream connection error ({type(exc).__name__}).", kind=kind) from None
-
-
