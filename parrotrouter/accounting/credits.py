@@ -86,8 +86,9 @@ class Bucket:
     lease_nanos: int = 0
     in_flight_nanos: int = 0
     last_used: float = 0.0
-    # The budget could not grant a lease for many requests: admit request by request, exactly.
-    tight: bool = True
+    # The budget could not grant a lease for many requests: admit request by request, exactly
+    # (a new budget is not known to be tight: its first lease is asked for with the cheap bound).
+    tight: bool = False
     lease_requests: int = LEASE_REQUESTS  # how many requests the next generous extension covers
     extended_at: float = -1e9  # monotonic time of the last extension
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
@@ -168,20 +169,38 @@ class CreditManager:
                 b.in_flight_nanos += bound
                 b.last_used = now
             return Reservation(bound, tuple(buckets), account_id, principal.key_id, day)
+        # Not known to be tight: the cheap bound, if every lease can grow generously to cover it
+        # (no tokenizer is loaded for a budget with room); else the budget is tight, and the
+        # request is counted precisely and admitted exactly.
+        if not any(b.tight for b in buckets) and await self._take_all(buckets, bound, bound, cheap=True):
+            return Reservation(bound, tuple(buckets), account_id, principal.key_id, day)
         amount = await precise()
+        await self._take_all(buckets, amount, bound)
+        return Reservation(amount, tuple(buckets), account_id, principal.key_id, day)
+
+    async def _take_all(self, buckets: Iterable[Bucket], amount: int, bound: int, cheap: bool = False) -> bool:
+        """Take `amount` from every bucket, or from none (False: a cheap take found a bucket tight;
+        a refusal raises)."""
         taken: list[Bucket] = []
         try:
             for bucket in buckets:
-                await self._take(bucket, amount, bound)
+                if not await self._take(bucket, amount, bound, cheap):
+                    for earlier in taken:
+                        earlier.in_flight_nanos -= amount
+                    return False
                 taken.append(bucket)
         except BaseException:  # refused, or cancelled (the client left): give back what was taken
             for bucket in taken:
                 bucket.in_flight_nanos -= amount
             raise
-        return Reservation(amount, tuple(buckets), account_id, principal.key_id, day)
+        return True
 
-    async def _take(self, bucket: Bucket, amount: int, bound: int) -> None:
+    async def _take(self, bucket: Bucket, amount: int, bound: int, cheap: bool = False) -> bool:
+        """Book `amount` in the bucket, growing its lease when short. `cheap`: only a generous
+        extension will do; the bucket is marked tight and nothing is booked (False) otherwise."""
         async with bucket.lock:
+            if cheap and bucket.tight:  # found tight meanwhile
+                return False
             if bucket.in_flight_nanos + amount > bucket.lease_nanos:
                 short = bucket.in_flight_nanos + amount - bucket.lease_nanos
                 # Room for lease_requests more, plus as much again as is in flight (concurrency).
@@ -191,6 +210,9 @@ class CreditManager:
                 # is cancelled meanwhile (else that money would stay leased and unused).
                 if await asyncio.shield(self._grow(bucket, generous)):
                     bucket.tight = False
+                elif cheap:
+                    bucket.tight = True
+                    return False
                 elif await asyncio.shield(self._grow(bucket, short)):
                     bucket.tight = True
                 else:
@@ -198,6 +220,7 @@ class CreditManager:
                     raise self._refusal(bucket)
             bucket.in_flight_nanos += amount
             bucket.last_used = time.monotonic()
+            return True
 
     @staticmethod
     def _pace(bucket: Bucket) -> None:
