@@ -104,8 +104,7 @@ async def relay(http: web.Request, stream: Stream, encoder: StreamEncoder) -> we
             data = encoder.encode(event)
             if isinstance(event, Done | Failed):
                 await encoder.ending()
-                if data:
-                    await response.write(data)
+                await response.write_eof(data)  # the last frames and the stream's end in one write
                 break
             if data:
                 await response.write(data)
