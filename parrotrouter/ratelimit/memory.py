@@ -54,8 +54,6 @@ class MemoryRateLimiter(RateLimiter):
         index = int(now / limit.window)
         window = self._windows.get(limit.key)
         if window is None:
-            if len(self._windows) >= self._sweep_at:
-                self._sweep(now)
             window = self._windows[limit.key] = _Window(limit.window, index)
         else:
             window.roll(index)
@@ -78,6 +76,8 @@ class MemoryRateLimiter(RateLimiter):
     async def _take(self, limits: list[Limit], tokens: int, take: bool = True) -> tuple[bool, list[Usage]]:
         # No await between the test and the take: all limits are taken, or none, atomically.
         now = time.time()
+        if len(self._windows) >= self._sweep_at:  # before any counter is fetched: none of them is swept
+            self._sweep(now)
         windows = [self._window(lim, now) for lim in limits]
         allowed = take
         if take:
@@ -107,6 +107,8 @@ class MemoryRateLimiter(RateLimiter):
     async def _adjust(self, limits: list[Limit], delta: int) -> None:
         # Reconciliation records what was used, over the limit or not, in the current window.
         now = time.time()
+        if len(self._windows) >= self._sweep_at:
+            self._sweep(now)
         for lim in limits:
             window = self._window(lim, now)
             window.current = max(0, window.current + delta)

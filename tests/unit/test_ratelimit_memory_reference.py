@@ -34,3 +34,22 @@ async def test_same_decisions_as_limits(seed: int, monkeypatch: pytest.MonkeyPat
         assert allowed == expected
         assert usage.remaining == stats.remaining
         assert usage.reset_after == pytest.approx(max(0.0, stats.reset_time - clock[0]), abs=1e-6)
+
+
+async def test_a_sweep_never_forgets_a_counter_the_request_is_taking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request whose new counter (a new end user) starts a sweep of idle counters must not lose
+    the count it takes in another counter fetched just before (the key's own, idle and rolled to
+    zero): else that request is admitted and never counted."""
+    from parrotrouter.ratelimit import memory
+
+    clock = [1_700_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    limiter = MemoryRateLimiter()
+    rpm = Limit("rpm", "rpm:k", 1, 60)
+    assert (await limiter._take([rpm], 0))[0]
+    clock[0] += 130  # idle for two windows: the key's counter is stale, not yet swept
+    for i in range(memory.SWEEP_MIN - 1):  # other keys' requests fill the table to the sweep mark
+        assert (await limiter._take([Limit("rpm", f"rpm:f{i}", 5, 60)], 0))[0]
+    first = await limiter._take([rpm, Limit("user-rpm", "urpm:k:u1", 5, 60)], 0)
+    second = await limiter._take([rpm, Limit("user-rpm", "urpm:k:u2", 5, 60)], 0)
+    assert first[0] and not second[0], "one request a minute: the second must be refused"
