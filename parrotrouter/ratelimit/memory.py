@@ -21,6 +21,7 @@ from .limiter import RateLimiter
 from .rules import Limit, Usage
 
 SWEEP_MIN = 4096  # counters kept before the first sweep of idle ones (their windows have passed)
+SWEEP_EVERY = 60.0  # seconds: idle counters are also swept this often (a past burst's go without new keys)
 
 
 class _Window:
@@ -49,6 +50,7 @@ class MemoryRateLimiter(RateLimiter):
         super().__init__(fail_open=False)
         self._windows: dict[str, _Window] = {}
         self._sweep_at = SWEEP_MIN
+        self._sweep_after = 0.0  # time.time() of the next timed sweep
 
     def _window(self, limit: Limit, now: float) -> _Window:
         index = int(now / limit.window)
@@ -61,12 +63,14 @@ class MemoryRateLimiter(RateLimiter):
 
     def _sweep(self, now: float) -> None:
         """Forget counters whose two windows have passed (they count nothing any more); the next
-        sweep comes when the table has doubled, so sweeping costs O(1) per request."""
+        sweep comes when the table has doubled (so sweeping costs O(1) per request) or after
+        SWEEP_EVERY seconds (so a past burst's counters do not stay for good)."""
         stale = [key for key, w in self._windows.items()
                  if w.index < int(now / w.length) - 1 or not (w.current or w.previous)]
         for key in stale:
             del self._windows[key]
         self._sweep_at = max(SWEEP_MIN, 2 * len(self._windows))
+        self._sweep_after = now + SWEEP_EVERY
 
     @staticmethod
     def _weighted(window: _Window, limit: Limit, now: float) -> float:
@@ -76,7 +80,8 @@ class MemoryRateLimiter(RateLimiter):
     async def _take(self, limits: list[Limit], tokens: int, take: bool = True) -> tuple[bool, list[Usage]]:
         # No await between the test and the take: all limits are taken, or none, atomically.
         now = time.time()
-        if len(self._windows) >= self._sweep_at:  # before any counter is fetched: none of them is swept
+        # Swept before any counter is fetched: none of this request's is dropped under it.
+        if len(self._windows) >= self._sweep_at or now >= self._sweep_after:
             self._sweep(now)
         windows = [self._window(lim, now) for lim in limits]
         allowed = take
@@ -107,7 +112,7 @@ class MemoryRateLimiter(RateLimiter):
     async def _adjust(self, limits: list[Limit], delta: int) -> None:
         # Reconciliation records what was used, over the limit or not, in the current window.
         now = time.time()
-        if len(self._windows) >= self._sweep_at:
+        if len(self._windows) >= self._sweep_at or now >= self._sweep_after:
             self._sweep(now)
         for lim in limits:
             window = self._window(lim, now)

@@ -53,3 +53,18 @@ async def test_a_sweep_never_forgets_a_counter_the_request_is_taking(monkeypatch
     first = await limiter._take([rpm, Limit("user-rpm", "urpm:k:u1", 5, 60)], 0)
     second = await limiter._take([rpm, Limit("user-rpm", "urpm:k:u2", 5, 60)], 0)
     assert first[0] and not second[0], "one request a minute: the second must be refused"
+
+
+async def test_counters_of_a_past_burst_are_forgotten_without_new_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A burst of end users leaves counters behind; once their windows have passed they go, even
+    if no new key arrives afterwards to grow the table (memory returns to the live set)."""
+    clock = [1_700_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    limiter = MemoryRateLimiter()
+    rpm = Limit("rpm", "rpm:k", 10**9, 60)
+    for i in range(20_000):  # a burst: one request each from many end users
+        assert (await limiter._take([rpm, Limit("user-rpm", f"urpm:k:u{i}", 5, 60)], 0))[0]
+    for _ in range(10):  # then, for ten minutes, only the key's own requests (one known end user)
+        clock[0] += 60
+        assert (await limiter._take([rpm, Limit("user-rpm", "urpm:k:u0", 5, 60)], 0))[0]
+    assert len(limiter._windows) <= 2
