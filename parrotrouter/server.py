@@ -248,12 +248,28 @@ def _migrate_apart(prepared: Any) -> bool:
     import threading
 
     if threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
-        migrate_database(prepared)
-        return True
-    child = multiprocessing.get_context("fork").Process(target=migrate_database, args=(prepared,), name="migrate")
+        return _migrated(prepared)
+    child = multiprocessing.get_context("fork").Process(target=_migrate_child, args=(prepared,), name="migrate")
     child.start()
     child.join()
     return child.exitcode == 0
+
+
+def _migrated(prepared: Any) -> bool:
+    """Migrate; False, with one line saying why (no traceback, no database URL: it may hold a
+    password), when that failed."""
+    try:
+        migrate_database(prepared)
+    except Exception as exc:
+        log.error("the database schema could not be brought up to date (is the database reachable?): %s: %s",
+                  type(exc).__name__, exc)
+        return False
+    return True
+
+
+def _migrate_child(prepared: Any) -> None:
+    if not _migrated(prepared):
+        sys.exit(1)
 
 
 def main_serve(cli: dict[str, Any]) -> int:

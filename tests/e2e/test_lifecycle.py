@@ -186,3 +186,15 @@ def test_master_key_from_environment_only(make_gateway: Any, fake_upstream: Fake
     assert "pr-" not in gw.output()  # PARROTROUTER_MASTER_KEY given: nothing generated
     assert not (gw.home / "master_key.json").exists()
     assert gw.client(MASTER_KEY).models.list().data
+
+
+def test_an_unreachable_database_fails_the_start_with_one_clear_line(tmp_path: Path) -> None:
+    """The schema migration (in a forked child) cannot reach the database: the start fails with
+    exit code 1 and a one-line reason, no traceback, no password, and nothing is served."""
+    serve = run_cli("serve", "--port", "18979", env={
+        "PARROTROUTER_HOME": str(tmp_path),
+        "PARROTROUTER_DATABASE_URL": "postgresql://someone:hunter2secret@127.0.0.1:1/nowhere"})
+    assert serve.returncode == 1, serve.stderr
+    assert "database" in serve.stderr and "could not be brought up to date" in serve.stderr, serve.stderr
+    assert "Traceback" not in serve.stderr and "hunter2secret" not in serve.stderr + serve.stdout
+    assert "Serving" not in serve.stderr + serve.stdout
