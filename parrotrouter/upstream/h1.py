@@ -89,10 +89,11 @@ class H1Connection(asyncio.Protocol):
         self.active = False
         self.origin: tuple[str, str, int] = ("", "", 0)
         self._waiter: asyncio.Future[None] | None = None
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self.parser = httptools.HttpResponseParser(self)  # it parses message after message on one connection
         self._reset()
 
     def _reset(self) -> None:
-        self.parser = httptools.HttpResponseParser(self)
         self.status = 0
         self.headers: list[tuple[str, str]] = []
         self.headers_done = False
@@ -101,7 +102,7 @@ class H1Connection(asyncio.Protocol):
         self.answered = False
         self.until_eof = False  # a body without length or chunking: it ends when the connection does
         self.error: H1Error | None = None
-        self._chunks: collections.deque[bytes] = collections.deque()
+        self._chunks.clear()
         self._buffered = 0
         self._paused = False
 
