@@ -3,7 +3,8 @@ the lean HTTP/1.1 client of `lean_client.py` by default (`make_upstream_client`)
 for what that one does not speak. The types, SSE parsing and `_timeout_failure` here are shared.
 
 aiohttp's transport failures (connect, reset, timeouts) become `UpstreamFailure` here and nowhere
-else (cf. httpx's `map_httpcore_exceptions`; the lean client has its own one such point). HTTP error *bodies* are the provider adapter's business.
+else (cf. httpx's `map_httpcore_exceptions`; the lean client has its own one such point). HTTP
+error *bodies* are the provider adapter's business.
 """
 
 from __future__ import annotations

@@ -100,7 +100,6 @@ class H1Connection(asyncio.Protocol):
         self.complete = False
         self.keep_alive = False
         self.answered = False
-        self.until_eof = False  # a body without length or chunking: it ends when the connection does
         self.error: H1Error | None = None
         self._chunks.clear()
         self._buffered = 0
@@ -126,12 +125,17 @@ class H1Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self.active and not self.complete and self.error is None:
-            if self.headers_done and self.until_eof:
+            if self.headers_done and self._until_eof():
                 self.complete = True  # the body ran to the end of the connection, as announced
                 self.keep_alive = False
             else:
                 self.error = ConnectionLost(self.answered)
         self._wake()
+
+    def _until_eof(self) -> bool:
+        """Whether the body is delimited by the end of the connection (no length, no chunking)."""
+        names = {name.lower() for name, _ in self.headers}
+        return "content-length" not in names and "transfer-encoding" not in names and self.status not in (204, 304)
 
     # -- httptools callbacks ---------------------------------------------------------------------
 
@@ -145,9 +149,6 @@ class H1Connection(asyncio.Protocol):
             return
         self.headers_done = True
         self.keep_alive = self.parser.should_keep_alive()
-        names = {name.lower() for name, _ in self.headers}
-        self.until_eof = ("content-length" not in names and "transfer-encoding" not in names
-                          and self.status not in (204, 304))
         self._wake()
 
     def on_body(self, body: bytes) -> None:

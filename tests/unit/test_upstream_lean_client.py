@@ -354,3 +354,17 @@ async def test_unix_socket(tmp_path: Any) -> None:
 async def _answer_all(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, srv: Server) -> None:
     while await srv.request(reader) is not None:
         writer.write(answer(b"{}"))
+
+
+async def test_body_until_the_connection_closes() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, srv: Server) -> None:
+        await srv.request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"a\":")
+        await writer.drain()
+        writer.write(b"1}")
+
+    async with Server(handler) as srv:
+        client = LeanUpstreamClient(srv.url, TIMEOUTS)
+        assert [(await fetch(client))[2] for _ in range(2)] == [b'{"a":1}', b'{"a":1}']
+        await client.aclose()
+    assert srv.connections == 2  # never pooled
