@@ -368,3 +368,12 @@ async def test_body_until_the_connection_closes() -> None:
         assert [(await fetch(client))[2] for _ in range(2)] == [b'{"a":1}', b'{"a":1}']
         await client.aclose()
     assert srv.connections == 2  # never pooled
+
+
+async def test_max_connections_bounds_the_connections_in_use() -> None:
+    async with Server(_answer_all) as srv:
+        client = LeanUpstreamClient(srv.url, TIMEOUTS, max_connections=1)
+        bodies = await asyncio.gather(*(fetch(client) for _ in range(5)))
+        assert [body for _, _, body in bodies] == [b"{}"] * 5
+        await client.aclose()
+    assert srv.connections == 1
