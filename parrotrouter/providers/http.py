@@ -1,4 +1,4 @@
-"""A provider reached over HTTP: an `UpstreamClient` (I/O) plus a pure `HttpAdapter` (translation)."""
+"""A provider reached over HTTP: an upstream client (I/O) plus a pure `HttpAdapter` (translation)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 
 from ..catalog import ProviderSpec
 from ..errors import InvalidRequest, ParrotError
-from ..upstream.client import SSEParser, StreamParser, Transport, UpstreamClient, UpstreamRequest
+from ..upstream.client import SSEParser, StreamParser, Transport, UpstreamRequest
+from ..upstream.lean_client import make_upstream_client
 from .base import (
     ChatCall,
     CompletionCall,
@@ -39,8 +40,8 @@ class HttpProvider(Provider):
     async def start(self) -> None:
         if self.client is None:
             assert self.spec.base_url is not None
-            self.client = UpstreamClient(self.spec.base_url, self.spec.timeouts, self.spec.max_connections,
-                                         unix_socket=self.spec.unix_socket)
+            self.client = make_upstream_client(self.spec.base_url, self.spec.timeouts, self.spec.max_connections,
+                                               unix_socket=self.spec.unix_socket)
 
     async def aclose(self) -> None:
         if self.client is not None:

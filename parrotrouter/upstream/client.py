@@ -1,7 +1,10 @@
-"""One pooled keep-alive aiohttp session per upstream, with the gateway's timeouts.
+"""One pooled keep-alive aiohttp session per upstream, with the gateway's timeouts. Providers use
+the lean HTTP/1.1 client of `lean_client.py` by default (`make_upstream_client`); this one stays
+for what that one does not speak. The types, SSE parsing and `_timeout_failure` here are shared.
 
-Transport failures (connect, reset, timeouts) become `UpstreamFailure` here and nowhere else
-(cf. httpx's `map_httpcore_exceptions`). HTTP error *bodies* are the provider adapter's business.
+aiohttp's transport failures (connect, reset, timeouts) become `UpstreamFailure` here and nowhere
+else (cf. httpx's `map_httpcore_exceptions`; the lean client has its own one such point). HTTP
+error *bodies* are the provider adapter's business.
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ from botocore.credentials import RefreshableCredentials
 
 from ...catalog import ProviderSpec
 from ...errors import FailureKind, InvalidRequest, UpstreamFailure
-from ...upstream.client import Transport, UpstreamClient, UpstreamRequest
+from ...upstream.client import Transport, UpstreamRequest
+from ...upstream.lean_client import make_upstream_client
 from ..base import ChatCall, CompletionCall, EmbeddingCall, json_object, json_or_none, malformed
 from ..http import HttpProvider
 from . import REGION
@@ -203,8 +204,8 @@ class BedrockProvider(HttpProvider):
         self.bedrock.bind(region)
         if self.client is None:
             assert self.bedrock.base_url is not None
-            self.client = UpstreamClient(self.bedrock.base_url, self.spec.timeouts, self.spec.max_connections,
-                                         unix_socket=self.spec.unix_socket)
+            self.client = make_upstream_client(self.bedrock.base_url, self.spec.timeouts, self.spec.max_connections,
+                                               unix_socket=self.spec.unix_socket)
 
     def ready(self) -> bool:
         return self.credentials is None or self.credentials.ready
