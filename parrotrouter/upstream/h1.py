@@ -18,6 +18,10 @@ import httptools
 
 HIGH_WATER = 256 * 1024  # body bytes buffered before the socket stops being read (a lagging consumer)
 LOW_WATER = 64 * 1024
+# A response head beyond these is refused (an upstream sending endless headers must not fill memory
+# until a timeout): aiohttp's own bounds are of the same order (8 KiB a line, 32 KiB a field).
+MAX_HEAD_BYTES = 64 * 1024
+MAX_HEADERS = 256
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _UNSAFE_VALUE = re.compile(r"[\r\n\x00]")
@@ -96,6 +100,8 @@ class H1Connection(asyncio.Protocol):
     def _reset(self) -> None:
         self.status = 0
         self.headers: list[tuple[str, str]] = []
+        self._head_bytes = 0
+        self._head_received = 0  # bytes read while the head was not complete
         self.headers_done = False
         self.complete = False
         self.keep_alive = False
@@ -121,6 +127,10 @@ class H1Connection(asyncio.Protocol):
             self._fail(MalformedResponse("unexpected protocol upgrade"))
         except httptools.HttpParserError as exc:
             self._fail(MalformedResponse(str(exc) or type(exc).__name__))
+        if not self.headers_done and self.error is None:  # the parser holds an unfinished head
+            self._head_received += len(data)
+            if self._head_received > MAX_HEAD_BYTES:
+                self._fail(MalformedResponse("the response's headers are too large"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -140,12 +150,19 @@ class H1Connection(asyncio.Protocol):
     # -- httptools callbacks ---------------------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.error is not None:
+            return
+        self._head_bytes += len(name) + len(value)
+        if self._head_bytes > MAX_HEAD_BYTES or len(self.headers) >= MAX_HEADERS:
+            self._fail(MalformedResponse("the response's headers are too large"))
+            return
         self.headers.append((name.decode("latin-1"), value.decode("utf-8", "surrogateescape")))
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
         if 100 <= self.status < 200:  # an interim response (we never ask for one): skip it
             self.headers = []
+            self._head_bytes = 0
             return
         self.headers_done = True
         self.keep_alive = self.parser.should_keep_alive()

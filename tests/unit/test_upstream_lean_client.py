@@ -251,6 +251,25 @@ async def test_malformed_status_line(reply: bytes) -> None:
         await client.aclose()
 
 
+@pytest.mark.parametrize("head", [
+    b"".join(b"X-H%d: v\r\n" % i for i in range(300)),  # too many headers
+    b"X-Big: " + b"a" * (70 * 1024) + b"\r\n",  # one huge header
+    b"".join(b"X-H%d: " % i + b"b" * 1000 + b"\r\n" for i in range(100)),  # too many bytes
+])
+async def test_an_endless_response_head_is_refused(head: bytes) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, srv: Server) -> None:
+        await srv.request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\n" + head)  # and more would follow, until a timeout
+        await writer.drain()
+        await reader.read()
+
+    async with Server(handler) as srv:
+        client = LeanUpstreamClient(srv.url, TIMEOUTS)
+        failure = await failure_of(client)
+        assert failure.kind == FailureKind.STREAM_PROTOCOL and "too large" in str(failure), failure
+        await client.aclose()
+
+
 async def test_malformed_chunk_and_cut_body() -> None:
     replies = [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n",
                b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"]
