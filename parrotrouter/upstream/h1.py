@@ -100,7 +100,6 @@ class H1Connection(asyncio.Protocol):
     def _reset(self) -> None:
         self.status = 0
         self.headers: list[tuple[str, str]] = []
-        self._head_bytes = 0
         self._head_received = 0  # bytes read while the head was not complete
         self.headers_done = False
         self.complete = False
@@ -152,8 +151,7 @@ class H1Connection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.error is not None:
             return
-        self._head_bytes += len(name) + len(value)
-        if self._head_bytes > MAX_HEAD_BYTES or len(self.headers) >= MAX_HEADERS:
+        if len(self.headers) >= MAX_HEADERS:  # (the head's bytes are bounded in data_received)
             self._fail(MalformedResponse("the response's headers are too large"))
             return
         self.headers.append((name.decode("latin-1"), value.decode("utf-8", "surrogateescape")))
@@ -162,7 +160,6 @@ class H1Connection(asyncio.Protocol):
         self.status = self.parser.get_status_code()
         if 100 <= self.status < 200:  # an interim response (we never ask for one): skip it
             self.headers = []
-            self._head_bytes = 0
             return
         self.headers_done = True
         self.keep_alive = self.parser.should_keep_alive()
